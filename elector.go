@@ -1,0 +1,327 @@
+// Package elector runs a Kubernetes leader election and reports its state.
+//
+// An Elector campaigns for a lock object named after the election — a Lease
+// by default, or a ConfigMap or Endpoints annotated the way older client-go
+// did — using client-go's tools/leaderelection. One candidate at a time holds
+// the lock; the others follow and take over when the holder releases it or
+// stops renewing it for a TTL.
+//
+//	e, err := elector.New("my-election",
+//		elector.WithRESTConfig(cfg),
+//		elector.WithOnStartedLeading(func(ctx context.Context) {
+//			// Lead until ctx is cancelled.
+//		}),
+//	)
+//	if err != nil {
+//		return err // every invalid option, with its value and what is accepted
+//	}
+//	go http.ListenAndServe(":5002", e) // GET / reports the Status as JSON
+//	return e.Run(ctx)                  // blocks; releases the lock when ctx ends
+//
+// # Callbacks
+//
+// The started-leading, stopped-leading and new-leader callbacks run one at a
+// time, in the order of the events, on a goroutine Run owns. Started-leading
+// gets a context that is cancelled when the term ends; Run waits for it to
+// return before it calls stopped-leading, releases the lock, campaigns again
+// or returns. Stopped-leading is called once for every started-leading call
+// and never otherwise.
+//
+// # What is not guaranteed
+//
+// Leader election on the Kubernetes API gives no fencing: a leader that is
+// paused (a GC pause, a stopped process, a partition) can still believe it
+// leads after its lease has expired and another candidate has taken over.
+// Expiry is judged by each follower's own clock, from when it last saw the
+// record change, so clocks need not agree, but they must run at about the
+// same rate. Keep the work done under leadership idempotent or guarded on
+// the side of the resource it changes.
+package elector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/k8s-elector/elector/internal/serial"
+)
+
+// ErrAlreadyRunning is returned by Run when the Elector is already running.
+var ErrAlreadyRunning = errors.New("elector: already running")
+
+// An Elector takes part in one leader election as one candidate. Build it
+// with New and start it with Run. It is an http.Handler that reports its
+// Status. All methods are safe for concurrent use; an Elector runs at most one
+// Run at a time.
+type Elector struct {
+	election string
+	o        options
+	client   kubernetes.Interface
+	view     atomic.Pointer[view]
+	running  atomic.Bool
+	mux      *http.ServeMux
+}
+
+// New returns an Elector for the named election. The name is the name of the
+// lock object, so it must be a valid DNS-1123 subdomain. New validates every
+// option and reports all problems at once; it does no I/O and does not touch
+// the cluster.
+func New(election string, opts ...Option) (*Elector, error) {
+	o := defaults()
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if err := o.validate(election); err != nil {
+		return nil, err
+	}
+	client, err := o.lockClient()
+	if err != nil {
+		return nil, err
+	}
+	e := &Elector{election: election, o: o, client: client}
+	e.publish(view{})
+	e.mux = e.routes()
+	return e, nil
+}
+
+// Run joins the election and blocks until ctx is cancelled. It campaigns,
+// leads while it holds the lock, and campaigns again after losing it. When ctx
+// is cancelled while it leads, it ends the term, waits for the started-leading
+// callback to return, and releases the lock (unless WithReleaseOnCancel(false))
+// so that a follower can take over at once.
+//
+// Run returns nil after cancellation. Errors from the API server are logged
+// and retried, since an operator can fix them (RBAC, a foreign object in the
+// way) while Run keeps going; Run returns an error only for what retrying
+// cannot fix, such as a second concurrent Run. Every goroutine Run starts has
+// exited when it returns.
+func (e *Elector) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	defer e.running.Store(false)
+
+	log := e.o.logger
+	if log.GetSink() == nil {
+		log = logr.FromContextOrDiscard(ctx)
+	}
+	log = log.WithName("elector").WithValues("election", e.o.namespace+"/"+e.election, "identity", e.o.id)
+
+	queue := serial.New()
+	queueDone := make(chan struct{})
+	go func() {
+		defer close(queueDone)
+		queue.Run()
+	}()
+	defer func() {
+		queue.Close()
+		<-queueDone
+	}()
+
+	c := &campaign{e: e, ctx: logr.NewContext(ctx, log), log: log, queue: queue}
+	c.lock = &trackedLock{
+		inner:   e.newLock(),
+		kind:    lockKind(e.o.lockType),
+		id:      e.o.id,
+		timeout: e.o.requestTimeout(),
+		obs:     c,
+		log:     log,
+	}
+	if e.o.lockType == LockEndpoints {
+		log.Info("the endpoints lock type is deprecated: Kubernetes deprecated v1 Endpoints in 1.33; migrate to leases")
+	}
+	log.Info("joining election", "lockType", e.o.lockType, "ttl", e.o.ttl,
+		"renewDeadline", e.o.renewDeadline, "retryPeriod", e.o.retryPeriod)
+
+	// client-go logs through the context's logger; its lines repeat ours, so
+	// they come one verbosity level lower.
+	cgCtx := logr.NewContext(ctx, logr.New(quietSink{log.GetSink()}))
+	if log.GetSink() == nil {
+		cgCtx = logr.NewContext(ctx, logr.Discard())
+	}
+	for {
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:          c.lock,
+			LeaseDuration: e.o.ttl,
+			RenewDeadline: e.o.renewDeadline,
+			RetryPeriod:   e.o.retryPeriod,
+			Name:          e.election,
+			// Terms begin synchronously when the tracked lock sees our own
+			// write succeed, and end when LeaderElector.Run returns. client-go's
+			// callbacks run on goroutines nobody waits for, so they are unused.
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(context.Context) {},
+				OnStoppedLeading: func() {},
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("elector: %w", err) // unreachable: options are validated in New
+		}
+		le.Run(cgCtx)
+		led := c.endTerm()
+		if ctx.Err() != nil {
+			if led && e.o.releaseOnCancel {
+				c.release(cgCtx)
+			}
+			log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// campaign is the state of one Run. Only the goroutine running the election
+// touches it.
+type campaign struct {
+	e     *Elector
+	ctx   context.Context // Run's context, with the Elector's logger
+	log   logr.Logger
+	queue *serial.Queue
+	lock  *trackedLock
+
+	leader string // holder in the last record read or written
+	term   *term  // the current term, nil while following
+}
+
+// term is one period of leadership.
+type term struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the started-leading callback is over
+	started bool          // the callback ran; read only after done is closed
+}
+
+// observed implements lockObserver.
+func (c *campaign) observed(rec resourcelock.LeaderElectionRecord) {
+	if rec.HolderIdentity == c.leader {
+		return
+	}
+	c.leader = rec.HolderIdentity
+	if c.leader == "" {
+		c.log.Info("lock released; no leader")
+	} else if c.leader != c.e.o.id {
+		c.log.Info("new leader observed", "leader", c.leader)
+	}
+	if f := c.e.o.onNewLeader; f != nil {
+		leader := c.leader
+		c.queue.Push(func() { f(leader) })
+	}
+	c.publish()
+}
+
+// wrote implements lockObserver. A successful write naming us while we follow
+// starts a term.
+func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, _ time.Time) {
+	if rec.HolderIdentity != c.e.o.id || c.term != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	t := &term{ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	c.term = t
+	c.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
+	c.publish()
+	f := c.e.o.onStarted
+	c.queue.Push(func() {
+		defer close(t.done)
+		// A term that ended before its callback got to run never started.
+		if f == nil || t.ctx.Err() != nil {
+			return
+		}
+		t.started = true
+		f(t.ctx)
+	})
+}
+
+// endTerm ends the current term, if any: it reports not-leader, cancels the
+// term's context, waits for the started-leading callback and queues
+// stopped-leading. It reports whether there was a term.
+func (c *campaign) endTerm() bool {
+	t := c.term
+	if t == nil {
+		return false
+	}
+	c.term = nil
+	c.publish()
+	t.cancel()
+	<-t.done
+	c.log.Info("stopped leading")
+	if f := c.e.o.onStopped; f != nil && t.started {
+		c.queue.Push(f)
+	}
+	return true
+}
+
+// release blanks the holder of the lock so that a follower can take over
+// without waiting out the TTL. The tracked lock refuses the write unless the
+// record it last read or wrote names us, and the write is conditioned on that
+// record's resourceVersion, so a release never clears another holder's lock.
+func (c *campaign) release(ctx context.Context) {
+	// Run's context is cancelled by now: detach from it so the request can be
+	// sent, and bound it by the renew deadline so that shutdown cannot hang on
+	// an unreachable API server.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.e.o.renewDeadline)
+	defer cancel()
+	for range 2 {
+		transitions := 0
+		if c.lock.last != nil {
+			transitions = c.lock.last.LeaderTransitions
+		}
+		now := metav1.NewTime(time.Now())
+		err := c.lock.Update(ctx, resourcelock.LeaderElectionRecord{
+			LeaseDurationSeconds: 1,
+			AcquireTime:          now,
+			RenewTime:            now,
+			LeaderTransitions:    transitions,
+		})
+		switch {
+		case err == nil:
+			c.log.Info("released lock")
+			return
+		case errors.Is(err, errNotHolder):
+			c.log.Info("not releasing: another candidate holds the lock", "holder", c.leader)
+			return
+		case apierrors.IsConflict(err):
+			// Someone wrote since our last renewal: read again and decide
+			// on what the lock holds now.
+			if _, _, err := c.lock.Get(ctx); err != nil {
+				return // logged by the tracked lock
+			}
+		default:
+			c.log.Info("could not release the lock; followers take over when the TTL runs out", "err", err.Error())
+			return
+		}
+	}
+}
+
+func (c *campaign) publish() {
+	c.e.publish(view{leader: c.leader, leading: c.term != nil})
+}
+
+// quietSink passes client-go's log lines on one verbosity level lower, and its
+// error lines as V(1) info: the Elector logs the same events itself, once per
+// change rather than once per retry.
+type quietSink struct{ logr.LogSink }
+
+// Init does nothing: the wrapped sink was initialised by its own Logger, and
+// initialising it again would change that Logger's call depth.
+func (s quietSink) Init(logr.RuntimeInfo) {}
+func (s quietSink) Enabled(level int) bool { return s.LogSink.Enabled(level + 1) }
+func (s quietSink) Info(level int, msg string, kv ...any) {
+	s.LogSink.Info(level+1, msg, kv...)
+}
+func (s quietSink) Error(err error, msg string, kv ...any) {
+	if s.LogSink.Enabled(1) {
+		s.LogSink.Info(1, msg, append(kv, "err", err)...)
+	}
+}
+func (s quietSink) WithValues(kv ...any) logr.LogSink { return quietSink{s.LogSink.WithValues(kv...)} }
+func (s quietSink) WithName(name string) logr.LogSink { return quietSink{s.LogSink.WithName(name)} }

@@ -1,0 +1,742 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/internal/record"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Timing used by the election tests: TTL 6s, renew deadline 2s, retry 1s.
+const (
+	testTTL   = 6 * time.Second
+	testRetry = testTTL / DefaultRetryPeriodDivisor
+	// maxRetryWait is the longest a candidate waits between two attempts:
+	// client-go jitters the retry period by up to 1.2×.
+	maxRetryWait = testRetry + time.Duration(jitterFactor*float64(testRetry))
+)
+
+const testElection = "example"
+
+// callbackLog records callbacks and checks their contract as they happen:
+// started and stopped alternate, started first, stopped only after started
+// has returned, and no two callbacks overlap.
+type callbackLog struct {
+	t       *testing.T
+	id      string
+	mu      sync.Mutex
+	events  []string
+	inCall  bool
+	inTerm  bool
+	onStart func(ctx context.Context) // leader work; default: wait for ctx
+}
+
+func (l *callbackLog) enter(event string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inCall {
+		l.t.Errorf("%s: callback %q overlaps another callback", l.id, event)
+	}
+	l.inCall = true
+	l.events = append(l.events, event)
+	switch event {
+	case "started":
+		if l.inTerm {
+			l.t.Errorf("%s: started-leading called twice without stopped-leading", l.id)
+		}
+		l.inTerm = true
+	case "stopped":
+		if !l.inTerm {
+			l.t.Errorf("%s: stopped-leading called without a started term", l.id)
+		}
+		l.inTerm = false
+	}
+}
+
+func (l *callbackLog) leave() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inCall = false
+}
+
+func (l *callbackLog) options() []Option {
+	return []Option{
+		WithOnStartedLeading(func(ctx context.Context) {
+			l.enter("started")
+			defer l.leave()
+			if l.onStart != nil {
+				l.onStart(ctx)
+				return
+			}
+			<-ctx.Done()
+		}),
+		WithOnStoppedLeading(func() {
+			l.enter("stopped")
+			l.leave()
+		}),
+		WithOnNewLeader(func(id string) {
+			l.enter("leader=" + id)
+			l.leave()
+		}),
+	}
+}
+
+// terms returns the started/stopped events only.
+func (l *callbackLog) terms() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.events {
+		if e == "started" || e == "stopped" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+type candidate struct {
+	id     string
+	e      *Elector
+	client *fake.Clientset
+	fault  atomic.Pointer[error] // when set, every request of this candidate fails with it
+	log    *callbackLog
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs a candidate on its own clientset of cluster c. It must be called
+// inside a synctest bubble; stop (or the test's end) cancels it.
+func start(t *testing.T, c *fakekube.Cluster, id string, lock LockType, opts ...Option) *candidate {
+	t.Helper()
+	return startWork(t, c, id, lock, nil, opts...)
+}
+
+// startWork is start with leader work: work runs as the started-leading
+// callback (the default waits for its context).
+func startWork(t *testing.T, c *fakekube.Cluster, id string, lock LockType, work func(context.Context), opts ...Option) *candidate {
+	t.Helper()
+	cand := &candidate{id: id, client: c.Client(), log: &callbackLog{t: t, id: id, onStart: work}, done: make(chan error, 1)}
+	// Reactors must be in place before the client is used.
+	cand.client.PrependReactor("*", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if err := cand.fault.Load(); err != nil {
+			return true, nil, *err
+		}
+		return false, nil, nil
+	})
+	all := append([]Option{
+		WithClient(cand.client), WithID(id), WithLockType(lock), WithTTL(testTTL),
+	}, cand.log.options()...)
+	e, err := New(testElection, append(all, opts...)...)
+	if err != nil {
+		t.Fatalf("New(%s): %v", id, err)
+	}
+	cand.e = e
+	ctx, cancel := context.WithCancel(context.Background())
+	cand.cancel = cancel
+	go func() { cand.done <- e.Run(ctx) }()
+	t.Cleanup(func() { cand.stop(t) })
+	return cand
+}
+
+// stop cancels the candidate and waits for Run to return; Run must return nil.
+func (c *candidate) stop(t *testing.T) {
+	t.Helper()
+	if c.cancel == nil {
+		return
+	}
+	c.cancel()
+	c.cancel = nil
+	if err := <-c.done; err != nil {
+		t.Errorf("%s: Run returned %v, want nil after cancel", c.id, err)
+	}
+}
+
+// leaders returns the IDs of the candidates that report leadership.
+func leaders(cands ...*candidate) []string {
+	var ids []string
+	for _, c := range cands {
+		if c.e.Status().IsLeader {
+			ids = append(ids, c.id)
+		}
+	}
+	return ids
+}
+
+// waitLeader advances virtual time in small steps until exactly one of cands
+// leads, and returns it with the time that took. It fails the test after
+// limit.
+func waitLeader(t *testing.T, limit time.Duration, cands ...*candidate) (*candidate, time.Duration) {
+	t.Helper()
+	begin := time.Now()
+	for {
+		synctest.Wait()
+		if ids := leaders(cands...); len(ids) == 1 {
+			for _, c := range cands {
+				if c.id == ids[0] {
+					return c, time.Since(begin)
+				}
+			}
+		} else if len(ids) > 1 {
+			t.Fatalf("two leaders at once: %v", ids)
+		}
+		if time.Since(begin) > limit {
+			t.Fatalf("no leader among %d candidates after %s", len(cands), limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lockHolder reads the lock object as kubectl would and returns its record.
+func lockHolder(t *testing.T, client kubernetes.Interface, lock LockType) resourcelock.LeaderElectionRecord {
+	t.Helper()
+	ctx := context.Background()
+	switch lock {
+	case LockLeases:
+		l, err := client.CoordinationV1().Leases("default").Get(ctx, testElection, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get lease: %v", err)
+		}
+		return *resourcelock.LeaseSpecToLeaderElectionRecord(&l.Spec)
+	case LockConfigMaps, LockEndpoints:
+		var ann map[string]string
+		if lock == LockConfigMaps {
+			cm, err := client.CoreV1().ConfigMaps("default").Get(ctx, testElection, metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("get configmap: %v", err)
+			}
+			ann = cm.Annotations
+		} else {
+			ep, err := client.CoreV1().Endpoints("default").Get(ctx, testElection, metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("get endpoints: %v", err)
+			}
+			ann = ep.Annotations
+		}
+		rec, err := record.Decode(ann[record.AnnotationKey])
+		if err != nil {
+			t.Fatalf("lock annotation: %v", err)
+		}
+		return rec
+	}
+	t.Fatalf("unknown lock type %q", lock)
+	return resourcelock.LeaderElectionRecord{}
+}
+
+func forEachLock(t *testing.T, f func(t *testing.T, lock LockType)) {
+	for _, lock := range LockTypes() {
+		t.Run(string(lock), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { f(t, lock) })
+		})
+	}
+}
+
+func TestExactlyOneLeaderAndAllAgree(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		cands := []*candidate{
+			start(t, c, "a", lock), start(t, c, "b", lock), start(t, c, "c", lock),
+		}
+		leader, _ := waitLeader(t, testTTL, cands...)
+		// Followers learn the leader at their next attempt.
+		time.Sleep(maxRetryWait)
+		// Let the election run for several TTLs: leadership must be stable,
+		// unique, and agreed on by everyone.
+		for range 3 * testTTL / testRetry {
+			time.Sleep(testRetry)
+			synctest.Wait()
+			if got := leaders(cands...); !slices.Equal(got, []string{leader.id}) {
+				t.Fatalf("leaders = %v, want only %s", got, leader.id)
+			}
+			for _, cand := range cands {
+				if s := cand.e.Status(); s.Leader != leader.id || s.Node != cand.id {
+					t.Fatalf("%s reports leader %q node %q, want leader %q node %q", cand.id, s.Leader, s.Node, leader.id, cand.id)
+				}
+			}
+		}
+		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != leader.id {
+			t.Fatalf("lock records holder %q, want %q", rec.HolderIdentity, leader.id)
+		}
+		for _, cand := range cands {
+			want := []string(nil)
+			if cand == leader {
+				want = []string{"started"}
+			}
+			if got := cand.log.terms(); !slices.Equal(got, want) {
+				t.Errorf("%s callbacks = %v, want %v", cand.id, got, want)
+			}
+		}
+	})
+}
+
+func TestCancelReleasesAndHandsOverWithinARetry(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		cands := []*candidate{start(t, c, "a", lock), start(t, c, "b", lock), start(t, c, "c", lock)}
+		old, _ := waitLeader(t, testTTL, cands...)
+		before := lockHolder(t, c.Client(), lock)
+
+		old.stop(t) // returns once Run has released the lock
+		if s := old.e.Status(); s.IsLeader {
+			t.Fatalf("stopped leader still reports is_leader")
+		}
+		if got := old.log.terms(); !slices.Equal(got, []string{"started", "stopped"}) {
+			t.Fatalf("old leader callbacks = %v, want [started stopped]", got)
+		}
+		var rest []*candidate
+		for _, cand := range cands {
+			if cand != old {
+				rest = append(rest, cand)
+			}
+		}
+		// Without the release the followers would wait out the TTL (6s);
+		// with it they take over at their next attempt.
+		next, took := waitLeader(t, testTTL, rest...)
+		if took > maxRetryWait {
+			t.Fatalf("handover took %s, want at most one jittered retry period (%s)", took, maxRetryWait)
+		}
+		after := lockHolder(t, c.Client(), lock)
+		if after.HolderIdentity != next.id {
+			t.Fatalf("lock holder %q, want %q", after.HolderIdentity, next.id)
+		}
+		if after.LeaderTransitions != before.LeaderTransitions+1 {
+			t.Fatalf("leaderTransitions %d -> %d, want +1", before.LeaderTransitions, after.LeaderTransitions)
+		}
+	})
+}
+
+func TestCrashedLeaderIsReplacedAfterTTL(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", lock, WithReleaseOnCancel(false))
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", lock)
+		synctest.Wait()
+		a.stop(t) // like a crash: no release
+		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "a" {
+			t.Fatalf("holder after stop without release = %q, want a", rec.HolderIdentity)
+		}
+		_, took := waitLeader(t, 3*testTTL, b)
+		if took < testTTL-testRetry || took > testTTL+maxRetryWait {
+			t.Fatalf("takeover after %s, want between TTL-retry (%s) and TTL+jittered retry (%s)",
+				took, testTTL-testRetry, testTTL+maxRetryWait)
+		}
+	})
+}
+
+func TestRejoinsAfterLosingLeadership(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", lock)
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", lock)
+		synctest.Wait()
+
+		// Cut a off: its renewals fail, so it must step down within the
+		// renew deadline, and b takes over after the TTL.
+		refused := errors.New("connection refused")
+		a.fault.Store(&refused)
+		time.Sleep(testTTL / DefaultRenewDeadlineDivisor)
+		synctest.Wait()
+		if a.e.Status().IsLeader {
+			// one more retry of slack for the jittered renew loop
+			time.Sleep(maxRetryWait)
+			synctest.Wait()
+			if a.e.Status().IsLeader {
+				t.Fatal("a still leads after its renew deadline with every request failing")
+			}
+		}
+		waitLeader(t, 2*testTTL, a, b)
+		if got := leaders(a, b); !slices.Equal(got, []string{"b"}) {
+			t.Fatalf("leaders = %v, want [b]", got)
+		}
+
+		a.fault.Store(nil)
+		b.stop(t)
+		// a is still campaigning, so it takes the released lock.
+		waitLeader(t, maxRetryWait+time.Second, a)
+		if got := a.log.terms(); !slices.Equal(got, []string{"started", "stopped", "started"}) {
+			t.Fatalf("a callbacks = %v, want [started stopped started]", got)
+		}
+	})
+}
+
+func TestRunWaitsForLeaderWorkBeforeReleasing(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		const drain = 1500 * time.Millisecond
+		var drained time.Time // written by the callback; read after Run returns
+		a := startWork(t, c, "a", lock, func(ctx context.Context) {
+			<-ctx.Done()
+			time.Sleep(drain) // leader work winding down
+			drained = time.Now()
+		})
+		waitLeader(t, testTTL, a)
+
+		a.cancel()
+		time.Sleep(drain / 2)
+		synctest.Wait()
+		if a.e.Status().IsLeader {
+			t.Fatal("a reports is_leader after its context was cancelled")
+		}
+		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "a" {
+			t.Fatalf("lock released while leader work was still running (holder %q)", rec.HolderIdentity)
+		}
+		if err := <-a.done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		a.cancel = nil
+		if drained.IsZero() {
+			t.Fatal("Run returned before the started-leading callback")
+		}
+		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "" {
+			t.Fatalf("lock holder after Run = %q, want released", rec.HolderIdentity)
+		}
+		if got := a.log.terms(); !slices.Equal(got, []string{"started", "stopped"}) {
+			t.Fatalf("callbacks = %v, want [started stopped]", got)
+		}
+	})
+}
+
+func TestFollowerGetsNoTermCallbacks(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", lock)
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", lock)
+		time.Sleep(2 * testTTL)
+		synctest.Wait()
+		b.stop(t)
+		if got := b.log.terms(); len(got) != 0 {
+			t.Fatalf("follower callbacks = %v, want none", got)
+		}
+		b.log.mu.Lock()
+		defer b.log.mu.Unlock()
+		if !slices.Equal(b.log.events, []string{"leader=a"}) {
+			t.Fatalf("follower events = %v, want [leader=a]", b.log.events)
+		}
+	})
+}
+
+// TestReleaseNeverClearsAnotherHolder replays the sequence client-go's release
+// performs (read the lock, then write a blank holder with the fresh
+// resourceVersion) after another candidate has taken the lock.
+func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		newTracked := func(id string) *trackedLock {
+			e, err := New(testElection, WithClient(c.Client()), WithID(id), WithLockType(lock))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &trackedLock{inner: e.newLock(), kind: lockKind(lock), id: id, timeout: time.Second, obs: nopObserver{}}
+		}
+		ctx := context.Background()
+		now := metav1.Now()
+		a, b := newTracked("a"), newTracked("b")
+		if err := a.Create(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "a", LeaseDurationSeconds: 6, AcquireTime: now, RenewTime: now}); err != nil {
+			t.Fatal(err)
+		}
+		// b takes over (as after a's lease expired).
+		if _, _, err := b.Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Update(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "b", LeaseDurationSeconds: 6, AcquireTime: now, RenewTime: now, LeaderTransitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		// a, still believing it leads, releases: read, then blank.
+		if _, _, err := a.Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err := a.Update(ctx, resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1, AcquireTime: now, RenewTime: now, LeaderTransitions: 1})
+		if !errors.Is(err, errNotHolder) {
+			t.Fatalf("release of b's lock by a: err = %v, want errNotHolder", err)
+		}
+		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "b" {
+			t.Fatalf("holder = %q after a's refused release, want b", rec.HolderIdentity)
+		}
+		// And a release from a stale cache (no fresh read) loses the race.
+		if err := b.Update(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "b", LeaseDurationSeconds: 6, AcquireTime: now, RenewTime: now, LeaderTransitions: 1}); err != nil {
+			t.Fatal(err)
+		}
+		a.last = &resourcelock.LeaderElectionRecord{HolderIdentity: "a"}
+		if err := a.Update(ctx, resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1}); err == nil {
+			t.Fatal("release with a stale resourceVersion succeeded")
+		}
+		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "b" {
+			t.Fatalf("holder = %q after stale release, want b", rec.HolderIdentity)
+		}
+	})
+}
+
+type nopObserver struct{}
+
+func (nopObserver) observed(resourcelock.LeaderElectionRecord)            {}
+func (nopObserver) wrote(resourcelock.LeaderElectionRecord, time.Time) {}
+
+// stubLock records the deadline of each request's context.
+type stubLock struct {
+	resourcelock.Interface
+	deadline time.Time
+}
+
+func (s *stubLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	s.deadline, _ = ctx.Deadline()
+	return &resourcelock.LeaderElectionRecord{}, nil, nil
+}
+func (s *stubLock) Describe() string { return "default/example" }
+
+func TestEveryRequestIsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		ttl  time.Duration
+		want time.Duration
+	}{
+		{10 * time.Second, 10 * time.Second / 3 / 2},
+		{60 * time.Second, 10 * time.Second},
+		{3 * time.Second, time.Second}, // renew deadline 1s: floor of 1s
+	} {
+		t.Run(tc.ttl.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e, err := New(testElection, WithClient(fake.NewClientset()), WithTTL(tc.ttl))
+				if err != nil {
+					t.Fatal(err)
+				}
+				stub := &stubLock{}
+				l := &trackedLock{inner: stub, timeout: e.o.requestTimeout(), obs: nopObserver{}}
+				if _, _, err := l.Get(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if got := stub.deadline.Sub(time.Now()); got != tc.want {
+					t.Fatalf("request deadline in %s, want %s", got, tc.want)
+				}
+			})
+		})
+	}
+}
+
+func TestForeignObjectIsNeverAdopted(t *testing.T) {
+	for _, lock := range []LockType{LockConfigMaps, LockEndpoints} {
+		t.Run(string(lock), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				meta := metav1.ObjectMeta{Namespace: "default", Name: testElection, Labels: map[string]string{"app": "web"}}
+				var obj runtime.Object = &corev1.ConfigMap{ObjectMeta: meta, Data: map[string]string{"k": "v"}}
+				if lock == LockEndpoints {
+					obj = &corev1.Endpoints{ObjectMeta: meta}
+				}
+				c := fakekube.NewCluster(obj)
+				logs := &logSink{}
+				a := start(t, c, "a", lock, WithLogger(logs.logger()))
+				time.Sleep(2 * testTTL)
+				synctest.Wait()
+				if s := a.e.Status(); s.IsLeader || s.Leader != "" {
+					t.Fatalf("status = %+v, want no leader", s)
+				}
+				a.stop(t)
+				got := objectMeta(t, c.Client(), lock)
+				if got.ResourceVersion != "1" || len(got.Annotations) != 0 {
+					t.Fatalf("foreign object was modified: rv %s, annotations %v", got.ResourceVersion, got.Annotations)
+				}
+				want := fmt.Sprintf("default/%s exists but has no %q annotation", testElection, record.AnnotationKey)
+				if n := logs.errorsContaining(want); n != 1 {
+					t.Fatalf("logged %d errors containing %q, want exactly 1 (once, not once per retry); log:\n%s", n, want, logs)
+				}
+			})
+		})
+	}
+}
+
+func TestUnparseableRecordIsNeverOverwritten(t *testing.T) {
+	for _, lock := range []LockType{LockConfigMaps, LockEndpoints} {
+		t.Run(string(lock), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				meta := metav1.ObjectMeta{Namespace: "default", Name: testElection,
+					Annotations: map[string]string{record.AnnotationKey: `{"holderIdentity":`}}
+				var obj runtime.Object = &corev1.ConfigMap{ObjectMeta: meta}
+				if lock == LockEndpoints {
+					obj = &corev1.Endpoints{ObjectMeta: meta}
+				}
+				c := fakekube.NewCluster(obj)
+				logs := &logSink{}
+				a := start(t, c, "a", lock, WithLogger(logs.logger()))
+				time.Sleep(2 * testTTL)
+				synctest.Wait()
+				if a.e.Status().IsLeader {
+					t.Fatal("took over a lock whose record cannot be parsed")
+				}
+				if got := objectMeta(t, c.Client(), lock); got.Annotations[record.AnnotationKey] != `{"holderIdentity":` {
+					t.Fatalf("unparseable record was overwritten: %q", got.Annotations[record.AnnotationKey])
+				}
+				if logs.errorsContaining("cannot be parsed") != 1 {
+					t.Fatalf("want one error saying the record cannot be parsed; log:\n%s", logs)
+				}
+
+				// An operator fixes the record: the election recovers.
+				fixLock(t, c.Client(), lock, `{"holderIdentity":"","leaseDurationSeconds":1,"acquireTime":null,"renewTime":null,"leaderTransitions":4}`)
+				waitLeader(t, 2*maxRetryWait, a)
+				if rec := lockHolder(t, c.Client(), lock); rec.LeaderTransitions != 5 {
+					t.Fatalf("leaderTransitions = %d, want 5", rec.LeaderTransitions)
+				}
+			})
+		})
+	}
+}
+
+func objectMeta(t *testing.T, client kubernetes.Interface, lock LockType) metav1.ObjectMeta {
+	t.Helper()
+	ctx := context.Background()
+	if lock == LockConfigMaps {
+		cm, err := client.CoreV1().ConfigMaps("default").Get(ctx, testElection, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cm.ObjectMeta
+	}
+	ep, err := client.CoreV1().Endpoints("default").Get(ctx, testElection, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep.ObjectMeta
+}
+
+// fixLock rewrites the annotation as a third party (an operator or an old
+// elector) would.
+func fixLock(t *testing.T, client kubernetes.Interface, lock LockType, value string) {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	if lock == LockConfigMaps {
+		var cm *corev1.ConfigMap
+		if cm, err = client.CoreV1().ConfigMaps("default").Get(ctx, testElection, metav1.GetOptions{}); err == nil {
+			cm.Annotations = map[string]string{record.AnnotationKey: value}
+			_, err = client.CoreV1().ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{})
+		}
+	} else {
+		var ep *corev1.Endpoints
+		if ep, err = client.CoreV1().Endpoints("default").Get(ctx, testElection, metav1.GetOptions{}); err == nil {
+			ep.Annotations = map[string]string{record.AnnotationKey: value}
+			_, err = client.CoreV1().Endpoints("default").Update(ctx, ep, metav1.UpdateOptions{})
+		}
+	}
+	if err != nil {
+		t.Fatalf("rewrite lock: %v", err)
+	}
+}
+
+// TestSharesElectionWithOldClientGo runs an elector against a lock that an
+// elector on client-go v0.17 holds and renews in the old format.
+func TestSharesElectionWithOldClientGo(t *testing.T) {
+	for _, lock := range []LockType{LockConfigMaps, LockEndpoints} {
+		t.Run(string(lock), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				old := func(renew time.Time) string {
+					return fmt.Sprintf(`{"holderIdentity":"up-1","leaseDurationSeconds":6,"acquireTime":"2026-11-25T04:36:54Z","renewTime":%q,"leaderTransitions":3}`,
+						renew.UTC().Format(time.RFC3339))
+				}
+				meta := metav1.ObjectMeta{Namespace: "default", Name: testElection,
+					Annotations: map[string]string{record.AnnotationKey: old(time.Now())}}
+				var obj runtime.Object = &corev1.ConfigMap{ObjectMeta: meta}
+				if lock == LockEndpoints {
+					obj = &corev1.Endpoints{ObjectMeta: meta}
+				}
+				c := fakekube.NewCluster(obj)
+				a := start(t, c, "a", lock)
+				admin := c.Client()
+
+				// The old elector renews every 2s for a while: a must follow.
+				for range 8 {
+					time.Sleep(2 * time.Second)
+					fixLock(t, admin, lock, old(time.Now()))
+					synctest.Wait()
+					if s := a.e.Status(); s.IsLeader || s.Leader != "up-1" {
+						t.Fatalf("status = %+v while up-1 renews, want follower of up-1", s)
+					}
+				}
+				// The old elector dies: a takes over after the TTL, and writes
+				// the record in the old format.
+				waitLeader(t, testTTL+maxRetryWait+time.Second, a)
+				raw := objectMeta(t, admin, lock).Annotations[record.AnnotationKey]
+				var keys []string
+				for _, kv := range strings.Split(strings.Trim(raw, "{}"), ",") {
+					keys = append(keys, strings.SplitN(kv, ":", 2)[0])
+				}
+				want := []string{`"holderIdentity"`, `"leaseDurationSeconds"`, `"acquireTime"`, `"renewTime"`, `"leaderTransitions"`}
+				if !slices.Equal(keys, want) {
+					t.Fatalf("record %s has keys %v, want exactly %v", raw, keys, want)
+				}
+				if rec := lockHolder(t, admin, lock); rec.HolderIdentity != "a" || rec.LeaderTransitions != 4 || rec.LeaseDurationSeconds != 6 {
+					t.Fatalf("record = %+v, want holder a, 4 transitions, 6s", rec)
+				}
+			})
+		})
+	}
+}
+
+func TestLeaseRecordsHolderAndDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", LockLeases)
+		waitLeader(t, testTTL, a)
+		l, err := c.Client().CoordinationV1().Leases("default").Get(context.Background(), testElection, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *l.Spec.HolderIdentity != "a" || *l.Spec.LeaseDurationSeconds != int32(testTTL/time.Second) {
+			t.Fatalf("lease spec holder %q duration %d, want a and %d", *l.Spec.HolderIdentity, *l.Spec.LeaseDurationSeconds, testTTL/time.Second)
+		}
+	})
+}
+
+func TestRunTwiceConcurrentlyIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", LockLeases)
+		synctest.Wait()
+		if err := a.e.Run(context.Background()); !errors.Is(err, ErrAlreadyRunning) {
+			t.Fatalf("second Run = %v, want ErrAlreadyRunning", err)
+		}
+	})
+}
+
+func TestConcurrentStatusAndHTTPWhileRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		a, b := start(t, c, "a", LockLeases), start(t, c, "b", LockLeases)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for _, cand := range []*candidate{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					_ = cand.e.Status()
+					serveGET(cand.e, "/")
+					time.Sleep(time.Millisecond)
+				}
+			}()
+		}
+		leader, _ := waitLeader(t, testTTL, a, b)
+		leader.stop(t)
+		time.Sleep(testTTL)
+		cancel()
+		wg.Wait()
+	})
+}

@@ -1,0 +1,294 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/k8s-elector/elector/internal/record"
+)
+
+// errNotHolder is returned by a release write that would blank a record held
+// by another candidate.
+var errNotHolder = errors.New("elector: lock is held by another candidate")
+
+// newLock builds the lock object for the configured type. It does no I/O.
+func (e *Elector) newLock() resourcelock.Interface {
+	ns, name, id := e.o.namespace, e.election, e.o.id
+	switch e.o.lockType {
+	case LockConfigMaps:
+		return &annotationLock[corev1.ConfigMap, *corev1.ConfigMap]{
+			kind: "configmap", namespace: ns, name: name, identity: id,
+			client: e.client.CoreV1().ConfigMaps(ns),
+		}
+	case LockEndpoints:
+		return &annotationLock[corev1.Endpoints, *corev1.Endpoints]{
+			kind: "endpoints", namespace: ns, name: name, identity: id,
+			client: e.client.CoreV1().Endpoints(ns),
+		}
+	default:
+		return &resourcelock.LeaseLock{
+			LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: name},
+			Client:     e.client.CoordinationV1(),
+			LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+		}
+	}
+}
+
+// lockKind is the lock object's kind as kubectl names it, for messages.
+func lockKind(t LockType) string {
+	switch t {
+	case LockConfigMaps:
+		return "configmap"
+	case LockEndpoints:
+		return "endpoints"
+	default:
+		return "lease"
+	}
+}
+
+// lockObserver learns what the tracked lock reads and writes. Every call comes
+// from the goroutine that runs the election.
+type lockObserver interface {
+	// observed is called with every record read or successfully written.
+	observed(rec resourcelock.LeaderElectionRecord)
+	// wrote is called after a successful create or update, with the time the
+	// request was sent.
+	wrote(rec resourcelock.LeaderElectionRecord, sent time.Time)
+}
+
+// trackedLock wraps the lock that client-go's LeaderElector drives. It bounds
+// every request, tells the Elector what each request saw, logs API errors
+// once per change instead of once per retry, and refuses a release write that
+// would blank another holder's record.
+//
+// It is used from one goroutine only (client-go calls the lock from the
+// goroutine running LeaderElector.Run, and the Elector releases from the same
+// goroutine afterwards), so it needs no locking.
+type trackedLock struct {
+	inner   resourcelock.Interface
+	kind    string
+	id      string
+	timeout time.Duration
+	obs     lockObserver
+	log     logr.Logger
+
+	// last is the record as last read or written: it is what the inner lock's
+	// cached object holds, and so what its next Update is conditioned on.
+	last    *resourcelock.LeaderElectionRecord
+	lastErr string
+}
+
+var _ resourcelock.Interface = (*trackedLock)(nil)
+
+func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	rec, raw, err := l.inner.Get(ctx)
+	if err != nil {
+		return nil, nil, l.failed("get", err)
+	}
+	l.succeeded()
+	l.last = rec
+	l.obs.observed(*rec)
+	return rec, raw, nil
+}
+
+func (l *trackedLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	return l.write(ctx, "create", rec, l.inner.Create)
+}
+
+func (l *trackedLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	// client-go's release decides from its cached view and then writes with
+	// the resourceVersion of its latest read. Blanking the holder is allowed
+	// only if that read names us: then a successful write proves nobody else
+	// wrote in between.
+	if rec.HolderIdentity == "" && (l.last == nil || l.last.HolderIdentity != l.id) {
+		holder := ""
+		if l.last != nil {
+			holder = l.last.HolderIdentity
+		}
+		return fmt.Errorf("%w: not releasing %s %s held by %q", errNotHolder, l.kind, l.inner.Describe(), holder)
+	}
+	return l.write(ctx, "update", rec, l.inner.Update)
+}
+
+func (l *trackedLock) write(ctx context.Context, verb string, rec resourcelock.LeaderElectionRecord,
+	do func(context.Context, resourcelock.LeaderElectionRecord) error) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	sent := time.Now()
+	if err := do(ctx, rec); err != nil {
+		return l.failed(verb, err)
+	}
+	l.succeeded()
+	l.last = &rec
+	l.obs.observed(rec)
+	l.obs.wrote(rec, sent)
+	return nil
+}
+
+// failed wraps err with the verb and object, and logs it: at error level when
+// it differs from the previous failure, at V(1) when it repeats, and at V(1)
+// for the outcomes of normal operation (object not created yet, lost race).
+func (l *trackedLock) failed(verb string, err error) error {
+	err = fmt.Errorf("%s %s %s: %w", verb, l.kind, l.inner.Describe(), err)
+	switch {
+	case apierrors.IsNotFound(err) && verb == "get":
+		l.log.V(1).Info("lock object does not exist yet", "lock", l.inner.Describe())
+	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
+		l.log.V(1).Info("lost a write race for the lock", "lock", l.inner.Describe(), "err", err.Error())
+	case err.Error() == l.lastErr:
+		l.log.V(1).Info("lock request failed again", "err", err.Error())
+	default:
+		l.lastErr = err.Error()
+		l.log.Error(err, "lock request failed; retrying", "lock", l.inner.Describe())
+	}
+	return err
+}
+
+func (l *trackedLock) succeeded() {
+	if l.lastErr != "" {
+		l.lastErr = ""
+		l.log.Info("lock requests succeed again", "lock", l.inner.Describe())
+	}
+}
+
+func (l *trackedLock) RecordEvent(s string) { l.inner.RecordEvent(s) }
+func (l *trackedLock) Identity() string     { return l.inner.Identity() }
+func (l *trackedLock) Describe() string     { return l.inner.Describe() }
+
+// objectClient is what an annotation lock needs of a typed client; the
+// ConfigMap and Endpoints clients of client-go both satisfy it.
+type objectClient[T any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*T, error)
+	Create(ctx context.Context, obj *T, opts metav1.CreateOptions) (*T, error)
+	Update(ctx context.Context, obj *T, opts metav1.UpdateOptions) (*T, error)
+}
+
+// annotationLock keeps the leader record in the annotation that client-go's
+// removed ConfigMap and Endpoints locks used, in their format, so electors on
+// older client-go and this one can share an election.
+//
+// Unlike those locks it never adopts an existing object that lacks the
+// annotation (that is somebody's real ConfigMap or Endpoints), and it never
+// overwrites a record it cannot parse: both are reported as errors naming the
+// object, and the election retries until someone fixes the object.
+type annotationLock[T any, P interface {
+	*T
+	metav1.Object
+}] struct {
+	kind      string
+	namespace string
+	name      string
+	identity  string
+	client    objectClient[T]
+
+	// obj is the object as last read or written; its resourceVersion makes
+	// every Update a compare-and-swap.
+	obj P
+}
+
+func (l *annotationLock[T, P]) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	obj, err := l.client.Get(ctx, l.name, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, ok := P(obj).GetAnnotations()[record.AnnotationKey]
+	if !ok {
+		return nil, nil, fmt.Errorf("%s exists but has no %q annotation, so it is not a leader-election lock; "+
+			"it is left alone: choose another election name or delete the object", l.Describe(), record.AnnotationKey)
+	}
+	rec, err := record.Decode(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("annotation %q of %s cannot be parsed, and is not overwritten; "+
+			"fix or remove the annotation: %w", record.AnnotationKey, l.Describe(), err)
+	}
+	l.obj = obj
+	return &rec, []byte(raw), nil
+}
+
+func (l *annotationLock[T, P]) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	obj := P(new(T))
+	obj.SetNamespace(l.namespace)
+	obj.SetName(l.name)
+	obj.SetAnnotations(map[string]string{record.AnnotationKey: record.Encode(rec)})
+	created, err := l.client.Create(ctx, obj, metav1.CreateOptions{})
+	if err != nil {
+		return err
+	}
+	l.obj = created
+	return nil
+}
+
+func (l *annotationLock[T, P]) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	if l.obj == nil {
+		return errors.New("lock not read yet: call Get or Create first")
+	}
+	// A shallow copy is enough: only the annotations map is changed, and it is
+	// replaced, not modified, so the cached object stays as the server sent it.
+	cp := *l.obj
+	obj := P(&cp)
+	ann := maps.Clone(obj.GetAnnotations())
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[record.AnnotationKey] = record.Encode(rec)
+	obj.SetAnnotations(ann)
+	updated, err := l.client.Update(ctx, obj, metav1.UpdateOptions{})
+	if err != nil {
+		return err
+	}
+	l.obj = updated
+	return nil
+}
+
+// RecordEvent records nothing: the lock has no event recorder.
+func (l *annotationLock[T, P]) RecordEvent(string) {}
+
+func (l *annotationLock[T, P]) Identity() string { return l.identity }
+
+func (l *annotationLock[T, P]) Describe() string { return l.namespace + "/" + l.name }
+
+// lockClient returns the clientset for the configured options. It does no I/O.
+func (o *options) lockClient() (kubernetes.Interface, error) {
+	if o.client != nil {
+		return o.client, nil
+	}
+	cfg := *o.restConfig
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "k8s-elector"
+	}
+	if o.lockType == LockEndpoints && cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
+		cfg.WarningHandlerWithContext = endpointsWarningFilter{}
+	}
+	c, err := kubernetes.NewForConfig(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("elector: Kubernetes client config: %w", err)
+	}
+	return c, nil
+}
+
+// endpointsWarningFilter drops the API server's "v1 Endpoints is deprecated"
+// warning, which it sends with every request on an Endpoints lock; the
+// Elector logs that deprecation once itself. Other warnings are logged as
+// client-go logs them by default.
+type endpointsWarningFilter struct{}
+
+func (endpointsWarningFilter) HandleWarningHeaderWithContext(ctx context.Context, code int, agent, message string) {
+	if strings.Contains(message, "Endpoints is deprecated") {
+		return
+	}
+	rest.WarningLogger{}.HandleWarningHeaderWithContext(ctx, code, agent, message)
+}

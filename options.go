@@ -1,0 +1,292 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// LockType names the kind of Kubernetes object that holds the leader record.
+type LockType string
+
+// The lock types an Elector accepts.
+const (
+	// LockLeases keeps the record in a coordination.k8s.io/v1 Lease. It is the
+	// default and what every current Kubernetes component uses.
+	LockLeases LockType = "leases"
+	// LockConfigMaps keeps the record in the
+	// "control-plane.alpha.kubernetes.io/leader" annotation of a v1 ConfigMap,
+	// in the format older client-go wrote, so old and new electors can share
+	// one election.
+	LockConfigMaps LockType = "configmaps"
+	// LockEndpoints is like LockConfigMaps on a v1 Endpoints object.
+	// Kubernetes deprecated v1 Endpoints in 1.33; prefer LockLeases.
+	LockEndpoints LockType = "endpoints"
+)
+
+// LockTypes returns every accepted LockType, the default first.
+func LockTypes() []LockType {
+	return []LockType{LockLeases, LockEndpoints, LockConfigMaps}
+}
+
+// Defaults. The renew deadline and retry period default to a fraction of the
+// TTL, as the original k8s-elector derived them.
+const (
+	DefaultNamespace = "default"
+	DefaultLockType  = LockLeases
+	DefaultTTL       = 10 * time.Second
+	// DefaultRenewDeadlineDivisor: the renew deadline defaults to TTL/3.
+	DefaultRenewDeadlineDivisor = 3
+	// DefaultRetryPeriodDivisor: the retry period defaults to TTL/6.
+	DefaultRetryPeriodDivisor = 6
+)
+
+// ErrNoClient is among the errors New returns when neither WithClient nor
+// WithRESTConfig was given.
+var ErrNoClient = errors.New("elector: no Kubernetes client: set WithClient or WithRESTConfig")
+
+// jitterFactor is client-go's leaderelection.JitterFactor: a candidate waits up
+// to RetryPeriod*jitterFactor between attempts, so the renew deadline must be
+// longer than that.
+const jitterFactor = 1.2
+
+// An Option configures an Elector. Options are applied in order; when one is
+// given twice, the last wins. Options only record values: New validates them
+// all at once.
+type Option interface {
+	apply(*options)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	namespace       string
+	id              string
+	idErr           error
+	lockType        LockType
+	ttl             time.Duration
+	renewDeadline   time.Duration
+	retryPeriod     time.Duration
+	client          kubernetes.Interface
+	restConfig      *rest.Config
+	logger          logr.Logger
+	releaseOnCancel bool
+	onStarted       func(context.Context)
+	onStopped       func()
+	onNewLeader     func(string)
+}
+
+// defaults returns every default in one place. The ID defaults to the
+// kernel's hostname; if that cannot be read, validation reports it unless
+// WithID was given.
+func defaults() options {
+	host, err := os.Hostname()
+	return options{
+		namespace:       DefaultNamespace,
+		id:              host,
+		idErr:           err,
+		lockType:        DefaultLockType,
+		ttl:             DefaultTTL,
+		releaseOnCancel: true,
+	}
+}
+
+// WithNamespace sets the namespace of the lock object.
+// Default: "default".
+func WithNamespace(ns string) Option {
+	return optionFunc(func(o *options) { o.namespace = ns })
+}
+
+// WithID sets this candidate's identity, the holder name written into the
+// lock. Every candidate of an election needs a unique ID: two candidates with
+// the same ID both believe they hold the lock.
+// Default: the hostname reported by the kernel (the pod name in Kubernetes).
+func WithID(id string) Option {
+	return optionFunc(func(o *options) { o.id, o.idErr = id, nil })
+}
+
+// WithLockType sets the kind of object that holds the lock.
+// Default: LockLeases.
+func WithLockType(t LockType) Option {
+	return optionFunc(func(o *options) { o.lockType = t })
+}
+
+// WithTTL sets the lease duration: how long followers wait after they last saw
+// the leader renew before they take over. The lock record stores whole
+// seconds, so the TTL must be a whole number of seconds, at least 1s.
+// Default: 10s.
+func WithTTL(ttl time.Duration) Option {
+	return optionFunc(func(o *options) { o.ttl = ttl })
+}
+
+// WithRenewDeadline sets how long the leader keeps retrying a failed renewal
+// before it gives up leadership. It must be shorter than the TTL and longer
+// than 1.2 × the retry period. Zero means the default.
+// Default: TTL/3.
+func WithRenewDeadline(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.renewDeadline = d })
+}
+
+// WithRetryPeriod sets how often candidates try to acquire and the leader
+// tries to renew. Zero means the default.
+// Default: TTL/6.
+func WithRetryPeriod(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.retryPeriod = d })
+}
+
+// WithClient sets the clientset used for the lock. Use it to share a client,
+// or to pass a fake clientset in tests. Set exactly one of WithClient and
+// WithRESTConfig. The client's own timeouts apply; every election request is
+// additionally bounded by a context deadline of max(renew deadline/2, 1s).
+func WithClient(c kubernetes.Interface) Option {
+	return optionFunc(func(o *options) { o.client = c })
+}
+
+// WithRESTConfig builds the clientset from cfg. The Elector works on a copy:
+// it sets a user agent if cfg has none, and, for LockEndpoints, drops the API
+// server's per-request deprecation warning for v1 Endpoints. Set exactly one
+// of WithClient and WithRESTConfig.
+func WithRESTConfig(cfg *rest.Config) Option {
+	return optionFunc(func(o *options) { o.restConfig = cfg })
+}
+
+// WithLogger sets the logger. The Elector names it "elector" and adds the
+// election and identity to every line; client-go's own leader-election lines
+// come through it one verbosity level lower.
+// Default: the logger in Run's context (logr.FromContextOrDiscard).
+func WithLogger(l logr.Logger) Option {
+	return optionFunc(func(o *options) { o.logger = l })
+}
+
+// WithReleaseOnCancel sets whether Run releases the lock when its context is
+// cancelled while it leads, so that a follower takes over at once instead of
+// waiting out the TTL.
+// Default: true.
+func WithReleaseOnCancel(release bool) Option {
+	return optionFunc(func(o *options) { o.releaseOnCancel = release })
+}
+
+// WithOnStartedLeading sets the function run when this candidate becomes the
+// leader. Its context is cancelled when the term ends (leadership lost or Run
+// cancelled); it must return promptly after that, because Run waits for it
+// before it campaigns again, releases the lock or returns.
+// Default: none.
+func WithOnStartedLeading(f func(ctx context.Context)) Option {
+	return optionFunc(func(o *options) { o.onStarted = f })
+}
+
+// WithOnStoppedLeading sets the function run when a term ends, after the
+// started-leading function has returned. It is not called for a term that
+// never started.
+// Default: none.
+func WithOnStoppedLeading(f func()) Option {
+	return optionFunc(func(o *options) { o.onStopped = f })
+}
+
+// WithOnNewLeader sets the function run when a different holder is observed,
+// including this candidate itself and "" once the lock is released.
+// Default: none.
+func WithOnNewLeader(f func(identity string)) Option {
+	return optionFunc(func(o *options) { o.onNewLeader = f })
+}
+
+// validate fills the derived timings and reports every problem at once.
+func (o *options) validate(election string) error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("elector: "+format, args...))
+	}
+
+	if election == "" {
+		bad("election name is required")
+	} else if msgs := validation.IsDNS1123Subdomain(election); len(msgs) > 0 {
+		bad("election name %q is not a valid object name: %s", election, strings.Join(msgs, "; "))
+	}
+	if o.namespace == "" {
+		bad("namespace is empty: want a namespace name such as %q", DefaultNamespace)
+	} else if msgs := validation.IsDNS1123Label(o.namespace); len(msgs) > 0 {
+		bad("namespace %q is not a valid namespace name: %s", o.namespace, strings.Join(msgs, "; "))
+	}
+	switch {
+	case o.idErr != nil:
+		bad("no ID given and the hostname cannot be read (%v): set an ID", o.idErr)
+	case strings.TrimSpace(o.id) == "":
+		bad("ID %q is empty: want a unique, non-blank name for this candidate", o.id)
+	case strings.IndexFunc(o.id, unicode.IsControl) >= 0:
+		bad("ID %q contains control characters", o.id)
+	case len(o.id) > 253:
+		bad("ID is %d bytes long: want at most 253", len(o.id))
+	}
+	if !validLockType(o.lockType) {
+		bad("lock type %q is not supported: want one of %s", o.lockType, joinLockTypes())
+	}
+
+	ttlOK := true
+	switch {
+	case o.ttl < time.Second:
+		ttlOK = false
+		bad("TTL %s is too short: want a whole number of seconds, at least 1s", o.ttl)
+	case o.ttl%time.Second != 0:
+		ttlOK = false
+		bad("TTL %s is not a whole number of seconds: the lock record stores whole seconds (try %s)", o.ttl, o.ttl.Round(time.Second))
+	}
+	if o.renewDeadline < 0 {
+		bad("renew deadline %s is negative: want more than 0, or 0 for TTL/%d", o.renewDeadline, DefaultRenewDeadlineDivisor)
+	}
+	if o.retryPeriod < 0 {
+		bad("retry period %s is negative: want more than 0, or 0 for TTL/%d", o.retryPeriod, DefaultRetryPeriodDivisor)
+	}
+	if o.renewDeadline == 0 {
+		o.renewDeadline = o.ttl / DefaultRenewDeadlineDivisor
+	}
+	if o.retryPeriod == 0 {
+		o.retryPeriod = o.ttl / DefaultRetryPeriodDivisor
+	}
+	if ttlOK && o.renewDeadline > 0 && o.retryPeriod > 0 {
+		if o.renewDeadline >= o.ttl {
+			bad("renew deadline %s must be shorter than the TTL %s", o.renewDeadline, o.ttl)
+		}
+		if min := time.Duration(jitterFactor * float64(o.retryPeriod)); o.renewDeadline <= min {
+			bad("renew deadline %s must be longer than 1.2 × the retry period %s (%s)", o.renewDeadline, o.retryPeriod, min)
+		}
+	}
+
+	switch {
+	case o.client == nil && o.restConfig == nil:
+		errs = append(errs, ErrNoClient)
+	case o.client != nil && o.restConfig != nil:
+		bad("both WithClient and WithRESTConfig are set: set only one")
+	}
+	return errors.Join(errs...)
+}
+
+func validLockType(t LockType) bool {
+	return slices.Contains(LockTypes(), t)
+}
+
+func joinLockTypes() string {
+	types := LockTypes()
+	s := make([]string, len(types))
+	for i, t := range types {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
+// requestTimeout bounds each election request, as client-go's
+// NewFromKubeconfig does, so that one hung request cannot outlive a term.
+func (o *options) requestTimeout() time.Duration {
+	return max(o.renewDeadline/2, time.Second)
+}
