@@ -1,0 +1,281 @@
+// Command k8s-elector runs a Kubernetes leader election as a sidecar and
+// reports the leader over HTTP. It maps its flags onto elector options; the
+// election itself lives in package elector.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/zapr"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	elector "github.com/k8s-elector/elector"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the elector could not start or stopped on an error
+	exitUsage   = 2 // invalid flags or configuration
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, restore the default handling so that a second
+	// one kills the process even if shutdown is stuck.
+	context.AfterFunc(ctx, stop)
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// config holds the parsed flags.
+type config struct {
+	election   string
+	httpAddr   string
+	id         string
+	idSet      bool
+	kubeconfig string
+	lockType   string
+	namespace  string
+	ttl        time.Duration
+	logLevel   string
+	logFormat  string
+}
+
+func newFlagSet(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("k8s-elector", flag.ContinueOnError)
+	fs.StringVar(&c.election, "election", "", "The name of the election. This is required.")
+	fs.StringVar(&c.httpAddr, "http", "", "The HTTP address (host:port) which leader state will be reported on.")
+	fs.StringVar(&c.id, "id", "", "The ID of the election participant. If not set, the hostname, as reported by the kernel, is used.")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "The kubeconfig file to use. If not set, in-cluster config will be used; outside a cluster, $KUBECONFIG or ~/.kube/config is used, as kubectl does.")
+	fs.StringVar(&c.lockType, "lock-type", string(elector.DefaultLockType), "The type of Kubernetes object to use for the lock ("+lockTypes()+")")
+	fs.StringVar(&c.namespace, "namespace", elector.DefaultNamespace, "The Kubernetes namespace to run the election in. If not set, elections will run in the default namespace.")
+	fs.DurationVar(&c.ttl, "ttl", elector.DefaultTTL, "The TTL for the election.")
+	fs.StringVar(&c.logLevel, "log-level", "info", "The log level: error, warn, info, debug, or a verbosity number (0 is info, 1 is debug, 2 also logs each renewal).")
+	fs.StringVar(&c.logFormat, "log-format", "json", "The log format: json or console.")
+	return fs
+}
+
+func lockTypes() string {
+	var s []string
+	for _, t := range elector.LockTypes() {
+		s = append(s, string(t))
+	}
+	return strings.Join(s, ", ")
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var c config
+	fs := newFlagSet(&c)
+	fs.SetOutput(io.Discard) // errors are reported below, in one line
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprintln(stdout, "Usage of k8s-elector:")
+			fs.PrintDefaults()
+			return exitOK
+		}
+		return usageError(stderr, err)
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fmt.Errorf("unexpected argument %q: all settings are flags", fs.Arg(0)))
+	}
+	fs.Visit(func(f *flag.Flag) { c.idSet = c.idSet || f.Name == "id" })
+
+	log, err := newLogger(stderr, c.logLevel, c.logFormat)
+	if err != nil {
+		return usageError(stderr, err)
+	}
+	// client-go logs through klog: send it to the same logger, so that every
+	// line has one format.
+	klog.SetLoggerWithOptions(log, klog.ContextualLogger(true))
+
+	// Load the client config, but report its problem together with those of
+	// the flags: New validates everything else without it.
+	restCfg, cfgErr := restConfig(c.kubeconfig)
+	opts := []elector.Option{
+		elector.WithNamespace(c.namespace),
+		elector.WithLockType(elector.LockType(c.lockType)),
+		elector.WithTTL(c.ttl),
+		elector.WithLogger(log),
+	}
+	if cfgErr == nil {
+		opts = append(opts, elector.WithRESTConfig(restCfg))
+	}
+	if c.idSet {
+		opts = append(opts, elector.WithID(c.id))
+	}
+	e, err := elector.New(c.election, opts...)
+	if cfgErr != nil || err != nil {
+		errs := []error{cfgErr}
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, err := range joined.Unwrap() {
+				if !(cfgErr != nil && errors.Is(err, elector.ErrNoClient)) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		return usageError(stderr, errors.Join(errs...))
+	}
+
+	var srv *http.Server
+	serveErr := make(chan error, 1)
+	if c.httpAddr != "" {
+		ln, err := net.Listen("tcp", c.httpAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "k8s-elector: cannot serve HTTP on -http=%s: %v\n", c.httpAddr, err)
+			return exitFailure
+		}
+		srv = newServer(e, log)
+		go func() { serveErr <- srv.Serve(ln) }()
+		log.Info("serving leader state over HTTP", "address", ln.Addr().String())
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- e.Run(ctx) }()
+
+	code := exitOK
+	stopped := false
+	select {
+	case err = <-runErr:
+		stopped = true
+	case serr := <-serveErr:
+		log.Error(serr, "HTTP server stopped; stopping the elector")
+		code = exitFailure
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+	cancel()
+	if !stopped {
+		err = <-runErr
+	}
+	if err != nil {
+		log.Error(err, "elector stopped")
+		code = exitFailure
+	}
+	if srv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Error(err, "HTTP server did not shut down cleanly")
+		}
+	}
+	return code
+}
+
+func usageError(stderr io.Writer, err error) int {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "k8s-elector: %s\n", strings.TrimPrefix(line, "elector: "))
+	}
+	fmt.Fprintln(stderr, "Run k8s-elector -h for usage.")
+	return exitUsage
+}
+
+// newServer returns the HTTP server for the elector's API, with timeouts
+// and a header limit so that slow or hostile clients cannot hold it.
+func newServer(h http.Handler, log logr.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          newStdLogger(log),
+	}
+}
+
+// newStdLogger adapts the HTTP server's error log (broken connections, bad
+// requests) to logr at debug level: they are per-request noise.
+func newStdLogger(log logr.Logger) *stdlog.Logger {
+	return stdlog.New(logWriter{log.WithName("http").V(1)}, "", 0)
+}
+
+type logWriter struct{ log logr.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Info(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// restConfig loads the client configuration: the -kubeconfig file if given,
+// else the in-cluster configuration, else $KUBECONFIG or ~/.kube/config as
+// kubectl loads them.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load -kubeconfig=%s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err == nil {
+		return cfg, nil
+	}
+	if !errors.Is(err, rest.ErrNotInCluster) {
+		return nil, fmt.Errorf("in-cluster config: %w", err)
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("not running in a cluster, and no usable kubeconfig in $KUBECONFIG or ~/.kube/config (%w): set -kubeconfig", err)
+	}
+	return cfg, nil
+}
+
+// newLogger builds the zap logger behind logr. Stack traces are off: an error
+// line says what went wrong, and a normal shutdown prints none.
+func newLogger(w io.Writer, level, format string) (logr.Logger, error) {
+	var lvl zapcore.Level
+	switch level {
+	case "error":
+		lvl = zapcore.ErrorLevel
+	case "warn":
+		lvl = zapcore.WarnLevel
+	case "info":
+		lvl = zapcore.InfoLevel
+	case "debug":
+		lvl = zapcore.DebugLevel
+	default:
+		v, err := strconv.Atoi(level)
+		if err != nil || v < 0 || v > 10 {
+			return logr.Logger{}, fmt.Errorf("invalid -log-level=%q: want error, warn, info, debug, or a verbosity from 0 to 10", level)
+		}
+		lvl = zapcore.Level(-v)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	var encoder zapcore.Encoder
+	switch format {
+	case "json":
+		encoder = zapcore.NewJSONEncoder(enc)
+	case "console":
+		enc.EncodeLevel = zapcore.CapitalLevelEncoder
+		encoder = zapcore.NewConsoleEncoder(enc)
+	default:
+		return logr.Logger{}, fmt.Errorf("invalid -log-format=%q: want json or console", format)
+	}
+	core := zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), zap.NewAtomicLevelAt(lvl))
+	return zapr.NewLogger(zap.New(core, zap.AddCaller())), nil
+}
