@@ -313,7 +313,7 @@ type quietSink struct{ logr.LogSink }
 
 // Init does nothing: the wrapped sink was initialised by its own Logger, and
 // initialising it again would change that Logger's call depth.
-func (s quietSink) Init(logr.RuntimeInfo) {}
+func (s quietSink) Init(logr.RuntimeInfo)  {}
 func (s quietSink) Enabled(level int) bool { return s.LogSink.Enabled(level + 1) }
 func (s quietSink) Info(level int, msg string, kv ...any) {
 	s.LogSink.Info(level+1, msg, kv...)

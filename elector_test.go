@@ -490,7 +490,7 @@ func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 
 type nopObserver struct{}
 
-func (nopObserver) observed(resourcelock.LeaderElectionRecord)            {}
+func (nopObserver) observed(resourcelock.LeaderElectionRecord)         {}
 func (nopObserver) wrote(resourcelock.LeaderElectionRecord, time.Time) {}
 
 // stubLock records the deadline of each request's context.
