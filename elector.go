@@ -168,6 +168,9 @@ func (e *Elector) Run(ctx context.Context) error {
 			return fmt.Errorf("elector: %w", err) // unreachable: options are validated in New
 		}
 		le.Run(cgCtx)
+		if ctx.Err() != nil {
+			log.Info("stopping")
+		}
 		led := c.endTerm()
 		if ctx.Err() != nil {
 			if led && e.o.releaseOnCancel {

@@ -163,7 +163,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error(serr, "HTTP server stopped; stopping the elector")
 		code = exitFailure
 	case <-ctx.Done():
-		log.Info("shutting down")
 	}
 	cancel()
 	if !stopped {
@@ -266,6 +265,7 @@ func newLogger(w io.Writer, level, format string) (logr.Logger, error) {
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	enc.EncodeDuration = zapcore.StringDurationEncoder
 	var encoder zapcore.Encoder
 	switch format {
 	case "json":

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kubeconfig writes a syntactically valid kubeconfig pointing at addr.
+func kubeconfig(t *testing.T, server string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "` + server + `"}
+users:
+- name: u
+  user: {token: t}
+contexts:
+- name: c
+  context: {cluster: c, user: u}
+current-context: c
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func runCLI(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	code, out, _ := runCLI(context.Background(), "-h")
+	if code != exitOK {
+		t.Fatalf("-h exit code %d, want 0", code)
+	}
+	for _, want := range []string{
+		"-election string\n    \tThe name of the election. This is required.",
+		"-http string\n    \tThe HTTP address (host:port) which leader state will be reported on.",
+		"-id string\n    \tThe ID of the election participant. If not set, the hostname, as reported by the kernel, is used.",
+		"-kubeconfig string\n    \tThe kubeconfig file to use. If not set, in-cluster config will be used",
+		"$KUBECONFIG or ~/.kube/config",
+		"-lock-type string\n    \tThe type of Kubernetes object to use for the lock (leases, endpoints, configmaps) (default \"leases\")",
+		"-namespace string\n    \tThe Kubernetes namespace to run the election in. If not set, elections will run in the default namespace. (default \"default\")",
+		"-ttl duration\n    \tThe TTL for the election. (default 10s)",
+		"-log-level string",
+		"-log-format string",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("-h output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	kc := kubeconfig(t, "https://127.0.0.1:1")
+	garbage := filepath.Join(t.TempDir(), "garbage")
+	if err := os.WriteFile(garbage, []byte("\x00\x01not: [yaml"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok := []string{"-kubeconfig=" + kc, "-election=example"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing election", []string{"-kubeconfig=" + kc}, "election name is required"},
+		{"uppercase election", []string{"-kubeconfig=" + kc, "-election=Example"}, `election name "Example" is not a valid object name`},
+		{"slash in election", []string{"-kubeconfig=" + kc, "-election=a/b"}, "is not a valid object name"},
+		{"long election", []string{"-kubeconfig=" + kc, "-election=" + strings.Repeat("a", 300)}, "no more than 253"},
+		{"ttl zero", append(ok, "-ttl=0"), "TTL 0s is too short"},
+		{"ttl negative", append(ok, "-ttl=-1s"), "TTL -1s is too short"},
+		{"ttl garbage", append(ok, "-ttl=abc"), `invalid value "abc" for flag -ttl`},
+		{"ttl fractional", append(ok, "-ttl=1500ms"), "TTL 1.5s is not a whole number of seconds"},
+		{"empty id", append(ok, "-id="), `ID "" is empty`},
+		{"unknown lock", append(ok, "-lock-type=etcd"), `lock type "etcd" is not supported: want one of leases, endpoints, configmaps`},
+		{"empty namespace", append(ok, "-namespace="), "namespace is empty"},
+		{"unknown flag", append(ok, "-leader-elect"), "flag provided but not defined: -leader-elect"},
+		{"stray argument", append(ok, "extra"), `unexpected argument "extra"`},
+		{"bad log level", append(ok, "-log-level=loud"), `invalid -log-level="loud"`},
+		{"bad log format", append(ok, "-log-format=xml"), `invalid -log-format="xml"`},
+		{"missing kubeconfig", []string{"-kubeconfig=/nonexistent/kubeconfig", "-election=example"}, "cannot load -kubeconfig=/nonexistent/kubeconfig"},
+		{"garbage kubeconfig", []string{"-kubeconfig=" + garbage, "-election=example"}, "cannot load -kubeconfig=" + garbage},
+		{"kubeconfig and flag problems together", []string{"-kubeconfig=/nonexistent", "-election=Bad"}, "not a valid object name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(context.Background(), tc.args...)
+			if code != exitUsage {
+				t.Errorf("exit code %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(errOut, tc.want) {
+				t.Errorf("stderr lacks %q:\n%s", tc.want, errOut)
+			}
+			if !strings.HasSuffix(errOut, "Run k8s-elector -h for usage.\n") {
+				t.Errorf("stderr does not end with the usage hint:\n%s", errOut)
+			}
+			if out != "" {
+				t.Errorf("stdout = %q, want nothing", out)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(errOut), "\n") {
+				if !strings.HasPrefix(line, "k8s-elector: ") && !strings.HasPrefix(line, "Run k8s-elector -h") {
+					t.Errorf("stray stderr line %q", line)
+				}
+			}
+		})
+	}
+}
+
+func TestHTTPAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code, _, errOut := runCLI(context.Background(), "-kubeconfig="+kubeconfig(t, "https://127.0.0.1:1"),
+		"-election=example", "-http="+ln.Addr().String())
+	if code != exitFailure {
+		t.Errorf("exit code %d, want %d", code, exitFailure)
+	}
+	if want := "cannot serve HTTP on -http=" + ln.Addr().String(); !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+}
+
+func TestMalformedHTTPAddress(t *testing.T) {
+	code, _, errOut := runCLI(context.Background(), "-kubeconfig="+kubeconfig(t, "https://127.0.0.1:1"),
+		"-election=example", "-http=localhost:notaport")
+	if code != exitFailure || !strings.Contains(errOut, "cannot serve HTTP on -http=localhost:notaport") {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// TestShutdownIsClean cancels a running CLI, as SIGTERM does: it must exit 0
+// without a stack trace even though the API server was never reachable.
+func TestShutdownIsClean(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(1500*time.Millisecond, cancel)
+	code, _, errOut := runCLI(ctx, "-kubeconfig="+kubeconfig(t, "https://127.0.0.1:1"),
+		"-election=example", "-id=pod-a", "-ttl=3s", "-http=127.0.0.1:0")
+	if code != exitOK {
+		t.Errorf("exit code %d, want 0; stderr:\n%s", code, errOut)
+	}
+	for _, bad := range []string{"panic", "goroutine ", "stacktrace"} {
+		if strings.Contains(errOut, bad) {
+			t.Errorf("stderr contains %q:\n%s", bad, errOut)
+		}
+	}
+	for _, want := range []string{`"msg":"joining election"`, `"msg":"stopping"`, `"msg":"stopped"`, `"identity":"pod-a"`} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("log lacks %s:\n%s", want, errOut)
+		}
+	}
+	// The unreachable API server is reported once as an error, not once per retry.
+	if n := strings.Count(errOut, `"level":"error"`); n != 1 {
+		t.Errorf("%d error lines, want 1:\n%s", n, errOut)
+	}
+}

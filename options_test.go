@@ -1,0 +1,131 @@
+package elector
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+)
+
+func TestDefaults(t *testing.T) {
+	e, err := New("example", WithClient(fake.NewClientset()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := e.o
+	if o.namespace != "default" || o.lockType != LockLeases || o.ttl != 10*time.Second || !o.releaseOnCancel {
+		t.Errorf("defaults: namespace %q lock %q ttl %s release %v, want default, leases, 10s, true",
+			o.namespace, o.lockType, o.ttl, o.releaseOnCancel)
+	}
+	if o.renewDeadline != 10*time.Second/3 || o.retryPeriod != 10*time.Second/6 {
+		t.Errorf("renew deadline %s, retry %s, want TTL/3 and TTL/6", o.renewDeadline, o.retryPeriod)
+	}
+	if got := e.o.requestTimeout(); got != 10*time.Second/3/2 {
+		t.Errorf("request timeout %s, want renew deadline / 2", got)
+	}
+	if o.id == "" {
+		t.Error("default ID is empty, want the hostname")
+	}
+}
+
+func TestLastOptionWins(t *testing.T) {
+	e, err := New("example", WithClient(fake.NewClientset()),
+		WithTTL(3*time.Second), WithTTL(4*time.Second), WithID("x"), WithID("y"),
+		WithNamespace("a"), WithNamespace("b"), WithLockType(LockEndpoints), WithLockType(LockConfigMaps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.o.ttl != 4*time.Second || e.o.id != "y" || e.o.namespace != "b" || e.o.lockType != LockConfigMaps {
+		t.Fatalf("got ttl %s id %q ns %q lock %q, want the last of each", e.o.ttl, e.o.id, e.o.namespace, e.o.lockType)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	client := WithClient(fake.NewClientset())
+	for _, tc := range []struct {
+		name     string
+		election string
+		opts     []Option
+		want     []string // substrings of the error, one per problem
+	}{
+		{"missing election", "", nil, []string{"election name is required"}},
+		{"uppercase election", "Example", nil, []string{`election name "Example" is not a valid object name`}},
+		{"slash in election", "a/b", nil, []string{`"a/b" is not a valid object name`}},
+		{"election too long", strings.Repeat("a", 300), nil, []string{"is not a valid object name", "no more than 253"}},
+		{"ttl zero", "e", []Option{WithTTL(0)}, []string{"TTL 0s is too short: want a whole number of seconds, at least 1s"}},
+		{"ttl negative", "e", []Option{WithTTL(-time.Second)}, []string{"TTL -1s is too short"}},
+		{"ttl below 1s", "e", []Option{WithTTL(500 * time.Millisecond)}, []string{"TTL 500ms is too short"}},
+		{"ttl fractional", "e", []Option{WithTTL(1500 * time.Millisecond)}, []string{"TTL 1.5s is not a whole number of seconds"}},
+		{"unknown lock", "e", []Option{WithLockType("leasez")}, []string{`lock type "leasez" is not supported: want one of leases, endpoints, configmaps`}},
+		{"multilock not yet", "e", []Option{WithLockType("configmapsleases")}, []string{`lock type "configmapsleases" is not supported`}},
+		{"empty id", "e", []Option{WithID("")}, []string{`ID "" is empty`}},
+		{"blank id", "e", []Option{WithID("  ")}, []string{`ID "  " is empty`}},
+		{"control char id", "e", []Option{WithID("a\nb")}, []string{"contains control characters"}},
+		{"empty namespace", "e", []Option{WithNamespace("")}, []string{"namespace is empty"}},
+		{"bad namespace", "e", []Option{WithNamespace("Kube_System")}, []string{`namespace "Kube_System" is not a valid namespace name`}},
+		{"renew >= ttl", "e", []Option{WithTTL(6 * time.Second), WithRenewDeadline(6 * time.Second)}, []string{"renew deadline 6s must be shorter than the TTL 6s"}},
+		{"renew <= 1.2 retry", "e", []Option{WithTTL(6 * time.Second), WithRenewDeadline(2 * time.Second), WithRetryPeriod(2 * time.Second)},
+			[]string{"renew deadline 2s must be longer than 1.2 × the retry period 2s (2.4s)"}},
+		{"negative renew", "e", []Option{WithRenewDeadline(-time.Second)}, []string{"renew deadline -1s is negative"}},
+		{"negative retry", "e", []Option{WithRetryPeriod(-time.Second)}, []string{"retry period -1s is negative"}},
+		{"every problem at once", "Bad", []Option{WithTTL(0), WithLockType("x"), WithID("")},
+			[]string{"election name", "TTL 0s", `lock type "x"`, `ID ""`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.election, append([]Option{client}, tc.opts...)...)
+			if err == nil {
+				t.Fatal("New succeeded, want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if got := strings.Count(err.Error(), "\n") + 1; got != len(tc.want) && tc.name != "election too long" {
+				t.Errorf("got %d problems, want %d:\n%v", got, len(tc.want), err)
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, "elector: ") {
+					t.Errorf("error line %q lacks the elector: prefix", line)
+				}
+			}
+		})
+	}
+}
+
+func TestClientRequired(t *testing.T) {
+	_, err := New("e")
+	if !errors.Is(err, ErrNoClient) {
+		t.Fatalf("New without client: %v, want ErrNoClient", err)
+	}
+	_, err = New("e", WithClient(fake.NewClientset()), WithRESTConfig(&rest.Config{}))
+	if err == nil || !strings.Contains(err.Error(), "set only one") {
+		t.Fatalf("New with both clients: %v, want an error", err)
+	}
+	if _, err := New("e", WithRESTConfig(&rest.Config{Host: "https://127.0.0.1:1"})); err != nil {
+		t.Fatalf("New with a REST config: %v", err)
+	}
+}
+
+func FuzzValidation(f *testing.F) {
+	f.Add("example", "default", "pod-a", "leases", int64(10*time.Second), int64(0), int64(0))
+	f.Add("", "", "", "", int64(0), int64(-1), int64(-1))
+	f.Add("a.b-c", "ns", "x", "configmaps", int64(1500*time.Millisecond), int64(time.Second), int64(time.Second))
+	f.Fuzz(func(t *testing.T, election, ns, id, lock string, ttl, renew, retry int64) {
+		e, err := New(election, WithClient(fake.NewClientset()), WithNamespace(ns), WithID(id),
+			WithLockType(LockType(lock)), WithTTL(time.Duration(ttl)),
+			WithRenewDeadline(time.Duration(renew)), WithRetryPeriod(time.Duration(retry)))
+		if err != nil {
+			return
+		}
+		// Whatever New accepts must satisfy client-go's invariants and ours.
+		o := e.o
+		if o.ttl < time.Second || o.ttl%time.Second != 0 || o.renewDeadline >= o.ttl ||
+			o.renewDeadline <= time.Duration(jitterFactor*float64(o.retryPeriod)) || o.retryPeriod <= 0 || o.id == "" {
+			t.Fatalf("New accepted invalid timing or ID: %+v", o)
+		}
+	})
+}
