@@ -167,7 +167,12 @@ func (e *Elector) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("elector: %w", err) // unreachable: options are validated in New
 		}
-		le.Run(cgCtx)
+		// Each pass gets its own context, so that the campaign can stop
+		// client-go's renew loop as soon as a read shows another holder.
+		lctx, stop := context.WithCancel(cgCtx)
+		c.stopPass = stop
+		le.Run(lctx)
+		stop()
 		if ctx.Err() != nil {
 			log.Info("stopping")
 		}
@@ -185,11 +190,12 @@ func (e *Elector) Run(ctx context.Context) error {
 // campaign is the state of one Run. Only the goroutine running the election
 // touches it.
 type campaign struct {
-	e     *Elector
-	ctx   context.Context // Run's context, with the Elector's logger
-	log   logr.Logger
-	queue *serial.Queue
-	lock  *trackedLock
+	e        *Elector
+	ctx      context.Context // Run's context, with the Elector's logger
+	log      logr.Logger
+	queue    *serial.Queue
+	lock     *trackedLock
+	stopPass context.CancelFunc // ends the current LeaderElector.Run
 
 	leader string // holder in the last record read or written
 	term   *term  // the current term, nil while following
@@ -197,14 +203,23 @@ type campaign struct {
 
 // term is one period of leadership.
 type term struct {
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when the started-leading callback is over
-	started bool          // the callback ran; read only after done is closed
+	ctx        context.Context
+	cancel     context.CancelFunc
+	expire     *time.Timer   // cancels ctx at validUntil
+	validUntil time.Time     // monotonic; extended by every renewal
+	done       chan struct{} // closed when the started-leading callback is over
+	started    bool          // the callback ran; read only after done is closed
 }
 
 // observed implements lockObserver.
 func (c *campaign) observed(rec resourcelock.LeaderElectionRecord) {
+	if t := c.term; t != nil && rec.HolderIdentity != c.e.o.id {
+		// Someone else holds the lock: the term is over now, whatever
+		// client-go's renew loop would conclude by its deadline.
+		c.log.Info("lock taken over while leading", "holder", rec.HolderIdentity)
+		t.cancel()
+		c.stopPass()
+	}
 	if rec.HolderIdentity == c.leader {
 		return
 	}
@@ -221,14 +236,32 @@ func (c *campaign) observed(rec resourcelock.LeaderElectionRecord) {
 	c.publish()
 }
 
-// wrote implements lockObserver. A successful write naming us while we follow
-// starts a term.
-func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, _ time.Time) {
-	if rec.HolderIdentity != c.e.o.id || c.term != nil {
+// wrote implements lockObserver. A successful write naming us starts a term,
+// or extends the current one to the lease duration after the time the write
+// was sent: followers count the lease from when they observe the write, which
+// is later, so until then nobody else can acquire.
+func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, sent time.Time) {
+	if rec.HolderIdentity != c.e.o.id {
+		return
+	}
+	lease := time.Duration(rec.LeaseDurationSeconds) * time.Second
+	validUntil := sent.Add(lease - driftMargin(lease))
+	if t := c.term; t != nil && t.ctx.Err() != nil {
+		// The term ran out (a pause, or renewals slower than the lease)
+		// although the lock is still ours: end it and start a new one, so
+		// that leader work that stopped is started again.
+		c.endTerm()
+	}
+	if t := c.term; t != nil {
+		t.validUntil = validUntil
+		t.expire.Reset(time.Until(validUntil))
+		c.log.V(2).Info("renewed", "validUntil", validUntil)
+		c.publish()
 		return
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	t := &term{ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	t := &term{ctx: ctx, cancel: cancel, validUntil: validUntil, done: make(chan struct{})}
+	t.expire = time.AfterFunc(time.Until(validUntil), cancel)
 	c.term = t
 	c.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
 	c.publish()
@@ -244,6 +277,11 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, _ time.Time) {
 	})
 }
 
+// driftMargin is how much earlier than the lease duration a leader considers
+// its lease over. Followers measure the lease duration on their own clocks;
+// the margin covers a follower whose clock runs up to 2% faster than ours.
+func driftMargin(lease time.Duration) time.Duration { return lease / 50 }
+
 // endTerm ends the current term, if any: it reports not-leader, cancels the
 // term's context, waits for the started-leading callback and queues
 // stopped-leading. It reports whether there was a term.
@@ -254,6 +292,7 @@ func (c *campaign) endTerm() bool {
 	}
 	c.term = nil
 	c.publish()
+	t.expire.Stop()
 	t.cancel()
 	<-t.done
 	c.log.Info("stopped leading")
@@ -306,7 +345,11 @@ func (c *campaign) release(ctx context.Context) {
 }
 
 func (c *campaign) publish() {
-	c.e.publish(view{leader: c.leader, leading: c.term != nil})
+	v := view{leader: c.leader}
+	if c.term != nil {
+		v.leading, v.validUntil = true, c.term.validUntil
+	}
+	c.e.publish(v)
 }
 
 // quietSink passes client-go's log lines on one verbosity level lower, and its

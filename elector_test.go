@@ -119,6 +119,7 @@ type candidate struct {
 	e      *Elector
 	client *fake.Clientset
 	fault  atomic.Pointer[error] // when set, every request of this candidate fails with it
+	stall  atomic.Int64          // when set, this candidate's next update first sleeps this long
 	log    *callbackLog
 	cancel context.CancelFunc
 	done   chan error
@@ -137,9 +138,14 @@ func startWork(t *testing.T, c *fakekube.Cluster, id string, lock LockType, work
 	t.Helper()
 	cand := &candidate{id: id, client: c.Client(), log: &callbackLog{t: t, id: id, onStart: work}, done: make(chan error, 1)}
 	// Reactors must be in place before the client is used.
-	cand.client.PrependReactor("*", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+	cand.client.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if err := cand.fault.Load(); err != nil {
 			return true, nil, *err
+		}
+		if a.GetVerb() == "update" {
+			// Like a paused process or a request stuck past its timeout:
+			// the fake ignores contexts, so nothing cuts the sleep short.
+			time.Sleep(time.Duration(cand.stall.Swap(0)))
 		}
 		return false, nil, nil
 	})
@@ -739,4 +745,116 @@ func TestConcurrentStatusAndHTTPWhileRunning(t *testing.T) {
 		cancel()
 		wg.Wait()
 	})
+}
+
+// TestStalledLeaderStopsReportingBeforeTakeover stalls the leader's renewal
+// for two TTLs, as a paused process would be: it must stop reporting
+// leadership, and stop its leader work, before the follower can take over,
+// so that no instant has two leaders.
+func TestStalledLeaderStopsReportingBeforeTakeover(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		var workEnded time.Time
+		a := startWork(t, c, "a", lock, func(ctx context.Context) {
+			<-ctx.Done()
+			workEnded = time.Now()
+		})
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", lock)
+		time.Sleep(maxRetryWait)
+		synctest.Wait()
+
+		a.stall.Store(int64(2 * testTTL))
+		begin := time.Now()
+		var aStopped, bStarted time.Time
+		for time.Since(begin) < 3*testTTL {
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+			sa, sb := a.e.Status(), b.e.Status()
+			if sa.IsLeader && sb.IsLeader {
+				t.Fatalf("two leaders %s after the stall began", time.Since(begin))
+			}
+			if !sa.IsLeader && aStopped.IsZero() {
+				aStopped = time.Now()
+			}
+			if sb.IsLeader && bStarted.IsZero() {
+				bStarted = time.Now()
+			}
+		}
+		if aStopped.IsZero() || bStarted.IsZero() {
+			t.Fatalf("a stopped at %v, b started at %v: want both", aStopped, bStarted)
+		}
+		// a's last renewal was sent at most one jittered retry before the
+		// stall: it must stop by then + TTL - margin, before b starts.
+		if limit := begin.Add(testTTL - driftMargin(testTTL)); aStopped.After(limit) {
+			t.Fatalf("a reported leadership until %s after the stall, want at most TTL-margin (%s)", aStopped.Sub(begin), testTTL-driftMargin(testTTL))
+		}
+		if !aStopped.Before(bStarted) {
+			t.Fatalf("b started (%s) before a stopped (%s)", bStarted.Sub(begin), aStopped.Sub(begin))
+		}
+		a.stop(t)
+		if workEnded.IsZero() || workEnded.After(aStopped) {
+			t.Fatalf("a's leader work ended at %s, want by the time a stopped reporting (%s)", workEnded.Sub(begin), aStopped.Sub(begin))
+		}
+	})
+}
+
+// TestTakeoverSeenStopsLeadershipAtOnce rewrites the lock to another holder
+// behind the leader's back: the read that shows it must end the term, rather
+// than client-go's renew loop running on to its deadline.
+func TestTakeoverSeenStopsLeadershipAtOnce(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		var workEnded time.Time
+		a := startWork(t, c, "a", lock, func(ctx context.Context) {
+			<-ctx.Done()
+			workEnded = time.Now()
+		})
+		waitLeader(t, testTTL, a)
+		admin := c.Client()
+		rec := lockHolder(t, admin, lock)
+		rec.HolderIdentity = "intruder"
+		rec.LeaderTransitions++
+		writeRecord(t, admin, lock, rec)
+
+		for a.e.Status().Leader != "intruder" {
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+		}
+		seen := time.Now()
+		if a.e.Status().IsLeader {
+			t.Fatal("a still reports leadership after reading that intruder holds the lock")
+		}
+		synctest.Wait()
+		if workEnded.IsZero() || workEnded.After(seen) {
+			t.Fatalf("leader work not cancelled when the takeover was read")
+		}
+		if got := a.log.terms(); !slices.Equal(got, []string{"started", "stopped"}) {
+			t.Fatalf("callbacks = %v, want [started stopped]", got)
+		}
+		// a keeps campaigning and follows the intruder.
+		time.Sleep(testTTL / 2)
+		synctest.Wait()
+		if s := a.e.Status(); s.IsLeader || s.Leader != "intruder" {
+			t.Fatalf("status = %+v, want follower of intruder", s)
+		}
+	})
+}
+
+// writeRecord overwrites the lock record as a third party would.
+func writeRecord(t *testing.T, client kubernetes.Interface, lock LockType, rec resourcelock.LeaderElectionRecord) {
+	t.Helper()
+	if lock != LockLeases {
+		fixLock(t, client, lock, record.Encode(rec))
+		return
+	}
+	ctx := context.Background()
+	l, err := client.CoordinationV1().Leases("default").Get(ctx, testElection, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Spec = resourcelock.LeaderElectionRecordToLeaseSpec(&rec)
+	if _, err := client.CoordinationV1().Leases("default").Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -10,8 +10,12 @@ import (
 //
 //	{"is_leader":false,"leader":"k8s-elector-74c54b485f-hgf9z","node":"k8s-elector-74c54b485f-564ht","timestamp":"2019-05-02T18:28:51Z"}
 type Status struct {
-	// IsLeader reports whether this candidate leads: it has acquired the lock
-	// and its term has not ended.
+	// IsLeader reports whether this candidate leads: it holds the lock, its
+	// term has not ended, and its last successful acquire or renewal was sent
+	// less than the lease duration (minus a 2% margin for clock-rate drift)
+	// ago, measured on the monotonic clock. A leader that was paused or cut
+	// off from the API server reports false as soon as that time has passed,
+	// before anyone else can have taken over.
 	IsLeader bool `json:"is_leader"`
 	// Leader is the holder named by the lock record as last read or written,
 	// "" before the first read and after a release.
@@ -37,8 +41,9 @@ func (s Status) MarshalJSON() ([]byte, error) {
 // view is what the election goroutine publishes for Status. It is immutable
 // once stored.
 type view struct {
-	leader  string
-	leading bool
+	leader     string
+	leading    bool
+	validUntil time.Time // with a monotonic reading
 }
 
 // Status returns a consistent snapshot of the election as this Elector sees
@@ -46,11 +51,12 @@ type view struct {
 // before, during and after Run.
 func (e *Elector) Status() Status {
 	v := e.view.Load()
+	now := time.Now()
 	return Status{
-		IsLeader:  v.leading,
+		IsLeader:  v.leading && now.Before(v.validUntil),
 		Leader:    v.leader,
 		Node:      e.o.id,
-		Timestamp: time.Now().UTC(),
+		Timestamp: now.UTC(),
 	}
 }
 
