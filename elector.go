@@ -49,6 +49,7 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -197,8 +198,10 @@ type campaign struct {
 	lock     *trackedLock
 	stopPass context.CancelFunc // ends the current LeaderElector.Run
 
-	leader string // holder in the last record read or written
-	term   *term  // the current term, nil while following
+	record resourcelock.LeaderElectionRecord // the last record read or written
+	uid    types.UID                         // of the object holding record
+	leader string                            // record.HolderIdentity, as last reported
+	term   *term                             // the current term, nil while following
 }
 
 // term is one period of leadership.
@@ -212,7 +215,8 @@ type term struct {
 }
 
 // observed implements lockObserver.
-func (c *campaign) observed(rec resourcelock.LeaderElectionRecord) {
+func (c *campaign) observed(rec resourcelock.LeaderElectionRecord, uid types.UID) {
+	c.record, c.uid = rec, uid
 	if t := c.term; t != nil && rec.HolderIdentity != c.e.o.id {
 		// Someone else holds the lock: the term is over now, whatever
 		// client-go's renew loop would conclude by its deadline.
@@ -221,6 +225,7 @@ func (c *campaign) observed(rec resourcelock.LeaderElectionRecord) {
 		c.stopPass()
 	}
 	if rec.HolderIdentity == c.leader {
+		c.publish()
 		return
 	}
 	c.leader = rec.HolderIdentity
@@ -345,7 +350,13 @@ func (c *campaign) release(ctx context.Context) {
 }
 
 func (c *campaign) publish() {
-	v := view{leader: c.leader}
+	v := view{
+		leader:      c.leader,
+		uid:         c.uid,
+		transitions: c.record.LeaderTransitions,
+		acquireTime: c.record.AcquireTime.Time,
+		renewTime:   c.record.RenewTime.Time,
+	}
 	if c.term != nil {
 		v.leading, v.validUntil = true, c.term.validUntil
 	}

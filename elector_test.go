@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -496,8 +497,8 @@ func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 
 type nopObserver struct{}
 
-func (nopObserver) observed(resourcelock.LeaderElectionRecord)         {}
-func (nopObserver) wrote(resourcelock.LeaderElectionRecord, time.Time) {}
+func (nopObserver) observed(resourcelock.LeaderElectionRecord, types.UID) {}
+func (nopObserver) wrote(resourcelock.LeaderElectionRecord, time.Time)    {}
 
 // stubLock records the deadline of each request's context.
 type stubLock struct {
@@ -857,4 +858,46 @@ func writeRecord(t *testing.T, client kubernetes.Interface, lock LockType, rec r
 	if _, err := client.CoordinationV1().Leases("default").Update(ctx, l, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestFencingTokenGrowsWithEveryHolder hands leadership around a fleet, by
+// release and by expiry, and checks that each new leader's token is higher
+// than its predecessor's, within one lock object.
+func TestFencingTokenGrowsWithEveryHolder(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		cands := []*candidate{
+			start(t, c, "a", lock, WithReleaseOnCancel(false)),
+			start(t, c, "b", lock), start(t, c, "c", lock), start(t, c, "d", lock),
+		}
+		var uid string
+		last := -1
+		for round := range len(cands) {
+			var live []*candidate
+			for _, cand := range cands {
+				if cand.cancel != nil {
+					live = append(live, cand)
+				}
+			}
+			leader, _ := waitLeader(t, 2*testTTL, live...)
+			s := leader.e.Status()
+			if s.LockUID == "" || (uid != "" && s.LockUID != uid) {
+				t.Fatalf("round %d: lock UID %q, want one stable non-empty UID (%q)", round, s.LockUID, uid)
+			}
+			uid = s.LockUID
+			if s.LeaderTransitions <= last {
+				t.Fatalf("round %d: %s leads with token %d, not above its predecessor's %d", round, leader.id, s.LeaderTransitions, last)
+			}
+			if s.ValidUntil.IsZero() || !s.ValidUntil.After(time.Now()) {
+				t.Fatalf("leader's valid_until %v is not in the future", s.ValidUntil)
+			}
+			for _, f := range live {
+				if f != leader && !f.e.Status().ValidUntil.IsZero() {
+					t.Fatalf("follower %s reports valid_until", f.id)
+				}
+			}
+			last = s.LeaderTransitions
+			leader.stop(t)
+		}
+	})
 }

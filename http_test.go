@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -45,16 +47,41 @@ func TestGETRootAnswersTheSeedJSON(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type = %q, want application/json", ct)
 			}
-			// Exactly the four documented fields, with these types.
+			// The four fields of the original, unchanged, then the lock record
+			// and, on the leader only, valid_until.
 			var raw map[string]any
 			if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
 				t.Fatalf("body %q: %v", rec.Body, err)
 			}
+			if !strings.HasPrefix(rec.Body.String(), `{"is_leader":`) {
+				t.Errorf("body does not start with is_leader: %s", rec.Body)
+			}
+			lock := lockHolder(t, c.Client(), LockLeases)
 			want := map[string]any{
-				"is_leader": cand == leader,
-				"leader":    leader.id,
-				"node":      cand.id,
-				"timestamp": time.Now().UTC().Format(time.RFC3339),
+				"is_leader":          cand == leader,
+				"leader":             leader.id,
+				"node":               cand.id,
+				"timestamp":          time.Now().UTC().Format(time.RFC3339),
+				"lock_uid":           "uid-1",
+				"leader_transitions": float64(lock.LeaderTransitions),
+				"acquire_time":       lock.AcquireTime.UTC().Format(jsonTime),
+				"renew_time":         lock.RenewTime.UTC().Format(jsonTime),
+			}
+			if cand != leader {
+				// A follower knows the renew time of its last read, which may
+				// be one renewal behind.
+				got, _ := raw["renew_time"].(string)
+				if rt, err := time.Parse(time.RFC3339, got); err != nil || rt.After(lock.RenewTime.Time) {
+					t.Errorf("follower renew_time %q: want a time no later than the lock's %v", got, lock.RenewTime)
+				}
+				want["renew_time"] = got
+			}
+			if cand == leader {
+				want["valid_until"] = cand.e.Status().ValidUntil.UTC().Format(jsonTime)
+				if !strings.Contains(rec.Body.String(), `"valid_until":"2000-01-01T00:00:`) ||
+					!regexp.MustCompile(`"valid_until":"[0-9T:-]+\.[0-9]{3}Z"`).MatchString(rec.Body.String()) {
+					t.Errorf("valid_until is not RFC3339 with milliseconds in UTC: %s", rec.Body)
+				}
 			}
 			if diff := cmp.Diff(want, raw); diff != "" {
 				t.Errorf("GET / on %s (-want +got):\n%s", cand.id, diff)
@@ -70,7 +97,7 @@ func TestStatusJSONFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"is_leader":true,"leader":"k8s-elector-74c54b485f-hgf9z","node":"k8s-elector-74c54b485f-hgf9z","timestamp":"2019-05-02T18:29:26Z"}`
+	want := `{"is_leader":true,"leader":"k8s-elector-74c54b485f-hgf9z","node":"k8s-elector-74c54b485f-hgf9z","timestamp":"2019-05-02T18:29:26Z","leader_transitions":0}`
 	if string(got) != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
@@ -130,4 +157,26 @@ func TestStatusBeforeRun(t *testing.T) {
 		t.Fatalf("Status before Run = %+v", s)
 	}
 	_ = context.Background()
+}
+
+func TestStatusJSONFencingFields(t *testing.T) {
+	at := time.Date(2026, 11, 25, 18, 29, 26, 123456789, time.UTC)
+	s := Status{IsLeader: true, Leader: "a", Node: "a", Timestamp: at, LockUID: "u-1", LeaderTransitions: 7,
+		AcquireTime: at.Add(-time.Hour), RenewTime: at.Add(-time.Second), ValidUntil: at.Add(9 * time.Second)}
+	got, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"is_leader":true,"leader":"a","node":"a","timestamp":"2026-11-25T18:29:26Z","lock_uid":"u-1","leader_transitions":7,` +
+		`"acquire_time":"2026-11-25T17:29:26.123Z","renew_time":"2026-11-25T18:29:25.123Z","valid_until":"2026-11-25T18:29:35.123Z"}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	var back Status
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.LockUID != "u-1" || back.LeaderTransitions != 7 || !back.ValidUntil.Equal(s.ValidUntil.Truncate(time.Millisecond)) {
+		t.Fatalf("round trip: got %+v", back)
+	}
 }

@@ -9,10 +9,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
@@ -38,12 +41,65 @@ func (e *Elector) newLock() resourcelock.Interface {
 			client: e.client.CoreV1().Endpoints(ns),
 		}
 	default:
-		return &resourcelock.LeaseLock{
-			LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: name},
-			Client:     e.client.CoordinationV1(),
-			LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+		leases := &uidRecorder{LeasesGetter: e.client.CoordinationV1()}
+		return leaseLock{
+			LeaseLock: &resourcelock.LeaseLock{
+				LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: name},
+				Client:     leases,
+				LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+			},
+			leases: leases,
 		}
 	}
+}
+
+// uidSource is implemented by the locks newLock returns: the UID of the lock
+// object as last read or written.
+type uidSource interface {
+	objectUID() types.UID
+}
+
+// leaseLock is client-go's LeaseLock, with the UID of the Lease it last saw.
+type leaseLock struct {
+	*resourcelock.LeaseLock
+	leases *uidRecorder
+}
+
+func (l leaseLock) objectUID() types.UID { return l.leases.uid }
+
+// uidRecorder passes Lease requests through and notes the UID of every Lease
+// the API server returns.
+type uidRecorder struct {
+	coordinationv1client.LeasesGetter
+	uid types.UID
+}
+
+func (r *uidRecorder) Leases(ns string) coordinationv1client.LeaseInterface {
+	return recordingLeases{r.LeasesGetter.Leases(ns), r}
+}
+
+type recordingLeases struct {
+	coordinationv1client.LeaseInterface
+	r *uidRecorder
+}
+
+func (l recordingLeases) note(lease *coordinationv1.Lease, err error) (*coordinationv1.Lease, error) {
+	if err == nil {
+		l.r.uid = lease.UID
+	}
+	return lease, err
+}
+
+func (l recordingLeases) Get(ctx context.Context, name string, opts metav1.GetOptions) (*coordinationv1.Lease, error) {
+	return l.note(l.LeaseInterface.Get(ctx, name, opts))
+}
+
+func (l recordingLeases) Create(ctx context.Context, lease *coordinationv1.Lease, opts metav1.CreateOptions) (*coordinationv1.Lease, error) {
+	return l.note(l.LeaseInterface.Create(ctx, lease, opts))
+}
+
+func (l recordingLeases) Update(ctx context.Context, lease *coordinationv1.Lease, opts metav1.UpdateOptions) (*coordinationv1.Lease, error) {
+	return l.note(l.LeaseInterface.Update(ctx, lease, opts))
 }
 
 // lockKind is the lock object's kind as kubectl names it, for messages.
@@ -61,8 +117,9 @@ func lockKind(t LockType) string {
 // lockObserver learns what the tracked lock reads and writes. Every call comes
 // from the goroutine that runs the election.
 type lockObserver interface {
-	// observed is called with every record read or successfully written.
-	observed(rec resourcelock.LeaderElectionRecord)
+	// observed is called with every record read or successfully written,
+	// and the UID of the object that holds it.
+	observed(rec resourcelock.LeaderElectionRecord, uid types.UID)
 	// wrote is called after a successful create or update, with the time the
 	// request was sent.
 	wrote(rec resourcelock.LeaderElectionRecord, sent time.Time)
@@ -101,7 +158,7 @@ func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	}
 	l.succeeded()
 	l.last = rec
-	l.obs.observed(*rec)
+	l.obs.observed(*rec, l.uid())
 	return rec, raw, nil
 }
 
@@ -134,7 +191,7 @@ func (l *trackedLock) write(ctx context.Context, verb string, rec resourcelock.L
 	}
 	l.succeeded()
 	l.last = &rec
-	l.obs.observed(rec)
+	l.obs.observed(rec, l.uid())
 	l.obs.wrote(rec, sent)
 	return nil
 }
@@ -163,6 +220,14 @@ func (l *trackedLock) succeeded() {
 		l.lastErr = ""
 		l.log.Info("lock requests succeed again", "lock", l.inner.Describe())
 	}
+}
+
+// uid is the lock object's UID, if the inner lock knows it.
+func (l *trackedLock) uid() types.UID {
+	if u, ok := l.inner.(uidSource); ok {
+		return u.objectUID()
+	}
+	return ""
 }
 
 func (l *trackedLock) RecordEvent(s string) { l.inner.RecordEvent(s) }
@@ -258,6 +323,13 @@ func (l *annotationLock[T, P]) Update(ctx context.Context, rec resourcelock.Lead
 func (l *annotationLock[T, P]) RecordEvent(string) {}
 
 func (l *annotationLock[T, P]) Identity() string { return l.identity }
+
+func (l *annotationLock[T, P]) objectUID() types.UID {
+	if l.obj == nil {
+		return ""
+	}
+	return l.obj.GetUID()
+}
 
 func (l *annotationLock[T, P]) Describe() string { return l.namespace + "/" + l.name }
 

@@ -3,12 +3,26 @@ package elector
 import (
 	"encoding/json"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Status is a snapshot of an Elector's view of its election. Its JSON form is
-// the body of GET / :
+// the body of GET / : the four fields of the original k8s-elector, then the
+// lock record and, on the leader, how long its leadership is valid:
 //
-//	{"is_leader":false,"leader":"k8s-elector-74c54b485f-hgf9z","node":"k8s-elector-74c54b485f-564ht","timestamp":"2019-05-02T18:28:51Z"}
+//	{"is_leader":true,"leader":"pod-a","node":"pod-a","timestamp":"2026-11-25T18:28:51Z",
+//	 "lock_uid":"6f0c…","leader_transitions":3,"acquire_time":"2026-11-25T18:20:02.113Z",
+//	 "renew_time":"2026-11-25T18:28:50.402Z","valid_until":"2026-11-25T18:29:00.202Z"}
+//
+// # Fencing
+//
+// (LockUID, LeaderTransitions) is a fencing token: the transition count grows
+// by one with every change of holder, and a new UID (the lock object was
+// deleted and created again) starts a new epoch. A leader passes its token
+// with every write to the resource it protects, and the resource rejects
+// writes whose token is lower than the highest it has seen, so that a leader
+// that was paused past its term cannot overwrite its successor's work.
 type Status struct {
 	// IsLeader reports whether this candidate leads: it holds the lock, its
 	// term has not ended, and its last successful acquire or renewal was sent
@@ -25,25 +39,64 @@ type Status struct {
 	// Timestamp is when the snapshot was taken. JSON carries it in RFC3339 in
 	// UTC, to the second.
 	Timestamp time.Time `json:"timestamp"`
+
+	// LockUID is the UID of the lock object, "" before the first read.
+	LockUID string `json:"lock_uid,omitempty"`
+	// LeaderTransitions counts the changes of holder recorded in the lock.
+	LeaderTransitions int `json:"leader_transitions"`
+	// AcquireTime and RenewTime are the holder's times from the lock record,
+	// on the holder's clock (whole seconds for ConfigMap and Endpoints
+	// locks). Zero, and absent from JSON, before the first read.
+	AcquireTime time.Time `json:"acquire_time,omitzero"`
+	RenewTime   time.Time `json:"renew_time,omitzero"`
+	// ValidUntil is, on the leader, when its leadership ends unless it
+	// renews: the send time of its last successful write plus the lease
+	// duration, less the clock-drift margin. Zero, and absent from JSON,
+	// whenever IsLeader is false.
+	ValidUntil time.Time `json:"valid_until,omitzero"`
+}
+
+// jsonTime is the layout of the times Status adds to the original fields:
+// RFC3339 in UTC with milliseconds.
+const jsonTime = "2006-01-02T15:04:05.000Z07:00"
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(jsonTime)
 }
 
 // MarshalJSON writes the status with the timestamp in RFC3339, UTC, whole
-// seconds, as the original k8s-elector did.
+// seconds, as the original k8s-elector did, and the other times with
+// milliseconds.
 func (s Status) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		IsLeader  bool   `json:"is_leader"`
-		Leader    string `json:"leader"`
-		Node      string `json:"node"`
-		Timestamp string `json:"timestamp"`
-	}{s.IsLeader, s.Leader, s.Node, s.Timestamp.UTC().Format(time.RFC3339)})
+		IsLeader          bool   `json:"is_leader"`
+		Leader            string `json:"leader"`
+		Node              string `json:"node"`
+		Timestamp         string `json:"timestamp"`
+		LockUID           string `json:"lock_uid,omitempty"`
+		LeaderTransitions int    `json:"leader_transitions"`
+		AcquireTime       string `json:"acquire_time,omitempty"`
+		RenewTime         string `json:"renew_time,omitempty"`
+		ValidUntil        string `json:"valid_until,omitempty"`
+	}{
+		s.IsLeader, s.Leader, s.Node, s.Timestamp.UTC().Format(time.RFC3339),
+		s.LockUID, s.LeaderTransitions, formatTime(s.AcquireTime), formatTime(s.RenewTime), formatTime(s.ValidUntil),
+	})
 }
 
 // view is what the election goroutine publishes for Status. It is immutable
 // once stored.
 type view struct {
-	leader     string
-	leading    bool
-	validUntil time.Time // with a monotonic reading
+	leader      string
+	leading     bool
+	validUntil  time.Time // with a monotonic reading
+	uid         types.UID
+	transitions int
+	acquireTime time.Time
+	renewTime   time.Time
 }
 
 // Status returns a consistent snapshot of the election as this Elector sees
@@ -52,12 +105,22 @@ type view struct {
 func (e *Elector) Status() Status {
 	v := e.view.Load()
 	now := time.Now()
-	return Status{
-		IsLeader:  v.leading && now.Before(v.validUntil),
-		Leader:    v.leader,
-		Node:      e.o.id,
-		Timestamp: now.UTC(),
+	s := Status{
+		IsLeader:          v.leading && now.Before(v.validUntil),
+		Leader:            v.leader,
+		Node:              e.o.id,
+		Timestamp:         now.UTC(),
+		LockUID:           string(v.uid),
+		LeaderTransitions: v.transitions,
+		AcquireTime:       v.acquireTime,
+		RenewTime:         v.renewTime,
 	}
+	if s.IsLeader {
+		// Round trips through JSON drop the monotonic reading anyway; strip it
+		// here so that a Status compares equal to its decoded copy.
+		s.ValidUntil = v.validUntil.Round(0)
+	}
+	return s
 }
 
 // publish replaces the view that Status reads.
