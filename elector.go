@@ -70,7 +70,7 @@ type Elector struct {
 	client   kubernetes.Interface
 	view     atomic.Pointer[view]
 	running  atomic.Bool
-	mux      *http.ServeMux
+	handler  http.Handler
 }
 
 // New returns an Elector for the named election. The name is the name of the
@@ -91,7 +91,7 @@ func New(election string, opts ...Option) (*Elector, error) {
 	}
 	e := &Elector{election: election, o: o, client: client}
 	e.publish(view{})
-	e.mux = e.routes()
+	e.handler = e.routes()
 	return e, nil
 }
 
@@ -198,6 +198,7 @@ type campaign struct {
 	lock     *trackedLock
 	stopPass context.CancelFunc // ends the current LeaderElector.Run
 
+	known  bool                              // the lock has been read (or found missing) once
 	record resourcelock.LeaderElectionRecord // the last record read or written
 	uid    types.UID                         // of the object holding record
 	leader string                            // record.HolderIdentity, as last reported
@@ -209,18 +210,35 @@ type term struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	expire     *time.Timer   // cancels ctx at validUntil
-	validUntil time.Time     // monotonic; extended by every renewal
+	renewed    time.Time     // send time of the last successful acquire or renewal
+	lease      time.Duration // lease duration of that write
+	validUntil time.Time     // renewed + lease - drift margin; monotonic
 	done       chan struct{} // closed when the started-leading callback is over
 	started    bool          // the callback ran; read only after done is closed
 }
 
 // observed implements lockObserver.
 func (c *campaign) observed(rec resourcelock.LeaderElectionRecord, uid types.UID) {
-	c.record, c.uid = rec, uid
+	c.see(rec, uid, false)
+}
+
+// absent implements lockObserver: the lock object does not exist, so nobody
+// leads.
+func (c *campaign) absent() {
+	c.see(resourcelock.LeaderElectionRecord{}, "", true)
+}
+
+func (c *campaign) see(rec resourcelock.LeaderElectionRecord, uid types.UID, gone bool) {
+	c.record, c.uid, c.known = rec, uid, true
 	if t := c.term; t != nil && rec.HolderIdentity != c.e.o.id {
-		// Someone else holds the lock: the term is over now, whatever
-		// client-go's renew loop would conclude by its deadline.
-		c.log.Info("lock taken over while leading", "holder", rec.HolderIdentity)
+		// Someone else holds the lock, or nobody does: the term is over
+		// now, whatever client-go's renew loop would conclude by its
+		// deadline.
+		if gone {
+			c.log.Info("lock object deleted while leading")
+		} else {
+			c.log.Info("lock taken over while leading", "holder", rec.HolderIdentity)
+		}
 		t.cancel()
 		c.stopPass()
 	}
@@ -230,7 +248,7 @@ func (c *campaign) observed(rec resourcelock.LeaderElectionRecord, uid types.UID
 	}
 	c.leader = rec.HolderIdentity
 	if c.leader == "" {
-		c.log.Info("lock released; no leader")
+		c.log.Info("no leader: the lock is released or does not exist")
 	} else if c.leader != c.e.o.id {
 		c.log.Info("new leader observed", "leader", c.leader)
 	}
@@ -258,6 +276,7 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, sent time.Time) 
 		c.endTerm()
 	}
 	if t := c.term; t != nil {
+		t.renewed, t.lease = sent, lease
 		t.validUntil = validUntil
 		t.expire.Reset(time.Until(validUntil))
 		c.log.V(2).Info("renewed", "validUntil", validUntil)
@@ -265,7 +284,7 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, sent time.Time) 
 		return
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	t := &term{ctx: ctx, cancel: cancel, validUntil: validUntil, done: make(chan struct{})}
+	t := &term{ctx: ctx, cancel: cancel, renewed: sent, lease: lease, validUntil: validUntil, done: make(chan struct{})}
 	t.expire = time.AfterFunc(time.Until(validUntil), cancel)
 	c.term = t
 	c.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
@@ -351,6 +370,7 @@ func (c *campaign) release(ctx context.Context) {
 
 func (c *campaign) publish() {
 	v := view{
+		known:       c.known,
 		leader:      c.leader,
 		uid:         c.uid,
 		transitions: c.record.LeaderTransitions,
@@ -359,6 +379,7 @@ func (c *campaign) publish() {
 	}
 	if c.term != nil {
 		v.leading, v.validUntil = true, c.term.validUntil
+		v.renewed, v.lease = c.term.renewed, c.term.lease
 	}
 	c.e.publish(v)
 }

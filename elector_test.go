@@ -498,6 +498,7 @@ func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 type nopObserver struct{}
 
 func (nopObserver) observed(resourcelock.LeaderElectionRecord, types.UID) {}
+func (nopObserver) absent()                                               {}
 func (nopObserver) wrote(resourcelock.LeaderElectionRecord, time.Time)    {}
 
 // stubLock records the deadline of each request's context.

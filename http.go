@@ -2,34 +2,172 @@ package elector
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 )
 
+// keepAliveInterval is how often GET /watch writes a comment line on an idle
+// stream, so that proxies and clients can tell a quiet stream from a dead one.
+const keepAliveInterval = 15 * time.Second
+
 // routes builds the Elector's HTTP API.
-func (e *Elector) routes() *http.ServeMux {
+func (e *Elector) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", e.serveStatus)
-	return mux
+	mux.HandleFunc("GET /leader", e.serveLeader)
+	mux.HandleFunc("GET /healthz", e.serveHealthz)
+	mux.HandleFunc("GET /readyz", e.serveReadyz)
+	mux.HandleFunc("GET /watch", e.serveWatch)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		mux.ServeHTTP(w, r)
+	})
 }
 
-// ServeHTTP serves the Elector's HTTP API. It reads only the Elector's
-// in-memory Status and never calls the API server, so it is cheap enough for
-// probes and tight polling loops.
+// ServeHTTP serves the Elector's HTTP API. Every endpoint reads only the
+// Elector's in-memory state and never calls the API server, so they are cheap
+// enough for probes and tight polling loops. GET endpoints answer HEAD too;
+// other methods get 405 with an Allow header, unknown paths 404.
 //
-// GET / (and HEAD /) answers the Status as JSON:
+// GET / answers the Status as JSON:
 //
 //	$ curl -s localhost:5002/
-//	{"is_leader":true,"leader":"pod-a","node":"pod-a","timestamp":"2026-11-25T18:28:51Z"}
+//	{"is_leader":true,"leader":"pod-a","node":"pod-a","timestamp":"2026-11-25T18:28:51Z",...}
 //
-// Other methods on / get 405 Method Not Allowed with an Allow header; other
-// paths get 404.
+// GET /leader answers the same with 200 on the leader and 503 elsewhere:
+//
+//	$ curl -fs localhost:5002/leader >/dev/null && echo leading
+//
+// GET /healthz (liveness) fails with 500 only when this candidate believes it
+// leads but has not renewed its lease for the lease duration plus the health
+// tolerance (WithHealthTolerance): its election loop is stuck. Followers are
+// always healthy; liveness never depends on being the leader.
+//
+// GET /readyz (readiness) answers 200 once the lock has been read at least
+// once, so that the candidate knows the leader or that there is none, and 503
+// before.
+//
+// GET /watch streams Server-Sent Events: the current Status first, then one
+// event each time is_leader, leader, lock_uid or leader_transitions change
+// (not on every renewal), with a comment line every 15s on a quiet stream:
+//
+//	$ curl -sN localhost:5002/watch
+//	data: {"is_leader":false,"leader":"pod-b",...}
+//
+//	data: {"is_leader":true,"leader":"pod-a",...}
 func (e *Elector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	e.mux.ServeHTTP(w, r)
+	e.handler.ServeHTTP(w, r)
 }
 
 func (e *Elector) serveStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, e.Status())
+}
+
+func (e *Elector) serveLeader(w http.ResponseWriter, r *http.Request) {
+	s := e.Status()
+	code := http.StatusOK
+	if !s.IsLeader {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, r, code, s)
+}
+
+func (e *Elector) serveHealthz(w http.ResponseWriter, r *http.Request) {
+	if err := e.healthy(time.Now()); err != nil {
+		writeText(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeText(w, r, http.StatusOK, "ok")
+}
+
+// healthy reports an error when this candidate believes it leads but has not
+// renewed for the lease duration plus the tolerance, as client-go's
+// HealthzAdaptor does.
+func (e *Elector) healthy(now time.Time) error {
+	v := e.view.Load()
+	if !v.leading {
+		return nil
+	}
+	if since := now.Sub(v.renewed); since > v.lease+e.o.healthTolerance {
+		return fmt.Errorf("leader election: leading, but the lease was last renewed %s ago (lease %s + tolerance %s)",
+			since.Round(time.Millisecond), v.lease, e.o.healthTolerance)
+	}
+	return nil
+}
+
+func (e *Elector) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	if !e.view.Load().known {
+		writeText(w, r, http.StatusServiceUnavailable, "leader election: the lock has not been read yet")
+		return
+	}
+	writeText(w, r, http.StatusOK, "ok")
+}
+
+// watchKey is what a /watch event is about: renewals change none of it.
+type watchKey struct {
+	isLeader    bool
+	leader      string
+	uid         string
+	transitions int
+}
+
+func (e *Elector) serveWatch(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	rc := http.NewResponseController(w)
+	keepAlive := time.NewTicker(keepAliveInterval)
+	defer keepAlive.Stop()
+	expiry := time.NewTimer(0)
+	defer expiry.Stop()
+
+	var last watchKey
+	first := true
+	for {
+		v := e.view.Load()
+		s := e.Status()
+		if k := (watchKey{s.IsLeader, s.Leader, s.LockUID, s.LeaderTransitions}); first || k != last {
+			body, err := json.Marshal(s)
+			if err != nil || !writeEvent(rc, w, "data: "+string(body)+"\n\n") {
+				return
+			}
+			first, last = false, k
+		}
+		// is_leader also turns false without a new view, when valid_until
+		// passes: wake up then.
+		expiry.Stop()
+		if s.IsLeader {
+			expiry.Reset(time.Until(v.validUntil))
+		}
+		select {
+		case <-v.changed:
+		case <-expiry.C:
+		case <-keepAlive.C:
+			if !writeEvent(rc, w, ": keep-alive\n\n") {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// writeEvent writes and flushes one event, extending the write deadline the
+// server set for the request, and reports whether the client is still there.
+func writeEvent(rc *http.ResponseController, w http.ResponseWriter, event string) bool {
+	_ = rc.SetWriteDeadline(time.Now().Add(keepAliveInterval + 10*time.Second))
+	if _, err := w.Write([]byte(event)); err != nil {
+		return false
+	}
+	return rc.Flush() == nil
 }
 
 // writeJSON writes v as a JSON body with a trailing newline; for HEAD it
@@ -37,12 +175,19 @@ func (e *Elector) serveStatus(w http.ResponseWriter, r *http.Request) {
 func writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		http.Error(w, "internal error: cannot encode status", http.StatusInternalServerError)
+		writeText(w, r, http.StatusInternalServerError, "internal error: cannot encode status")
 		return
 	}
-	body = append(body, '\n')
+	writeBody(w, r, code, "application/json", append(body, '\n'))
+}
+
+func writeText(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	writeBody(w, r, code, "text/plain; charset=utf-8", []byte(msg+"\n"))
+}
+
+func writeBody(w http.ResponseWriter, r *http.Request, code int, contentType string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {

@@ -3,10 +3,13 @@ package elector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -179,4 +182,204 @@ func TestStatusJSONFencingFields(t *testing.T) {
 	if back.LockUID != "u-1" || back.LeaderTransitions != 7 || !back.ValidUntil.Equal(s.ValidUntil.Truncate(time.Millisecond)) {
 		t.Fatalf("round trip: got %+v", back)
 	}
+}
+
+func TestLeaderEndpoint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		a, b := start(t, c, "a", LockLeases), start(t, c, "b", LockLeases)
+		leader, _ := waitLeader(t, testTTL, a, b)
+		for _, cand := range []*candidate{a, b} {
+			rec := serveGET(cand.e, "/leader")
+			want := http.StatusServiceUnavailable
+			if cand == leader {
+				want = http.StatusOK
+			}
+			if rec.Code != want {
+				t.Errorf("%s: GET /leader = %d, want %d", cand.id, rec.Code, want)
+			}
+			var s Status
+			if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil || s.Node != cand.id {
+				t.Errorf("%s: GET /leader body %q (%v), want the status", cand.id, rec.Body, err)
+			}
+		}
+	})
+}
+
+func TestReadyzAfterFirstRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		e, err := New(testElection, WithClient(c.Client()), WithID("a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := serveGET(e, "/readyz").Code; got != http.StatusServiceUnavailable {
+			t.Fatalf("GET /readyz before Run = %d, want 503", got)
+		}
+		// A candidate that cannot read the lock stays unready.
+		blocked := start(t, c, "b", LockLeases)
+		denied := errors.New(`leases.coordination.k8s.io "example" is forbidden`)
+		blocked.fault.Store(&denied)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- e.Run(ctx) }()
+		synctest.Wait()
+		if got := serveGET(e, "/readyz").Code; got != http.StatusOK {
+			t.Fatalf("GET /readyz after the first read = %d, want 200", got)
+		}
+		time.Sleep(testTTL)
+		synctest.Wait()
+		if got := serveGET(blocked.e, "/readyz").Code; got != http.StatusServiceUnavailable {
+			t.Fatalf("GET /readyz on a candidate that cannot read the lock = %d, want 503", got)
+		}
+		cancel()
+		<-done
+	})
+}
+
+func TestHealthzFailsOnlyForAStuckLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		const tolerance = 2 * time.Second
+		a := start(t, c, "a", LockLeases, WithHealthTolerance(tolerance))
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", LockLeases, WithHealthTolerance(tolerance))
+		time.Sleep(maxRetryWait)
+		synctest.Wait()
+		for _, cand := range []*candidate{a, b} {
+			if rec := serveGET(cand.e, "/healthz"); rec.Code != http.StatusOK || rec.Body.String() != "ok\n" {
+				t.Fatalf("%s: GET /healthz = %d %q, want 200 ok", cand.id, rec.Code, rec.Body)
+			}
+		}
+		// a's election loop hangs in a request that ignores its timeout.
+		a.stall.Store(int64(testTTL + 2*tolerance))
+		begin := time.Now()
+		for serveGET(a.e, "/healthz").Code == http.StatusOK {
+			if time.Since(begin) > testTTL+2*tolerance {
+				t.Fatal("GET /healthz still passes on a leader stuck past its lease and tolerance")
+			}
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		if since := time.Since(begin); since < testTTL+tolerance-maxRetryWait {
+			t.Fatalf("GET /healthz failed %s into the stall, before lease + tolerance (%s)", since, testTTL+tolerance)
+		}
+		rec := serveGET(a.e, "/healthz")
+		if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "lease was last renewed") {
+			t.Fatalf("GET /healthz = %d %q", rec.Code, rec.Body)
+		}
+		// The follower, which took over meanwhile, is healthy.
+		if rec := serveGET(b.e, "/healthz"); rec.Code != http.StatusOK {
+			t.Fatalf("follower GET /healthz = %d, want 200", rec.Code)
+		}
+	})
+}
+
+func TestSecurityHeadersOnEveryResponse(t *testing.T) {
+	e, err := New(testElection, WithClient(fake.NewClientset()), WithID("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/", "/leader", "/healthz", "/readyz", "/nope"} {
+		rec := serveGET(e, path)
+		if rec.Header().Get("X-Content-Type-Options") != "nosniff" || rec.Header().Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s headers %v, want nosniff and no-store", path, rec.Header())
+		}
+	}
+	rec := serveGET(e, "/<script>alert(1)</script>")
+	if strings.Contains(rec.Body.String(), "script") {
+		t.Errorf("404 body reflects the request: %q", rec.Body)
+	}
+}
+
+// eventWriter is a ResponseWriter for streaming handlers: it keeps what was
+// flushed, safely for a concurrent reader.
+type eventWriter struct {
+	mu     sync.Mutex
+	header http.Header
+	buf    strings.Builder
+	events []string
+}
+
+func (w *eventWriter) Header() http.Header { return w.header }
+func (w *eventWriter) WriteHeader(int)     {}
+func (w *eventWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+func (w *eventWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ev := range strings.SplitAfter(w.buf.String(), "\n\n") {
+		if ev != "" {
+			w.events = append(w.events, strings.TrimSuffix(ev, "\n\n"))
+		}
+	}
+	w.buf.Reset()
+}
+func (w *eventWriter) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ev := w.events
+	w.events = nil
+	return ev
+}
+
+func TestWatchStreamsLeadershipChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", LockLeases)
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", LockLeases)
+		time.Sleep(maxRetryWait)
+		synctest.Wait()
+
+		w := &eventWriter{header: http.Header{}}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			b.e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/watch", nil).WithContext(ctx))
+		}()
+		synctest.Wait()
+		if ct := w.Header().Get("Content-Type"); ct != "text/event-stream" {
+			t.Errorf("Content-Type = %q, want text/event-stream", ct)
+		}
+		decode := func(ev string) Status {
+			t.Helper()
+			var s Status
+			if !strings.HasPrefix(ev, "data: ") || json.Unmarshal([]byte(strings.TrimPrefix(ev, "data: ")), &s) != nil {
+				t.Fatalf("bad event %q", ev)
+			}
+			return s
+		}
+		first := w.take()
+		if len(first) != 1 {
+			t.Fatalf("got %d initial events, want the current status: %q", len(first), first)
+		}
+		if s := decode(first[0]); s.IsLeader || s.Leader != "a" {
+			t.Fatalf("initial event %+v, want follower of a", s)
+		}
+
+		// Renewals are not events; a keep-alive comment comes after 15s.
+		time.Sleep(keepAliveInterval + time.Second)
+		synctest.Wait()
+		if got := w.take(); !slices.Equal(got, []string{": keep-alive"}) {
+			t.Fatalf("events on a quiet stream = %q, want one keep-alive", got)
+		}
+
+		a.stop(t)
+		waitLeader(t, testTTL, b)
+		synctest.Wait()
+		var got []Status
+		for _, ev := range w.take() {
+			got = append(got, decode(ev))
+		}
+		if len(got) == 0 || !got[len(got)-1].IsLeader || got[len(got)-1].Leader != "b" {
+			t.Fatalf("events after a's release = %+v, want to end with b leading", got)
+		}
+		cancel()
+		<-served // the handler returns when the client goes away
+	})
 }

@@ -120,6 +120,8 @@ type lockObserver interface {
 	// observed is called with every record read or successfully written,
 	// and the UID of the object that holds it.
 	observed(rec resourcelock.LeaderElectionRecord, uid types.UID)
+	// absent is called when a read finds no lock object.
+	absent()
 	// wrote is called after a successful create or update, with the time the
 	// request was sent.
 	wrote(rec resourcelock.LeaderElectionRecord, sent time.Time)
@@ -154,6 +156,9 @@ func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	defer cancel()
 	rec, raw, err := l.inner.Get(ctx)
 	if err != nil {
+		if apierrors.IsNotFound(err) {
+			l.obs.absent()
+		}
 		return nil, nil, l.failed("get", err)
 	}
 	l.succeeded()

@@ -49,6 +49,10 @@ const (
 	DefaultRenewDeadlineDivisor = 3
 	// DefaultRetryPeriodDivisor: the retry period defaults to TTL/6.
 	DefaultRetryPeriodDivisor = 6
+	// DefaultHealthTolerance is how long past its lease a leader that has not
+	// renewed still passes GET /healthz; the value kube-controller-manager
+	// gives client-go's HealthzAdaptor.
+	DefaultHealthTolerance = 20 * time.Second
 )
 
 // ErrNoClient is among the errors New returns when neither WithClient nor
@@ -83,6 +87,7 @@ type options struct {
 	restConfig      *rest.Config
 	logger          logr.Logger
 	releaseOnCancel bool
+	healthTolerance time.Duration
 	onStarted       func(context.Context)
 	onStopped       func()
 	onNewLeader     func(string)
@@ -100,6 +105,7 @@ func defaults() options {
 		lockType:        DefaultLockType,
 		ttl:             DefaultTTL,
 		releaseOnCancel: true,
+		healthTolerance: DefaultHealthTolerance,
 	}
 }
 
@@ -176,6 +182,14 @@ func WithLogger(l logr.Logger) Option {
 // Default: true.
 func WithReleaseOnCancel(release bool) Option {
 	return optionFunc(func(o *options) { o.releaseOnCancel = release })
+}
+
+// WithHealthTolerance sets how long past its lease duration a leader that has
+// not renewed keeps passing GET /healthz. A leader normally gives up after the
+// renew deadline, so failing the check means its election loop is stuck.
+// Default: DefaultHealthTolerance (20s).
+func WithHealthTolerance(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.healthTolerance = d })
 }
 
 // WithOnStartedLeading sets the function run when this candidate becomes the
@@ -261,6 +275,10 @@ func (o *options) validate(election string) error {
 		if min := time.Duration(jitterFactor * float64(o.retryPeriod)); o.renewDeadline <= min {
 			bad("renew deadline %s must be longer than 1.2 × the retry period %s (%s)", o.renewDeadline, o.retryPeriod, min)
 		}
+	}
+
+	if o.healthTolerance < 0 {
+		bad("health tolerance %s is negative: want 0 or more", o.healthTolerance)
 	}
 
 	switch {

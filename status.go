@@ -90,6 +90,7 @@ func (s Status) MarshalJSON() ([]byte, error) {
 // view is what the election goroutine publishes for Status. It is immutable
 // once stored.
 type view struct {
+	known       bool // the lock has been read at least once
 	leader      string
 	leading     bool
 	validUntil  time.Time // with a monotonic reading
@@ -97,6 +98,11 @@ type view struct {
 	transitions int
 	acquireTime time.Time
 	renewTime   time.Time
+	renewed     time.Time     // on the leader: send time of the last successful write
+	lease       time.Duration // on the leader: lease duration of that write
+
+	// changed is closed when a newer view replaces this one.
+	changed chan struct{}
 }
 
 // Status returns a consistent snapshot of the election as this Elector sees
@@ -123,5 +129,11 @@ func (e *Elector) Status() Status {
 	return s
 }
 
-// publish replaces the view that Status reads.
-func (e *Elector) publish(v view) { e.view.Store(&v) }
+// publish replaces the view that Status reads, and wakes everyone waiting
+// for a change. Only one goroutine at a time publishes: New, then Run's.
+func (e *Elector) publish(v view) {
+	v.changed = make(chan struct{})
+	if old := e.view.Swap(&v); old != nil {
+		close(old.changed)
+	}
+}
