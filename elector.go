@@ -43,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,8 +58,12 @@ import (
 	"github.com/k8s-elector/elector/internal/serial"
 )
 
-// ErrAlreadyRunning is returned by Run when the Elector is already running.
-var ErrAlreadyRunning = errors.New("elector: already running")
+// Errors returned by Run and Resign.
+var (
+	ErrAlreadyRunning = errors.New("elector: already running")
+	ErrNotRunning     = errors.New("elector: not running")
+	ErrNotLeader      = errors.New("elector: not leader")
+)
 
 // An Elector takes part in one leader election as one candidate. Build it
 // with New and start it with Run. It is an http.Handler that reports its
@@ -71,6 +76,11 @@ type Elector struct {
 	view     atomic.Pointer[view]
 	running  atomic.Bool
 	handler  http.Handler
+
+	mu        sync.Mutex
+	stopPass  context.CancelFunc // ends the current LeaderElector.Run; nil between passes
+	resignReq *resignRequest     // a pending Resign, taken by Run after the pass
+
 }
 
 // New returns an Elector for the named election. The name is the name of the
@@ -169,22 +179,103 @@ func (e *Elector) Run(ctx context.Context) error {
 			return fmt.Errorf("elector: %w", err) // unreachable: options are validated in New
 		}
 		// Each pass gets its own context, so that the campaign can stop
-		// client-go's renew loop as soon as a read shows another holder.
+		// client-go's renew loop as soon as a read shows another holder, and
+		// Resign can end it.
 		lctx, stop := context.WithCancel(cgCtx)
 		c.stopPass = stop
+		e.mu.Lock()
+		e.stopPass = stop
+		e.mu.Unlock()
+
 		le.Run(lctx)
+
 		stop()
-		if ctx.Err() != nil {
+		e.mu.Lock()
+		e.stopPass = nil
+		req := e.resignReq
+		e.resignReq = nil
+		e.mu.Unlock()
+		stopping := ctx.Err() != nil
+		if stopping {
 			log.Info("stopping")
 		}
 		led := c.endTerm()
-		if ctx.Err() != nil {
-			if led && e.o.releaseOnCancel {
-				c.release(cgCtx)
+		if led && (req != nil || stopping && e.o.releaseOnCancel) {
+			if d := e.o.releaseDelay; d > 0 {
+				// Not leader any more, as Status says; give applications that
+				// poll it time to stop leader work before someone else starts.
+				log.Info("waiting before releasing the lock", "releaseDelay", d)
+				time.Sleep(d)
 			}
+			c.release(cgCtx)
+		}
+		if req != nil {
+			if led {
+				req.done <- nil
+			} else {
+				req.done <- ErrNotLeader
+			}
+		}
+		if stopping {
 			log.Info("stopped")
 			return nil
 		}
+		if req != nil && led && req.cooldown > 0 {
+			log.Info("resigned; staying out of the election", "cooldown", req.cooldown)
+			select {
+			case <-time.After(req.cooldown):
+				log.Info("rejoining the election")
+			case <-ctx.Done():
+				log.Info("stopped")
+				return nil
+			}
+		}
+	}
+}
+
+// resignRequest asks Run to step down.
+type resignRequest struct {
+	cooldown time.Duration
+	done     chan error // buffered: Run never blocks on it
+}
+
+// Resign hands leadership over: the Elector reports not-leader, ends the term
+// (waiting for the started-leading callback), waits the release delay,
+// releases the lock, and then stays out of the election for one lease
+// duration, so that a follower takes over, before it campaigns again. It is
+// ResignFor with a cooldown of the TTL.
+func (e *Elector) Resign(ctx context.Context) error {
+	return e.ResignFor(ctx, e.o.ttl)
+}
+
+// ResignFor is Resign with a chosen cooldown. It blocks until the lock is
+// released, or ctx is done, in which case the step-down goes on without the
+// caller. It returns ErrNotLeader if this candidate does not lead, and
+// ErrNotRunning if Run is not running.
+func (e *Elector) ResignFor(ctx context.Context, cooldown time.Duration) error {
+	req := &resignRequest{cooldown: cooldown, done: make(chan error, 1)}
+	e.mu.Lock()
+	switch {
+	case !e.running.Load():
+		e.mu.Unlock()
+		return ErrNotRunning
+	case !e.Status().IsLeader || e.stopPass == nil:
+		e.mu.Unlock()
+		return ErrNotLeader
+	case e.resignReq != nil:
+		// Another Resign is under way: wait for the same outcome.
+		req = e.resignReq
+	default:
+		e.resignReq = req
+		e.stopPass()
+	}
+	e.mu.Unlock()
+	select {
+	case err := <-req.done:
+		req.done <- err // for any other caller waiting on the same request
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -679,8 +679,10 @@ func TestSharesElectionWithOldClientGo(t *testing.T) {
 					}
 				}
 				// The old elector dies: a takes over after the TTL, and writes
-				// the record in the old format.
-				waitLeader(t, testTTL+maxRetryWait+time.Second, a)
+				// the record in the old format. a sees the last renewal at its
+				// next attempt, and the lease expired at the attempt after the
+				// TTL: up to a jittered retry on either side.
+				waitLeader(t, maxRetryWait+testTTL+maxRetryWait+100*time.Millisecond, a)
 				raw := objectMeta(t, admin, lock).Annotations[record.AnnotationKey]
 				var keys []string
 				for _, kv := range strings.Split(strings.Trim(raw, "{}"), ",") {
@@ -899,6 +901,92 @@ func TestFencingTokenGrowsWithEveryHolder(t *testing.T) {
 			}
 			last = s.LeaderTransitions
 			leader.stop(t)
+		}
+	})
+}
+
+func TestResignHandsOverAndRejoinsAfterCooldown(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", lock)
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", lock)
+		time.Sleep(maxRetryWait)
+		synctest.Wait()
+
+		if err := b.e.Resign(context.Background()); !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("follower Resign = %v, want ErrNotLeader", err)
+		}
+		const cooldown = 3 * testTTL
+		if err := a.e.ResignFor(context.Background(), cooldown); err != nil {
+			t.Fatalf("Resign: %v", err)
+		}
+		resigned := time.Now()
+		if a.e.Status().IsLeader {
+			t.Fatal("a reports leadership after Resign returned")
+		}
+		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "" && rec.HolderIdentity != "b" {
+			t.Fatalf("holder after Resign = %q, want released", rec.HolderIdentity)
+		}
+		if _, took := waitLeader(t, testTTL, a, b); took > maxRetryWait {
+			t.Fatalf("b took over %s after Resign, want within a jittered retry (%s)", took, maxRetryWait)
+		}
+		if got := leaders(a, b); !slices.Equal(got, []string{"b"}) {
+			t.Fatalf("leaders = %v, want [b]", got)
+		}
+		// During the cooldown a stays out, even with the lock free.
+		b.stop(t)
+		for time.Since(resigned) < cooldown-100*time.Millisecond {
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+			if a.e.Status().IsLeader {
+				t.Fatalf("a leads %s after resigning, within its %s cooldown", time.Since(resigned), cooldown)
+			}
+		}
+		// Then it campaigns again.
+		waitLeader(t, 2*maxRetryWait, a)
+		if got := a.log.terms(); !slices.Equal(got, []string{"started", "stopped", "started"}) {
+			t.Fatalf("a callbacks = %v, want [started stopped started]", got)
+		}
+	})
+}
+
+func TestResignNeedsRun(t *testing.T) {
+	e, err := New(testElection, WithClient(fake.NewClientset()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Resign(context.Background()); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Resign before Run = %v, want ErrNotRunning", err)
+	}
+}
+
+func TestReleaseDelayReportsNotLeaderFirst(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		const delay = 2 * time.Second
+		a := start(t, c, "a", lock, WithReleaseDelay(delay))
+		waitLeader(t, testTTL, a)
+		a.cancel()
+		synctest.Wait()
+		cancelled := time.Now()
+		if a.e.Status().IsLeader {
+			t.Fatal("a reports leadership after cancel")
+		}
+		time.Sleep(delay - 100*time.Millisecond)
+		synctest.Wait()
+		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "a" {
+			t.Fatalf("lock released %s after cancel, before the %s release delay", time.Since(cancelled), delay)
+		}
+		if err := <-a.done; err != nil {
+			t.Fatal(err)
+		}
+		a.cancel = nil
+		if took := time.Since(cancelled); took < delay {
+			t.Fatalf("Run returned %s after cancel, before the release delay", took)
+		}
+		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "" {
+			t.Fatalf("holder after Run = %q, want released", rec.HolderIdentity)
 		}
 	})
 }

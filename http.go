@@ -2,7 +2,9 @@ package elector
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,6 +22,9 @@ func (e *Elector) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", e.serveHealthz)
 	mux.HandleFunc("GET /readyz", e.serveReadyz)
 	mux.HandleFunc("GET /watch", e.serveWatch)
+	if e.o.resignEndpoint {
+		mux.HandleFunc("POST /resign", e.serveResign)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -59,6 +64,13 @@ func (e *Elector) routes() http.Handler {
 //	data: {"is_leader":false,"leader":"pod-b",...}
 //
 //	data: {"is_leader":true,"leader":"pod-a",...}
+//
+// POST /resign?cooldown=30s, only with WithResignEndpoint(true) and only from
+// a loopback address, steps down (ResignFor) and answers the Status once the
+// lock is released: 200, or 409 if this candidate does not lead. The cooldown
+// defaults to the TTL and may be at most 24h:
+//
+//	$ curl -s -X POST 'localhost:5002/resign?cooldown=30s'
 func (e *Elector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.handler.ServeHTTP(w, r)
 }
@@ -105,6 +117,34 @@ func (e *Elector) serveReadyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeText(w, r, http.StatusOK, "ok")
+}
+
+// maxResignCooldown bounds the cooldown POST /resign accepts.
+const maxResignCooldown = 24 * time.Hour
+
+func (e *Elector) serveResign(w http.ResponseWriter, r *http.Request) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		writeText(w, r, http.StatusForbidden, "resign is accepted only from a loopback address")
+		return
+	}
+	cooldown := e.o.ttl
+	if q := r.URL.Query().Get("cooldown"); q != "" {
+		d, err := time.ParseDuration(q)
+		if err != nil || d < 0 || d > maxResignCooldown {
+			writeText(w, r, http.StatusBadRequest, "invalid cooldown: want a duration from 0s to 24h, such as 30s")
+			return
+		}
+		cooldown = d
+	}
+	switch err := e.ResignFor(r.Context(), cooldown); {
+	case err == nil:
+		writeJSON(w, r, http.StatusOK, e.Status())
+	case errors.Is(err, ErrNotLeader):
+		writeJSON(w, r, http.StatusConflict, e.Status())
+	default:
+		writeText(w, r, http.StatusServiceUnavailable, "resign did not complete: "+err.Error())
+	}
 }
 
 // watchKey is what a /watch event is about: renewals change none of it.

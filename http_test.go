@@ -383,3 +383,63 @@ func TestWatchStreamsLeadershipChanges(t *testing.T) {
 		<-served // the handler returns when the client goes away
 	})
 }
+
+func TestResignEndpoint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", LockLeases, WithResignEndpoint(true))
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", LockLeases, WithResignEndpoint(true))
+		time.Sleep(maxRetryWait)
+		synctest.Wait()
+		post := func(e *Elector, remote, query string) *httptest.ResponseRecorder {
+			req := httptest.NewRequest(http.MethodPost, "/resign"+query, nil)
+			req.RemoteAddr = remote
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			return rec
+		}
+		for _, tc := range []struct {
+			name, remote, query string
+			code                int
+		}{
+			{"remote client", "10.0.0.7:5555", "", http.StatusForbidden},
+			{"bad cooldown", "127.0.0.1:5555", "?cooldown=<b>soon</b>", http.StatusBadRequest},
+			{"negative cooldown", "127.0.0.1:5555", "?cooldown=-1s", http.StatusBadRequest},
+			{"huge cooldown", "127.0.0.1:5555", "?cooldown=9999h", http.StatusBadRequest},
+		} {
+			rec := post(a.e, tc.remote, tc.query)
+			if rec.Code != tc.code || strings.Contains(rec.Body.String(), "<b>") {
+				t.Errorf("%s: POST /resign = %d %q, want %d without reflecting input", tc.name, rec.Code, rec.Body, tc.code)
+			}
+		}
+		if !a.e.Status().IsLeader {
+			t.Fatal("a refused resign request changed leadership")
+		}
+		if rec := post(b.e, "[::1]:5555", ""); rec.Code != http.StatusConflict {
+			t.Fatalf("follower POST /resign = %d, want 409", rec.Code)
+		}
+		rec := post(a.e, "127.0.0.1:5555", "?cooldown=30s")
+		if rec.Code != http.StatusOK {
+			t.Fatalf("POST /resign = %d %q, want 200", rec.Code, rec.Body)
+		}
+		waitLeader(t, testTTL, a, b)
+		if got := leaders(a, b); !slices.Equal(got, []string{"b"}) {
+			t.Fatalf("leaders after resign = %v, want [b]", got)
+		}
+	})
+}
+
+func TestResignEndpointOffByDefault(t *testing.T) {
+	e, err := New(testElection, WithClient(fake.NewClientset()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/resign", nil)
+	req.RemoteAddr = "127.0.0.1:1"
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("POST /resign without WithResignEndpoint = %d, want 404", rec.Code)
+	}
+}

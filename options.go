@@ -88,6 +88,8 @@ type options struct {
 	logger          logr.Logger
 	releaseOnCancel bool
 	healthTolerance time.Duration
+	releaseDelay    time.Duration
+	resignEndpoint  bool
 	onStarted       func(context.Context)
 	onStopped       func()
 	onNewLeader     func(string)
@@ -184,6 +186,24 @@ func WithReleaseOnCancel(release bool) Option {
 	return optionFunc(func(o *options) { o.releaseOnCancel = release })
 }
 
+// WithReleaseDelay sets how long a leader that steps down (Run cancelled, or
+// Resign) waits between reporting not-leader and releasing the lock, so that
+// an application that polls the status can stop its leader work before a
+// follower starts. The lock is not renewed meanwhile: a delay longer than
+// what is left of the lease lets followers take over by expiry instead.
+// Default: 0.
+func WithReleaseDelay(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.releaseDelay = d })
+}
+
+// WithResignEndpoint enables POST /resign on the Elector's HTTP handler,
+// accepted from loopback addresses only (a preStop hook, or an application in
+// the same pod that knows it is unhealthy).
+// Default: false.
+func WithResignEndpoint(enabled bool) Option {
+	return optionFunc(func(o *options) { o.resignEndpoint = enabled })
+}
+
 // WithHealthTolerance sets how long past its lease duration a leader that has
 // not renewed keeps passing GET /healthz. A leader normally gives up after the
 // renew deadline, so failing the check means its election loop is stuck.
@@ -277,6 +297,9 @@ func (o *options) validate(election string) error {
 		}
 	}
 
+	if o.releaseDelay < 0 {
+		bad("release delay %s is negative: want 0 or more", o.releaseDelay)
+	}
 	if o.healthTolerance < 0 {
 		bad("health tolerance %s is negative: want 0 or more", o.healthTolerance)
 	}

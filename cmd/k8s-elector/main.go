@@ -57,6 +57,10 @@ type config struct {
 	ttl        time.Duration
 	logLevel   string
 	logFormat  string
+
+	releaseDelay time.Duration
+	allowResign  bool
+	version      bool
 }
 
 func newFlagSet(c *config) *flag.FlagSet {
@@ -70,7 +74,38 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.ttl, "ttl", elector.DefaultTTL, "The TTL for the election.")
 	fs.StringVar(&c.logLevel, "log-level", "info", "The log level: error, warn, info, debug, or a verbosity number (0 is info, 1 is debug, 2 also logs each renewal).")
 	fs.StringVar(&c.logFormat, "log-format", "json", "The log format: json or console.")
+	fs.DurationVar(&c.releaseDelay, "release-delay", 0, "How long a leader that is stopping reports not-leader before it releases the lock, so the application can stop its leader work first.")
+	fs.BoolVar(&c.allowResign, "allow-resign", false, "Serve POST /resign?cooldown=30s on the -http address, from loopback clients only, to hand leadership over.")
+	fs.BoolVar(&c.version, "version", false, "Print the version and exit.")
 	return fs
+}
+
+// envPrefix is the prefix of the environment variables that set flags.
+const envPrefix = "ELECTOR_"
+
+// envName is the environment variable for a flag: -lock-type is
+// ELECTOR_LOCK_TYPE.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets every flag not given on the command line from its
+// environment variable, if that is set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := getenv(name)
+		if set[f.Name] || v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("invalid value %q for %s (flag -%s): %w", v, name, f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
 }
 
 func lockTypes() string {
@@ -83,6 +118,10 @@ func lockTypes() string {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWithEnv(ctx, args, os.Getenv, stdout, stderr)
+}
+
+func runWithEnv(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var c config
 	fs := newFlagSet(&c)
 	fs.SetOutput(io.Discard) // errors are reported below, in one line
@@ -91,6 +130,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fs.SetOutput(stdout)
 			fmt.Fprintln(stdout, "Usage of k8s-elector:")
 			fs.PrintDefaults()
+			fmt.Fprintf(stdout, "\nEvery flag can also be set by an environment variable %s<FLAG>, such as\n"+
+				"ELECTOR_ELECTION=example or ELECTOR_LOCK_TYPE=configmaps; a flag on the command line wins.\n", envPrefix)
 			return exitOK
 		}
 		return usageError(stderr, err)
@@ -98,7 +139,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageError(stderr, fmt.Errorf("unexpected argument %q: all settings are flags", fs.Arg(0)))
 	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return usageError(stderr, err)
+	}
+	if c.version {
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	}
 	fs.Visit(func(f *flag.Flag) { c.idSet = c.idSet || f.Name == "id" })
+	c.idSet = c.idSet || getenv(envName("id")) != ""
 
 	log, err := newLogger(stderr, c.logLevel, c.logFormat)
 	if err != nil {
@@ -116,6 +165,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		elector.WithLockType(elector.LockType(c.lockType)),
 		elector.WithTTL(c.ttl),
 		elector.WithLogger(log),
+		elector.WithReleaseDelay(c.releaseDelay),
+		elector.WithResignEndpoint(c.allowResign),
 	}
 	if cfgErr == nil {
 		opts = append(opts, elector.WithRESTConfig(restCfg))

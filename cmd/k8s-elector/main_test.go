@@ -166,3 +166,40 @@ func TestShutdownIsClean(t *testing.T) {
 		t.Errorf("%d error lines, want 1:\n%s", n, errOut)
 	}
 }
+
+func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
+	kc := kubeconfig(t, "https://127.0.0.1:1")
+	env := map[string]string{
+		"ELECTOR_KUBECONFIG": kc,
+		"ELECTOR_ELECTION":   "Bad_Name", // overridden below
+		"ELECTOR_TTL":        "1500ms",
+		"ELECTOR_LOCK_TYPE":  "nope",
+	}
+	var out, errb bytes.Buffer
+	code := runWithEnv(context.Background(), []string{"-election=good"}, func(k string) string { return env[k] }, &out, &errb)
+	if code != exitUsage {
+		t.Fatalf("exit code %d, want %d", code, exitUsage)
+	}
+	got := errb.String()
+	for _, want := range []string{"TTL 1.5s is not a whole number", `lock type "nope"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stderr lacks %q (from the environment):\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Bad_Name") {
+		t.Errorf("ELECTOR_ELECTION overrode -election:\n%s", got)
+	}
+	errb.Reset()
+	env["ELECTOR_TTL"] = "soon"
+	runWithEnv(context.Background(), []string{"-election=good"}, func(k string) string { return env[k] }, &out, &errb)
+	if want := `invalid value "soon" for ELECTOR_TTL (flag -ttl)`; !strings.Contains(errb.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(context.Background(), "-version")
+	if code != exitOK || !strings.HasPrefix(out, "k8s-elector ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("-version: exit %d, output %q", code, out)
+	}
+}
