@@ -76,6 +76,7 @@ type Elector struct {
 	view     atomic.Pointer[view]
 	running  atomic.Bool
 	handler  http.Handler
+	metrics  *metrics
 
 	mu        sync.Mutex
 	stopPass  context.CancelFunc // ends the current LeaderElector.Run; nil between passes
@@ -101,6 +102,7 @@ func New(election string, opts ...Option) (*Elector, error) {
 	}
 	e := &Elector{election: election, o: o, client: client}
 	e.publish(view{})
+	e.metrics = newMetrics(e)
 	e.handler = e.routes()
 	return e, nil
 }
@@ -141,6 +143,7 @@ func (e *Elector) Run(ctx context.Context) error {
 
 	c := &campaign{e: e, ctx: logr.NewContext(ctx, log), log: log, queue: queue}
 	c.lock = &trackedLock{
+		metrics: e.metrics,
 		inner:   e.newLock(),
 		kind:    lockKind(e.o.lockType),
 		id:      e.o.id,
@@ -378,6 +381,7 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, sent time.Time) 
 	t := &term{ctx: ctx, cancel: cancel, renewed: sent, lease: lease, validUntil: validUntil, done: make(chan struct{})}
 	t.expire = time.AfterFunc(time.Until(validUntil), cancel)
 	c.term = t
+	c.e.metrics.transitions.Inc()
 	c.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
 	c.publish()
 	f := c.e.o.onStarted

@@ -22,6 +22,7 @@ func (e *Elector) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", e.serveHealthz)
 	mux.HandleFunc("GET /readyz", e.serveReadyz)
 	mux.HandleFunc("GET /watch", e.serveWatch)
+	mux.Handle("GET /metrics", e.metricsHandler())
 	if e.o.resignEndpoint {
 		mux.HandleFunc("POST /resign", e.serveResign)
 	}

@@ -142,6 +142,7 @@ type trackedLock struct {
 	timeout time.Duration
 	obs     lockObserver
 	log     logr.Logger
+	metrics *metrics // nil in tests of the lock alone
 
 	// last is the record as last read or written: it is what the inner lock's
 	// cached object holds, and so what its next Update is conditioned on.
@@ -154,7 +155,9 @@ var _ resourcelock.Interface = (*trackedLock)(nil)
 func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
+	begin := time.Now()
 	rec, raw, err := l.inner.Get(ctx)
+	l.observe("get", begin, err)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			l.obs.absent()
@@ -190,8 +193,17 @@ func (l *trackedLock) write(ctx context.Context, verb string, rec resourcelock.L
 	do func(context.Context, resourcelock.LeaderElectionRecord) error) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
+	op := "acquire"
+	switch {
+	case rec.HolderIdentity == "":
+		op = "release"
+	case l.last != nil && l.last.HolderIdentity == l.id:
+		op = "renew"
+	}
 	sent := time.Now()
-	if err := do(ctx, rec); err != nil {
+	err := do(ctx, rec)
+	l.observe(op, sent, err)
+	if err != nil {
 		return l.failed(verb, err)
 	}
 	l.succeeded()
@@ -199,6 +211,20 @@ func (l *trackedLock) write(ctx context.Context, verb string, rec resourcelock.L
 	l.obs.observed(rec, l.uid())
 	l.obs.wrote(rec, sent)
 	return nil
+}
+
+func (l *trackedLock) observe(op string, begin time.Time, err error) {
+	if l.metrics == nil {
+		return
+	}
+	result := "success"
+	switch {
+	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
+		result = "conflict"
+	case err != nil:
+		result = "error"
+	}
+	l.metrics.observe(op, result, time.Since(begin))
 }
 
 // failed wraps err with the verb and object, and logs it: at error level when

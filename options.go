@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -90,6 +91,7 @@ type options struct {
 	healthTolerance time.Duration
 	releaseDelay    time.Duration
 	resignEndpoint  bool
+	gatherers       []prometheus.Gatherer
 	onStarted       func(context.Context)
 	onStopped       func()
 	onNewLeader     func(string)
@@ -202,6 +204,13 @@ func WithReleaseDelay(d time.Duration) Option {
 // Default: false.
 func WithResignEndpoint(enabled bool) Option {
 	return optionFunc(func(o *options) { o.resignEndpoint = enabled })
+}
+
+// WithMetricsGatherers adds gatherers whose metrics GET /metrics serves after
+// the Elector's own, such as the Go runtime's in a binary.
+// Default: none.
+func WithMetricsGatherers(g ...prometheus.Gatherer) Option {
+	return optionFunc(func(o *options) { o.gatherers = g })
 }
 
 // WithHealthTolerance sets how long past its lease duration a leader that has

@@ -167,6 +167,7 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 		elector.WithLogger(log),
 		elector.WithReleaseDelay(c.releaseDelay),
 		elector.WithResignEndpoint(c.allowResign),
+		elector.WithMetricsGatherers(processMetrics()),
 	}
 	if cfgErr == nil {
 		opts = append(opts, elector.WithRESTConfig(restCfg))

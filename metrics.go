@@ -1,0 +1,78 @@
+package elector
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are one Elector's Prometheus metrics, in a registry of its own: the
+// library registers nothing globally. Every series carries the election and
+// identity as constant labels, so the registries of several Electors can be
+// gathered together.
+type metrics struct {
+	registry    *prometheus.Registry
+	transitions prometheus.Counter
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+}
+
+func newMetrics(e *Elector) *metrics {
+	labels := prometheus.Labels{"election": e.o.namespace + "/" + e.election, "identity": e.o.id}
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		transitions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "k8s_elector_leadership_transitions_total", ConstLabels: labels,
+			Help: "Terms of leadership this candidate has started.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "k8s_elector_lock_requests_total", ConstLabels: labels,
+			Help: "Requests on the lock object, by operation (get, acquire, renew, release) and result (success, conflict, error).",
+		}, []string{"operation", "result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "k8s_elector_lock_request_duration_seconds", ConstLabels: labels,
+			Help:    "Latency of requests on the lock object, by operation.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"operation"}),
+	}
+	m.registry.MustRegister(m.transitions, m.requests, m.latency,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "k8s_elector_is_leader", ConstLabels: labels,
+			Help: "1 while this candidate leads (holds the lock within its valid-until time), else 0.",
+		}, func() float64 {
+			if e.Status().IsLeader {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "k8s_elector_last_renew_timestamp_seconds", ConstLabels: labels,
+			Help: "Unix time at which this candidate sent its last successful acquire or renewal in the current term; 0 while following.",
+		}, func() float64 {
+			v := e.view.Load()
+			if !v.leading {
+				return 0
+			}
+			return float64(v.renewed.UnixNano()) / 1e9
+		}),
+	)
+	return m
+}
+
+// observe records one lock request.
+func (m *metrics) observe(operation, result string, took time.Duration) {
+	m.requests.WithLabelValues(operation, result).Inc()
+	m.latency.WithLabelValues(operation).Observe(took.Seconds())
+}
+
+// Metrics returns the Elector's Prometheus metrics, to serve or to gather
+// with an application's own. GET /metrics on the Elector's handler serves
+// them, with any gatherers given to WithMetricsGatherers.
+func (e *Elector) Metrics() prometheus.Gatherer { return e.metrics.registry }
+
+func (e *Elector) metricsHandler() http.Handler {
+	g := append(prometheus.Gatherers{e.metrics.registry}, e.o.gatherers...)
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
