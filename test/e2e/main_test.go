@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/k8s-elector/elector/test/e2e/internal/controlplane"
+	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
+)
+
+// The suite shares one control plane and one k8s-elector binary; every test
+// works in a namespace of its own.
+var (
+	cp     *controlplane.ControlPlane
+	admin  kubernetes.Interface
+	binary string
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "k8s-elector-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	if binary = os.Getenv("E2E_ELECTOR_BINARY"); binary == "" {
+		if binary, err = fleet.Build(controlplane.RepoRoot(), tmp); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+	}
+	// The control plane is built if it is not cached: a missing binary fails
+	// the suite, it never skips it.
+	if cp, err = controlplane.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer func() {
+		if err := cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: stopping the control plane:", err)
+		}
+	}()
+	// kube-apiserver and etcd run in process groups of their own: stop them
+	// when the suite is interrupted, too.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		sig := <-sigs
+		fmt.Fprintf(os.Stderr, "e2e: %v: stopping the control plane\n", sig)
+		_ = cp.Stop()
+		os.Exit(130)
+	}()
+	if admin, err = cp.AdminClient(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	return m.Run()
+}
