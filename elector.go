@@ -27,6 +27,16 @@
 // or returns. Stopped-leading is called once for every started-leading call
 // and never otherwise.
 //
+// # Pod label and Events
+//
+// With WithPodName, Run labels the candidate's Pod k8s-elector/status=leader
+// while it leads and standby otherwise, so that a Service can select the
+// leader; with WithEvents, it records an Event on the lock object (and the
+// Pod) when a term starts and when it ends. Both are sent in the background
+// and retried: they never delay the election, so the label lags leadership
+// by a request or more, and a candidate cut off from the API server cannot
+// change it at all.
+//
 // # What is not guaranteed
 //
 // Leader election on the Kubernetes API gives no fencing: a leader that is
@@ -48,6 +58,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -142,6 +153,14 @@ func (e *Elector) Run(ctx context.Context) error {
 	}()
 
 	c := &campaign{e: e, ctx: logr.NewContext(ctx, log), log: log, queue: queue}
+	if e.o.podName != "" {
+		c.labels = e.newPodLabeler(log)
+		c.labels.set(PodLabelStandby)
+	}
+	if e.o.events {
+		c.events = e.newEventRecorder(log, c.labels)
+	}
+	defer startBackground(c.ctx, c.labels, c.events)()
 	c.lock = &trackedLock{
 		metrics: e.metrics,
 		inner:   e.newLock(),
@@ -236,6 +255,49 @@ func (e *Elector) Run(ctx context.Context) error {
 	}
 }
 
+// flushTimeout bounds how long Run, as it returns, keeps trying to label the
+// Pod standby and to send the Events still queued.
+const flushTimeout = 5 * time.Second
+
+// backgroundWorker is work that Run hands off so that the election never
+// waits for it: the Pod label and Events.
+type backgroundWorker interface {
+	// run works until finish has been called and the work is done, or ctx
+	// ends.
+	run(ctx context.Context)
+	// finish asks run to complete the work at hand and return.
+	finish()
+}
+
+// startBackground runs the workers that are not nil, each on a goroutine of
+// its own, and returns the function that stops them: it calls finish on each,
+// gives them flushTimeout to complete, and waits for them to return. Their
+// context is detached from ctx, which is cancelled by then: the standby label
+// and the stopped-leading Events must still be sent.
+func startBackground(ctx context.Context, labels *podLabeler, events *eventRecorder) (stop func()) {
+	var workers []backgroundWorker
+	if labels != nil {
+		workers = append(workers, labels)
+	}
+	if events != nil {
+		workers = append(workers, events)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() { w.run(ctx) })
+	}
+	return func() {
+		for _, w := range workers {
+			w.finish()
+		}
+		deadline := time.AfterFunc(flushTimeout, cancel)
+		wg.Wait()
+		deadline.Stop()
+		cancel()
+	}
+}
+
 // resignRequest asks Run to step down.
 type resignRequest struct {
 	cooldown time.Duration
@@ -291,6 +353,8 @@ type campaign struct {
 	queue    *serial.Queue
 	lock     *trackedLock
 	stopPass context.CancelFunc // ends the current LeaderElector.Run
+	labels   *podLabeler        // nil without WithPodName
+	events   *eventRecorder     // nil without WithEvents
 
 	known  bool                              // the lock has been read (or found missing) once
 	record resourcelock.LeaderElectionRecord // the last record read or written
@@ -303,12 +367,13 @@ type campaign struct {
 type term struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
-	expire     *time.Timer   // cancels ctx at validUntil
-	renewed    time.Time     // send time of the last successful acquire or renewal
-	lease      time.Duration // lease duration of that write
-	validUntil time.Time     // renewed + lease - drift margin; monotonic
-	done       chan struct{} // closed when the started-leading callback is over
-	started    bool          // the callback ran; read only after done is closed
+	expire     *time.Timer            // cancels ctx at validUntil
+	renewed    time.Time              // send time of the last successful acquire or renewal
+	lease      time.Duration          // lease duration of that write
+	validUntil time.Time              // renewed + lease - drift margin; monotonic
+	done       chan struct{}          // closed when the started-leading callback is over
+	started    bool                   // the callback ran; read only after done is closed
+	lock       corev1.ObjectReference // the lock object the term holds, for Events
 }
 
 // observed implements lockObserver.
@@ -378,12 +443,15 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, sent time.Time) 
 		return
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	t := &term{ctx: ctx, cancel: cancel, renewed: sent, lease: lease, validUntil: validUntil, done: make(chan struct{})}
+	t := &term{ctx: ctx, cancel: cancel, renewed: sent, lease: lease, validUntil: validUntil, done: make(chan struct{}),
+		lock: c.e.lockRef(c.uid)}
 	t.expire = time.AfterFunc(time.Until(validUntil), cancel)
 	c.term = t
 	c.e.metrics.transitions.Inc()
 	c.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
 	c.publish()
+	c.labels.set(PodLabelLeader)
+	c.events.term(true, t.lock)
 	f := c.e.o.onStarted
 	c.queue.Push(func() {
 		defer close(t.done)
@@ -411,10 +479,12 @@ func (c *campaign) endTerm() bool {
 	}
 	c.term = nil
 	c.publish()
+	c.labels.set(PodLabelStandby)
 	t.expire.Stop()
 	t.cancel()
 	<-t.done
 	c.log.Info("stopped leading")
+	c.events.term(false, t.lock)
 	if f := c.e.o.onStopped; f != nil && t.started {
 		c.queue.Push(f)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -54,6 +55,8 @@ const (
 	// renewed still passes GET /healthz; the value kube-controller-manager
 	// gives client-go's HealthzAdaptor.
 	DefaultHealthTolerance = 20 * time.Second
+	// DefaultPodLabelKey is the label that WithPodName sets on the Pod.
+	DefaultPodLabelKey = "k8s-elector/status"
 )
 
 // ErrNoClient is among the errors New returns when neither WithClient nor
@@ -92,6 +95,9 @@ type options struct {
 	releaseDelay    time.Duration
 	resignEndpoint  bool
 	gatherers       []prometheus.Gatherer
+	podName         string
+	podLabelKey     string
+	events          bool
 	onStarted       func(context.Context)
 	onStopped       func()
 	onNewLeader     func(string)
@@ -110,6 +116,7 @@ func defaults() options {
 		ttl:             DefaultTTL,
 		releaseOnCancel: true,
 		healthTolerance: DefaultHealthTolerance,
+		podLabelKey:     DefaultPodLabelKey,
 	}
 }
 
@@ -221,6 +228,44 @@ func WithHealthTolerance(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.healthTolerance = d })
 }
 
+// WithPodName names this candidate's own Pod, in the election's namespace;
+// in a Pod spec, pass metadata.name through the Downward API. While Run runs,
+// it labels the Pod with the key from WithPodLabelKey: PodLabelStandby from
+// the start, PodLabelLeader while a term lasts, and PodLabelStandby again when
+// the term ends and when Run returns. A Service that selects the leader value
+// then routes to the leader only.
+//
+// The label is written with a JSON merge patch that touches no other label,
+// from a goroutine of its own: a failed patch is logged and retried with
+// backoff, with the latest value, and never delays the election or the
+// callbacks. Labels lag leadership: during a handover, or while a candidate
+// cannot reach the API server, no Pod or two Pods may carry the leader value.
+// It needs RBAC permission to patch pods (and get them, for Events on the Pod
+// sent before the first patch succeeds).
+// Default: "" (the Pod is not labelled).
+func WithPodName(name string) Option {
+	return optionFunc(func(o *options) { o.podName = name })
+}
+
+// WithPodLabelKey sets the label key that WithPodName sets on the Pod. It must
+// be a valid label key, with an optional DNS-subdomain prefix.
+// Default: DefaultPodLabelKey ("k8s-elector/status").
+func WithPodLabelKey(key string) Option {
+	return optionFunc(func(o *options) { o.podLabelKey = key })
+}
+
+// WithEvents sets whether the Elector records Kubernetes Events: reason
+// EventReasonLeaderElected when a term starts and EventReasonStoppedLeading
+// when it ends, both of type Normal, on the lock object and, with
+// WithPodName, on the Pod. Events are core/v1 Events, de-duplicated and
+// rate-limited per object as client-go's event recorder does them, and sent
+// from a goroutine of their own: a failure is logged and never delays the
+// election. It needs RBAC permission to create and patch events.
+// Default: false.
+func WithEvents(enabled bool) Option {
+	return optionFunc(func(o *options) { o.events = enabled })
+}
+
 // WithOnStartedLeading sets the function run when this candidate becomes the
 // leader. Its context is cancelled when the term ends (leadership lost or Run
 // cancelled); it must return promptly after that, because Run waits for it
@@ -304,6 +349,17 @@ func (o *options) validate(election string) error {
 		if min := time.Duration(jitterFactor * float64(o.retryPeriod)); o.renewDeadline <= min {
 			bad("renew deadline %s must be longer than 1.2 × the retry period %s (%s)", o.renewDeadline, o.retryPeriod, min)
 		}
+	}
+
+	if o.podName != "" {
+		if msgs := validation.IsDNS1123Subdomain(o.podName); len(msgs) > 0 {
+			bad("pod name %q is not a valid Pod name: %s", o.podName, strings.Join(msgs, "; "))
+		}
+	}
+	if o.podLabelKey == "" {
+		bad("pod label key is empty: want a label key such as %q", DefaultPodLabelKey)
+	} else if msgs := content.IsLabelKey(o.podLabelKey); len(msgs) > 0 {
+		bad("pod label key %q is not a valid label key: %s", o.podLabelKey, strings.Join(msgs, "; "))
 	}
 
 	if o.releaseDelay < 0 {

@@ -29,6 +29,9 @@ func TestDefaults(t *testing.T) {
 	if o.id == "" {
 		t.Error("default ID is empty, want the hostname")
 	}
+	if o.podName != "" || o.podLabelKey != "k8s-elector/status" || o.events {
+		t.Errorf("pod name %q, label key %q, events %v, want \"\", k8s-elector/status, false", o.podName, o.podLabelKey, o.events)
+	}
 }
 
 func TestLastOptionWins(t *testing.T) {
@@ -71,6 +74,10 @@ func TestValidation(t *testing.T) {
 			[]string{"renew deadline 2s must be longer than 1.2 × the retry period 2s (2.4s)"}},
 		{"negative renew", "e", []Option{WithRenewDeadline(-time.Second)}, []string{"renew deadline -1s is negative"}},
 		{"negative retry", "e", []Option{WithRetryPeriod(-time.Second)}, []string{"retry period -1s is negative"}},
+		{"bad pod name", "e", []Option{WithPodName("Pod_A")}, []string{`pod name "Pod_A" is not a valid Pod name: a lowercase RFC 1123 subdomain`}},
+		{"bad pod label key", "e", []Option{WithPodLabelKey("a/b/c")}, []string{`pod label key "a/b/c" is not a valid label key: a valid label key must consist of`}},
+		{"pod label key with uppercase prefix", "e", []Option{WithPodLabelKey("Example.com/role")}, []string{`pod label key "Example.com/role" is not a valid label key: prefix part`}},
+		{"empty pod label key", "e", []Option{WithPodLabelKey("")}, []string{`pod label key is empty: want a label key such as "k8s-elector/status"`}},
 		{"every problem at once", "Bad", []Option{WithTTL(0), WithLockType("x"), WithID("")},
 			[]string{"election name", "TTL 0s", `lock type "x"`, `ID ""`}},
 	} {

@@ -60,6 +60,9 @@ type config struct {
 
 	releaseDelay time.Duration
 	allowResign  bool
+	podName      string
+	podLabelKey  string
+	events       bool
 	version      bool
 }
 
@@ -76,6 +79,9 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.logFormat, "log-format", "json", "The log format: json or console.")
 	fs.DurationVar(&c.releaseDelay, "release-delay", 0, "How long a leader that is stopping reports not-leader before it releases the lock, so the application can stop its leader work first.")
 	fs.BoolVar(&c.allowResign, "allow-resign", false, "Serve POST /resign?cooldown=30s on the -http address, from loopback clients only, to hand leadership over.")
+	fs.StringVar(&c.podName, "pod-name", "", "The name of this elector's Pod (from the Downward API). When set, the Pod is labelled <key>=leader or standby.")
+	fs.StringVar(&c.podLabelKey, "pod-label-key", elector.DefaultPodLabelKey, "The label key that -pod-name sets on the Pod.")
+	fs.BoolVar(&c.events, "events", true, "Record Kubernetes Events when this elector starts or stops leading.")
 	fs.BoolVar(&c.version, "version", false, "Print the version and exit.")
 	return fs
 }
@@ -167,6 +173,9 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 		elector.WithLogger(log),
 		elector.WithReleaseDelay(c.releaseDelay),
 		elector.WithResignEndpoint(c.allowResign),
+		elector.WithPodName(c.podName),
+		elector.WithPodLabelKey(c.podLabelKey),
+		elector.WithEvents(c.events),
 		elector.WithMetricsGatherers(processMetrics()),
 	}
 	if cfgErr == nil {

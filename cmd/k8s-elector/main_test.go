@@ -56,6 +56,9 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"-ttl duration\n    \tThe TTL for the election. (default 10s)",
 		"-log-level string",
 		"-log-format string",
+		"-pod-name string\n    \tThe name of this elector's Pod (from the Downward API). When set, the Pod is labelled <key>=leader or standby.",
+		"-pod-label-key string\n    \tThe label key that -pod-name sets on the Pod. (default \"k8s-elector/status\")",
+		"-events\n    \tRecord Kubernetes Events when this elector starts or stops leading. (default true)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-h output lacks %q:\n%s", want, out)
@@ -86,6 +89,10 @@ func TestBadInput(t *testing.T) {
 		{"empty id", append(ok, "-id="), `ID "" is empty`},
 		{"unknown lock", append(ok, "-lock-type=etcd"), `lock type "etcd" is not supported: want one of leases, endpoints, configmaps`},
 		{"empty namespace", append(ok, "-namespace="), "namespace is empty"},
+		{"bad pod name", append(ok, "-pod-name=Pod_A"), `pod name "Pod_A" is not a valid Pod name`},
+		{"bad pod label key", append(ok, "-pod-label-key=a/b/c"), `pod label key "a/b/c" is not a valid label key`},
+		{"empty pod label key", append(ok, "-pod-label-key="), "pod label key is empty"},
+		{"events garbage", append(ok, "-events=maybe"), `invalid boolean value "maybe" for -events`},
 		{"unknown flag", append(ok, "-leader-elect"), "flag provided but not defined: -leader-elect"},
 		{"stray argument", append(ok, "extra"), `unexpected argument "extra"`},
 		{"bad log level", append(ok, "-log-level=loud"), `invalid -log-level="loud"`},
@@ -170,17 +177,21 @@ func TestShutdownIsClean(t *testing.T) {
 func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
 	kc := kubeconfig(t, "https://127.0.0.1:1")
 	env := map[string]string{
-		"ELECTOR_KUBECONFIG": kc,
-		"ELECTOR_ELECTION":   "Bad_Name", // overridden below
-		"ELECTOR_TTL":        "1500ms",
-		"ELECTOR_LOCK_TYPE":  "nope",
+		"ELECTOR_KUBECONFIG":    kc,
+		"ELECTOR_ELECTION":      "Bad_Name", // overridden below
+		"ELECTOR_TTL":           "1500ms",
+		"ELECTOR_LOCK_TYPE":     "nope",
+		"ELECTOR_POD_LABEL_KEY": "a/b/c", // overridden below
 	}
 	var out, errb bytes.Buffer
-	code := runWithEnv(context.Background(), []string{"-election=good"}, func(k string) string { return env[k] }, &out, &errb)
+	code := runWithEnv(context.Background(), []string{"-election=good", "-pod-label-key=x/y"}, func(k string) string { return env[k] }, &out, &errb)
 	if code != exitUsage {
 		t.Fatalf("exit code %d, want %d", code, exitUsage)
 	}
 	got := errb.String()
+	if strings.Contains(got, "a/b/c") {
+		t.Errorf("ELECTOR_POD_LABEL_KEY overrode -pod-label-key:\n%s", got)
+	}
 	for _, want := range []string{"TTL 1.5s is not a whole number", `lock type "nope"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("stderr lacks %q (from the environment):\n%s", want, got)
@@ -194,6 +205,35 @@ func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
 	runWithEnv(context.Background(), []string{"-election=good"}, func(k string) string { return env[k] }, &out, &errb)
 	if want := `invalid value "soon" for ELECTOR_TTL (flag -ttl)`; !strings.Contains(errb.String(), want) {
 		t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+	}
+	errb.Reset()
+	env["ELECTOR_EVENTS"] = "maybe"
+	runWithEnv(context.Background(), []string{"-election=good"}, func(k string) string { return env[k] }, &out, &errb)
+	if want := `invalid value "maybe" for ELECTOR_EVENTS (flag -events)`; !strings.Contains(errb.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+	}
+}
+
+// TestEnvironmentSetsPodFlags sets the pod flags as a Pod spec does, the pod
+// name from the Downward API: their values reach validation.
+func TestEnvironmentSetsPodFlags(t *testing.T) {
+	kc := kubeconfig(t, "https://127.0.0.1:1")
+	env := map[string]string{
+		"ELECTOR_KUBECONFIG":    kc,
+		"ELECTOR_ELECTION":      "example",
+		"ELECTOR_POD_NAME":      "Pod_A",
+		"ELECTOR_POD_LABEL_KEY": "Bad Key",
+		"ELECTOR_EVENTS":        "false",
+	}
+	var out, errb bytes.Buffer
+	code := runWithEnv(context.Background(), nil, func(k string) string { return env[k] }, &out, &errb)
+	if code != exitUsage {
+		t.Fatalf("exit code %d, want %d", code, exitUsage)
+	}
+	for _, want := range []string{`pod name "Pod_A" is not a valid Pod name`, `pod label key "Bad Key" is not a valid label key`} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+		}
 	}
 }
 
