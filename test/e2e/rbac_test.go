@@ -2,33 +2,58 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/k8s-elector/elector/test/e2e/internal/controlplane"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
+	"github.com/k8s-elector/elector/test/e2e/internal/manifests"
 )
 
-// readManifest decodes one of the shipped manifests in deploy/base into obj.
-func readManifest(t *testing.T, name string, obj any) {
+// buildManifests builds a kustomization under deploy/ for namespace ns.
+func buildManifests(t *testing.T, dir, ns string) []*unstructured.Unstructured {
 	t.Helper()
-	path := filepath.Join(controlplane.RepoRoot(), "deploy", "base", name)
-	data, err := os.ReadFile(path)
+	objs, err := manifests.Build(filepath.Join(controlplane.RepoRoot(), "deploy", dir), ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.UnmarshalStrict(data, obj); err != nil {
-		t.Fatalf("%s: %v", path, err)
+	return objs
+}
+
+func applyManifests(t *testing.T, objs []*unstructured.Unstructured, dryRun bool) {
+	t.Helper()
+	a, err := manifests.NewApplier(cp.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Create(context.Background(), objs, dryRun); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestManifestsAreAccepted has the API server validate and admit every
+// shipped manifest (kubectl apply -k --dry-run=server), strictly: an unknown
+// or misspelt field fails.
+func TestManifestsAreAccepted(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	for _, dir := range []string{"base", "example", "flowschema"} {
+		t.Run(dir, func(t *testing.T) {
+			objs := buildManifests(t, dir, ns)
+			if len(objs) == 0 {
+				t.Fatalf("deploy/%s builds no objects", dir)
+			}
+			applyManifests(t, objs, true)
+		})
 	}
 }
 
@@ -40,27 +65,34 @@ func TestShippedRoleIsEnoughAndNeeded(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 
-	var sa corev1.ServiceAccount
+	// deploy/base, split into the ServiceAccount and its permissions.
+	var account, grants []*unstructured.Unstructured
 	var role rbacv1.Role
-	var binding rbacv1.RoleBinding
-	readManifest(t, "serviceaccount.yaml", &sa)
-	readManifest(t, "role.yaml", &role)
-	readManifest(t, "rolebinding.yaml", &binding)
-	// What `kustomize edit set namespace` does for an overlay.
-	for i := range binding.Subjects {
-		binding.Subjects[i].Namespace = ns
+	for _, u := range buildManifests(t, "base", ns) {
+		switch u.GetKind() {
+		case "ServiceAccount":
+			account = append(account, u)
+		case "Role":
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &role); err != nil {
+				t.Fatal(err)
+			}
+			grants = append(grants, u)
+		default:
+			grants = append(grants, u)
+		}
+	}
+	if len(account) != 1 || role.Name == "" {
+		t.Fatalf("deploy/base must hold one ServiceAccount and a Role")
 	}
 	// The election the Role is scoped to.
 	election := role.Rules[0].ResourceNames[0]
-
-	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &sa, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the shipped ServiceAccount: %v", err)
-	}
+	applyManifests(t, account, false)
+	sa := account[0].GetName()
 	expiry := int64(3600)
-	tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa.Name,
+	tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa,
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("token for %s: %v", sa.Name, err)
+		t.Fatalf("token for %s: %v", sa, err)
 	}
 	kubeconfig, err := cp.WriteKubeconfig(ns+"-sa", &rest.Config{
 		Host: cp.Admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cp.Admin.CAData},
@@ -100,16 +132,13 @@ func TestShippedRoleIsEnoughAndNeeded(t *testing.T) {
 		t.Errorf("the forbidden error was logged %d times at the default level; want it once until it changes", n)
 	}
 
-	if _, err := admin.RbacV1().Roles(ns).Create(ctx, &role, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the shipped Role: %v", err)
-	}
-	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, &binding, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the shipped RoleBinding: %v", err)
-	}
+	applyManifests(t, grants, false)
 	waitLeader(t, ttl+slack, e)
 	if got := holder(t, ns, "leases", election); got != e.ID {
 		t.Fatalf("the lease records holder %q, want %q", got, e.ID)
 	}
+	// With -events on (the default), the shipped Role lets it record Events.
+	waitEvent(t, ns, "Lease", election, "LeaderElected")
 	// Renewals (update) are allowed too: leadership holds past a TTL.
 	time.Sleep(ttl + retry)
 	if s, err := e.Status(ctx); err != nil || !s.IsLeader {
