@@ -170,7 +170,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		obs:     c,
 		log:     log,
 	}
-	if e.o.lockType == LockEndpoints {
+	if e.o.lockType == LockEndpoints || e.o.lockType == LockEndpointsLeases {
 		log.Info("the endpoints lock type is deprecated: Kubernetes deprecated v1 Endpoints in 1.33; migrate to leases")
 	}
 	log.Info("joining election", "lockType", e.o.lockType, "ttl", e.o.ttl,

@@ -217,6 +217,14 @@ func waitLeader(t *testing.T, limit time.Duration, cands ...*candidate) (*candid
 func lockHolder(t *testing.T, client kubernetes.Interface, lock LockType) resourcelock.LeaderElectionRecord {
 	t.Helper()
 	ctx := context.Background()
+	if old, ok := migrating(lock); ok {
+		// Both objects must record the same holder.
+		rec, lease := lockHolder(t, client, old), lockHolder(t, client, LockLeases)
+		if rec.HolderIdentity != lease.HolderIdentity {
+			t.Fatalf("%s: the %s records holder %q, the lease %q", lock, old, rec.HolderIdentity, lease.HolderIdentity)
+		}
+		return rec
+	}
 	switch lock {
 	case LockLeases:
 		l, err := client.CoordinationV1().Leases("default").Get(ctx, testElection, metav1.GetOptions{})
@@ -247,6 +255,18 @@ func lockHolder(t *testing.T, client kubernetes.Interface, lock LockType) resour
 	}
 	t.Fatalf("unknown lock type %q", lock)
 	return resourcelock.LeaderElectionRecord{}
+}
+
+// migrating returns the old lock type that a migration lock type holds
+// together with a Lease.
+func migrating(lock LockType) (LockType, bool) {
+	switch lock {
+	case LockConfigMapsLeases:
+		return LockConfigMaps, true
+	case LockEndpointsLeases:
+		return LockEndpoints, true
+	}
+	return "", false
 }
 
 func forEachLock(t *testing.T, f func(t *testing.T, lock LockType)) {
@@ -848,6 +868,11 @@ func TestTakeoverSeenStopsLeadershipAtOnce(t *testing.T) {
 // writeRecord overwrites the lock record as a third party would.
 func writeRecord(t *testing.T, client kubernetes.Interface, lock LockType, rec resourcelock.LeaderElectionRecord) {
 	t.Helper()
+	if old, ok := migrating(lock); ok {
+		writeRecord(t, client, old, rec)
+		writeRecord(t, client, LockLeases, rec)
+		return
+	}
 	if lock != LockLeases {
 		fixLock(t, client, lock, record.Encode(rec))
 		return
@@ -988,5 +1013,56 @@ func TestReleaseDelayReportsNotLeaderFirst(t *testing.T) {
 		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "" {
 			t.Fatalf("holder after Run = %q, want released", rec.HolderIdentity)
 		}
+	})
+}
+
+// TestMigrationFromConfigMapsToLeases walks the documented migration: a fleet
+// on configmaps, then on configmapsleases, then on leases, with electors of
+// neighbouring steps sharing the election, one leader at every moment.
+func TestMigrationFromConfigMapsToLeases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		steady := func(leader *candidate, cands ...*candidate) {
+			t.Helper()
+			for range 2 * testTTL / testRetry {
+				time.Sleep(testRetry)
+				synctest.Wait()
+				if got := leaders(cands...); !slices.Equal(got, []string{leader.id}) {
+					t.Fatalf("leaders = %v, want only %s", got, leader.id)
+				}
+			}
+			for _, cand := range cands {
+				if s := cand.e.Status(); s.Leader != leader.id {
+					t.Fatalf("%s reports leader %q, want %q", cand.id, s.Leader, leader.id)
+				}
+			}
+		}
+
+		// Step 1: the old fleet leads on configmaps; a replica rolled to
+		// configmapsleases follows it.
+		old := start(t, c, "old", LockConfigMaps)
+		waitLeader(t, testTTL, old)
+		mid := start(t, c, "mid", LockConfigMapsLeases)
+		steady(old, old, mid)
+
+		// The old replica goes away: the migrating one takes both objects.
+		old.stop(t)
+		waitLeader(t, testTTL+maxRetryWait, mid)
+		if rec := lockHolder(t, c.Client(), LockConfigMapsLeases); rec.HolderIdentity != "mid" {
+			t.Fatalf("holder %q, want mid in both objects", rec.HolderIdentity)
+		}
+		// An old replica still around (or restarted) follows it.
+		old2 := start(t, c, "old2", LockConfigMaps)
+		steady(mid, mid, old2)
+		old2.stop(t)
+
+		// Step 2: a replica rolled to leases follows the migrating leader.
+		leases := start(t, c, "new", LockLeases)
+		steady(mid, mid, leases)
+
+		// Step 3: the last migrating replica goes; leases alone from now on.
+		mid.stop(t)
+		waitLeader(t, testTTL+maxRetryWait, leases)
+		steady(leases, leases)
 	})
 }

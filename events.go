@@ -84,9 +84,9 @@ func (e *Elector) lockRef(uid types.UID) corev1.ObjectReference {
 	ref := corev1.ObjectReference{Kind: "Lease", APIVersion: "coordination.k8s.io/v1",
 		Namespace: e.o.namespace, Name: e.election, UID: uid}
 	switch e.o.lockType {
-	case LockConfigMaps:
+	case LockConfigMaps, LockConfigMapsLeases:
 		ref.Kind, ref.APIVersion = "ConfigMap", "v1"
-	case LockEndpoints:
+	case LockEndpoints, LockEndpointsLeases:
 		ref.Kind, ref.APIVersion = "Endpoints", "v1"
 	}
 	return ref

@@ -63,7 +63,8 @@ func TestEventsOnLockAndPod(t *testing.T) {
 		waitLeader(t, testTTL, a)
 		synctest.Wait()
 
-		kind, version := map[LockType]string{LockLeases: "Lease", LockConfigMaps: "ConfigMap", LockEndpoints: "Endpoints"}[lock], "v1"
+		kind, version := map[LockType]string{LockLeases: "Lease", LockConfigMaps: "ConfigMap", LockEndpoints: "Endpoints",
+			LockConfigMapsLeases: "ConfigMap", LockEndpointsLeases: "Endpoints"}[lock], "v1"
 		if lock == LockLeases {
 			version = "coordination.k8s.io/v1"
 		}

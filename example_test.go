@@ -65,6 +65,6 @@ func ExampleNew_validation() {
 	fmt.Println(err)
 	// Output:
 	// elector: election name "My_Election" is not a valid object name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
-	// elector: lock type "zookeeper" is not supported: want one of leases, endpoints, configmaps
+	// elector: lock type "zookeeper" is not supported: want one of leases, endpoints, configmaps, endpointsleases, configmapsleases
 	// elector: TTL 1.5s is not a whole number of seconds: the lock record stores whole seconds (try 2s)
 }

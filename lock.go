@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,8 +29,20 @@ var errNotHolder = errors.New("elector: lock is held by another candidate")
 
 // newLock builds the lock object for the configured type. It does no I/O.
 func (e *Elector) newLock() resourcelock.Interface {
-	ns, name, id := e.o.namespace, e.election, e.o.id
 	switch e.o.lockType {
+	case LockConfigMaps, LockEndpoints, LockLeases:
+		return e.singleLock(e.o.lockType)
+	case LockConfigMapsLeases:
+		return &migrationLock{old: e.singleLock(LockConfigMaps), lease: e.singleLock(LockLeases)}
+	default: // LockEndpointsLeases; validate accepts nothing else
+		return &migrationLock{old: e.singleLock(LockEndpoints), lease: e.singleLock(LockLeases)}
+	}
+}
+
+// singleLock returns the lock on one object of kind t.
+func (e *Elector) singleLock(t LockType) resourcelock.Interface {
+	ns, name, id := e.o.namespace, e.election, e.o.id
+	switch t {
 	case LockConfigMaps:
 		return &annotationLock[corev1.ConfigMap, *corev1.ConfigMap]{
 			kind: "configmap", namespace: ns, name: name, identity: id,
@@ -51,6 +64,82 @@ func (e *Elector) newLock() resourcelock.Interface {
 			leases: leases,
 		}
 	}
+}
+
+// migrationLock holds an old-style lock (configmap or endpoints) and a Lease
+// together, with the semantics of client-go's former MultiLock, so that
+// electors on the old lock type, on this one and on leases can share one
+// election during a migration:
+//   - the old object's record is the election's record;
+//   - while the Lease does not exist, a holder other than us in the old
+//     object is an old elector's, and stands;
+//   - when the two objects name different holders, the holder is unknown:
+//     electors of both kinds are active, and nobody may take over until the
+//     records stop changing for a lease duration;
+//   - writes go to the old object first, then the Lease (created if missing).
+//
+// Its raw record joins both objects' records, so that a change to either
+// counts as a renewal.
+type migrationLock struct {
+	old, lease resourcelock.Interface
+}
+
+var _ resourcelock.Interface = (*migrationLock)(nil)
+
+func (m *migrationLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	rec, raw, err := m.old.Get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	leaseRec, leaseRaw, err := m.lease.Get(ctx)
+	if err != nil {
+		if apierrors.IsNotFound(err) && rec.HolderIdentity != m.Identity() {
+			return rec, raw, nil
+		}
+		return nil, nil, err
+	}
+	if rec.HolderIdentity != leaseRec.HolderIdentity {
+		unknown := *rec
+		unknown.HolderIdentity = resourcelock.UnknownLeader
+		rec = &unknown
+	}
+	return rec, slices.Concat(raw, []byte(","), leaseRaw), nil
+}
+
+func (m *migrationLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	if err := m.old.Create(ctx, rec); err != nil {
+		return err
+	}
+	return m.lease.Create(ctx, rec)
+}
+
+func (m *migrationLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	if err := m.old.Update(ctx, rec); err != nil {
+		return err
+	}
+	// The Lease may not exist yet (the old object was created by an old
+	// elector) or may have changed since it was read: read it again.
+	if _, _, err := m.lease.Get(ctx); err != nil {
+		if apierrors.IsNotFound(err) {
+			return m.lease.Create(ctx, rec)
+		}
+		return err
+	}
+	return m.lease.Update(ctx, rec)
+}
+
+func (m *migrationLock) RecordEvent(s string) {}
+
+func (m *migrationLock) Describe() string { return m.old.Describe() + "+lease" }
+
+func (m *migrationLock) Identity() string { return m.old.Identity() }
+
+// objectUID is the old object's: its record is the election's.
+func (m *migrationLock) objectUID() types.UID {
+	if u, ok := m.old.(uidSource); ok {
+		return u.objectUID()
+	}
+	return ""
 }
 
 // uidSource is implemented by the locks newLock returns: the UID of the lock
@@ -109,6 +198,10 @@ func lockKind(t LockType) string {
 		return "configmap"
 	case LockEndpoints:
 		return "endpoints"
+	case LockConfigMapsLeases:
+		return "configmap+lease"
+	case LockEndpointsLeases:
+		return "endpoints+lease"
 	default:
 		return "lease"
 	}
@@ -373,7 +466,7 @@ func (o *options) lockClient() (kubernetes.Interface, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "k8s-elector"
 	}
-	if o.lockType == LockEndpoints && cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
+	if (o.lockType == LockEndpoints || o.lockType == LockEndpointsLeases) && cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
 		cfg.WarningHandlerWithContext = endpointsWarningFilter{}
 	}
 	c, err := kubernetes.NewForConfig(&cfg)

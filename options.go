@@ -34,11 +34,17 @@ const (
 	// LockEndpoints is like LockConfigMaps on a v1 Endpoints object.
 	// Kubernetes deprecated v1 Endpoints in 1.33; prefer LockLeases.
 	LockEndpoints LockType = "endpoints"
+	// LockConfigMapsLeases holds both a ConfigMap (as LockConfigMaps) and a
+	// Lease of the same name, as client-go's MultiLock did, so that a fleet
+	// can move from configmaps to leases replica by replica: see the README.
+	LockConfigMapsLeases LockType = "configmapsleases"
+	// LockEndpointsLeases is LockConfigMapsLeases with an Endpoints object.
+	LockEndpointsLeases LockType = "endpointsleases"
 )
 
 // LockTypes returns every accepted LockType, the default first.
 func LockTypes() []LockType {
-	return []LockType{LockLeases, LockEndpoints, LockConfigMaps}
+	return []LockType{LockLeases, LockEndpoints, LockConfigMaps, LockEndpointsLeases, LockConfigMapsLeases}
 }
 
 // Defaults. The renew deadline and retry period default to a fraction of the

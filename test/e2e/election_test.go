@@ -32,7 +32,7 @@ const (
 	leaderAnnotation = "control-plane.alpha.kubernetes.io/leader"
 )
 
-var lockTypes = []string{"leases", "configmaps", "endpoints"}
+var lockTypes = []string{"leases", "configmaps", "endpoints", "configmapsleases"}
 
 var namespaces atomic.Int64
 
@@ -156,6 +156,14 @@ func holder(t *testing.T, ns, lock, name string) string {
 	ctx := context.Background()
 	var ann map[string]string
 	switch lock {
+	case "configmapsleases", "endpointsleases":
+		// Both objects record the holder.
+		old := strings.TrimSuffix(lock, "leases")
+		h, l := holder(t, ns, old, name), holder(t, ns, "leases", name)
+		if h != l {
+			t.Fatalf("%s: the %s records holder %q, the lease %q", lock, old, h, l)
+		}
+		return h
 	case "leases":
 		l, err := admin.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
