@@ -91,6 +91,9 @@ type Elector struct {
 
 	mu        sync.Mutex
 	stopPass  context.CancelFunc // ends the current LeaderElector.Run; nil between passes
+	following bool               // the current pass has not started a term
+	writing   bool               // a write of the lock is in flight
+	kickDue   bool               // end the pass as soon as the write in flight is done
 	resignReq *resignRequest     // a pending Resign, taken by Run after the pass
 
 }
@@ -161,9 +164,27 @@ func (e *Elector) Run(ctx context.Context) error {
 		c.events = e.newEventRecorder(log, c.labels)
 	}
 	defer startBackground(c.ctx, c.labels, c.events)()
+	var watches *lockWatches
+	if e.o.watch {
+		watches = &lockWatches{changed: e.lockChanged, clientset: e.client}
+	}
+	inner := e.newLock(watches)
+	if watches != nil {
+		// The watches outlive the election loop only until Run returns.
+		wctx, stopWatches := context.WithCancel(cgCtxFor(ctx, log))
+		var wg sync.WaitGroup
+		for _, run := range watches.runs {
+			wg.Go(func() { run(wctx) })
+		}
+		defer func() {
+			stopWatches()
+			wg.Wait()
+		}()
+	}
 	c.lock = &trackedLock{
 		metrics: e.metrics,
-		inner:   e.newLock(),
+		writing: e.lockWriting,
+		inner:   inner,
 		kind:    lockKind(e.o.lockType),
 		id:      e.o.id,
 		timeout: e.o.requestTimeout(),
@@ -176,12 +197,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	log.Info("joining election", "lockType", e.o.lockType, "ttl", e.o.ttl,
 		"renewDeadline", e.o.renewDeadline, "retryPeriod", e.o.retryPeriod)
 
-	// client-go logs through the context's logger; its lines repeat ours, so
-	// they come one verbosity level lower.
-	cgCtx := logr.NewContext(ctx, logr.New(quietSink{log.GetSink()}))
-	if log.GetSink() == nil {
-		cgCtx = logr.NewContext(ctx, logr.Discard())
-	}
+	cgCtx := cgCtxFor(ctx, log)
 	for {
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:          c.lock,
@@ -207,6 +223,8 @@ func (e *Elector) Run(ctx context.Context) error {
 		c.stopPass = stop
 		e.mu.Lock()
 		e.stopPass = stop
+		e.following = true
+		e.kickDue = false
 		e.mu.Unlock()
 
 		le.Run(lctx)
@@ -251,6 +269,56 @@ func (e *Elector) Run(ctx context.Context) error {
 				log.Info("stopped")
 				return nil
 			}
+		}
+	}
+}
+
+// cgCtxFor returns ctx with the logger for client-go: client-go logs through
+// the context's logger, and its lines repeat ours, so they come one
+// verbosity level lower.
+func cgCtxFor(ctx context.Context, log logr.Logger) context.Context {
+	if log.GetSink() == nil {
+		return logr.NewContext(ctx, logr.Discard())
+	}
+	return logr.NewContext(ctx, logr.New(quietSink{log.GetSink()}))
+}
+
+// lockChanged ends the current pass when the watch shows a change that the
+// next pass acts on at once: a candidate that is not leading tries to
+// acquire a lock that was released or deleted; a leader whose lock was
+// deleted or taken by another steps down. (The watch may lag: acting on
+// an old change can only make a leader step down early, or a follower try
+// a write that conflicts.)
+func (e *Elector) lockChanged(holder string, deleted bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopPass == nil {
+		return
+	}
+	free := deleted || holder == ""
+	switch {
+	case !e.following && (deleted || holder != "" && holder != e.o.id):
+		e.stopPass()
+	case e.following && free && e.writing:
+		// Ending the pass now could cut off an acquisition in flight:
+		// the term it starts would end at once.
+		e.kickDue = true
+	case e.following && free:
+		e.following = false
+		e.stopPass()
+	}
+}
+
+// lockWriting notes writes of the lock in flight, for lockChanged.
+func (e *Elector) lockWriting(inFlight bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.writing = inFlight
+	if !inFlight && e.kickDue {
+		e.kickDue = false
+		if e.following && e.stopPass != nil {
+			e.following = false
+			e.stopPass()
 		}
 	}
 }
@@ -442,6 +510,9 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, sent time.Time) 
 		c.publish()
 		return
 	}
+	c.e.mu.Lock()
+	c.e.following = false // a kick must not end this pass now
+	c.e.mu.Unlock()
 	ctx, cancel := context.WithCancel(c.ctx)
 	t := &term{ctx: ctx, cancel: cancel, renewed: sent, lease: lease, validUntil: validUntil, done: make(chan struct{}),
 		lock: c.e.lockRef(c.uid)}

@@ -153,6 +153,9 @@ func startWork(t *testing.T, c *fakekube.Cluster, id string, lock LockType, work
 	all := append([]Option{
 		WithClient(cand.client), WithID(id), WithLockType(lock), WithTTL(testTTL),
 	}, cand.log.options()...)
+	if polling(t) {
+		all = append(all, WithWatch(false))
+	}
 	e, err := New(testElection, append(all, opts...)...)
 	if err != nil {
 		t.Fatalf("New(%s): %v", id, err)
@@ -269,13 +272,28 @@ func migrating(lock LockType) (LockType, bool) {
 	return "", false
 }
 
+// forEachLock runs f for every lock type, in watch mode and polling mode,
+// each in a synctest bubble.
 func forEachLock(t *testing.T, f func(t *testing.T, lock LockType)) {
 	for _, lock := range LockTypes() {
-		t.Run(string(lock), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) { f(t, lock) })
-		})
+		for _, watch := range []bool{true, false} {
+			name := string(lock) + "/poll"
+			if watch {
+				name = string(lock) + "/watch"
+			}
+			t.Run(name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					pollMode.Store(t, !watch)
+					defer pollMode.Delete(t)
+					f(t, lock)
+				})
+			})
+		}
 	}
 }
+
+// pollMode holds the tests that forEachLock runs with WithWatch(false).
+var pollMode sync.Map // *testing.T -> bool
 
 func TestExactlyOneLeaderAndAllAgree(t *testing.T) {
 	forEachLock(t, func(t *testing.T, lock LockType) {
@@ -475,7 +493,7 @@ func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return &trackedLock{inner: e.newLock(), kind: lockKind(lock), id: id, timeout: time.Second, obs: nopObserver{}}
+			return &trackedLock{inner: e.newLock(nil), kind: lockKind(lock), id: id, timeout: time.Second, obs: nopObserver{}}
 		}
 		ctx := context.Background()
 		now := metav1.Now()

@@ -14,7 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
@@ -28,33 +31,58 @@ import (
 var errNotHolder = errors.New("elector: lock is held by another candidate")
 
 // newLock builds the lock object for the configured type. It does no I/O.
-func (e *Elector) newLock() resourcelock.Interface {
+func (e *Elector) newLock(w *lockWatches) resourcelock.Interface {
 	switch e.o.lockType {
 	case LockConfigMaps, LockEndpoints, LockLeases:
-		return e.singleLock(e.o.lockType)
+		return e.singleLock(e.o.lockType, w)
 	case LockConfigMapsLeases:
-		return &migrationLock{old: e.singleLock(LockConfigMaps), lease: e.singleLock(LockLeases)}
+		return &migrationLock{old: e.singleLock(LockConfigMaps, w), lease: e.singleLock(LockLeases, w)}
 	default: // LockEndpointsLeases; validate accepts nothing else
-		return &migrationLock{old: e.singleLock(LockEndpoints), lease: e.singleLock(LockLeases)}
+		return &migrationLock{old: e.singleLock(LockEndpoints, w), lease: e.singleLock(LockLeases, w)}
 	}
 }
 
+// lockWatches collects the watches of the lock objects (WithWatch), for Run
+// to start; nil means the lock reads from the API server every time.
+type lockWatches struct {
+	runs      []func(context.Context)
+	changed   func(holder string, deleted bool) // the watch shows a change
+	clientset any                               // the clientset: a fake one says it cannot stream lists
+}
+
 // singleLock returns the lock on one object of kind t.
-func (e *Elector) singleLock(t LockType) resourcelock.Interface {
+func (e *Elector) singleLock(t LockType, w *lockWatches) resourcelock.Interface {
 	ns, name, id := e.o.namespace, e.election, e.o.id
 	switch t {
 	case LockConfigMaps:
+		client := e.client.CoreV1().ConfigMaps(ns)
 		return &annotationLock[corev1.ConfigMap, *corev1.ConfigMap]{
 			kind: "configmap", namespace: ns, name: name, identity: id,
-			client: e.client.CoreV1().ConfigMaps(ns),
+			client: watched(w, client, name, corev1.Resource("configmaps"), annotationHolder[*corev1.ConfigMap],
+				func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return client.List(ctx, o) },
+				client.Watch),
 		}
 	case LockEndpoints:
+		client := e.client.CoreV1().Endpoints(ns)
 		return &annotationLock[corev1.Endpoints, *corev1.Endpoints]{
 			kind: "endpoints", namespace: ns, name: name, identity: id,
-			client: e.client.CoreV1().Endpoints(ns),
+			client: watched(w, client, name, corev1.Resource("endpoints"), annotationHolder[*corev1.Endpoints],
+				func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return client.List(ctx, o) },
+				client.Watch),
 		}
 	default:
-		leases := &uidRecorder{LeasesGetter: e.client.CoordinationV1()}
+		var getter coordinationv1client.LeasesGetter = e.client.CoordinationV1()
+		if w != nil {
+			c := &lockCache[coordinationv1.Lease, *coordinationv1.Lease]{
+				gr: coordinationv1.Resource("leases"), name: name, holder: leaseHolder, changed: w.changed,
+			}
+			client := e.client.CoordinationV1().Leases(ns)
+			w.runs = append(w.runs, func(ctx context.Context) {
+				c.run(ctx, e.client, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return client.List(ctx, o) }, client.Watch)
+			})
+			getter = cachedLeasesGetter{LeasesGetter: getter, c: c}
+		}
+		leases := &uidRecorder{LeasesGetter: getter}
 		return leaseLock{
 			LeaseLock: &resourcelock.LeaseLock{
 				LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -64,6 +92,19 @@ func (e *Elector) singleLock(t LockType) resourcelock.Interface {
 			leases: leases,
 		}
 	}
+}
+
+// watched returns client, or with w a client whose reads come from a watch
+// of the object that w starts.
+func watched[T any, P objectPtr[T]](w *lockWatches, client objectClient[T], name string, gr schema.GroupResource, holder func(P) string,
+	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) objectClient[T] {
+	if w == nil {
+		return client
+	}
+	c := &lockCache[T, P]{gr: gr, name: name, holder: holder, changed: w.changed}
+	w.runs = append(w.runs, func(ctx context.Context) { c.run(ctx, w.clientset, list, watchFn) })
+	return cachedClient[T, P]{objectClient: client, c: c}
 }
 
 // migrationLock holds an old-style lock (configmap or endpoints) and a Lease
@@ -236,11 +277,17 @@ type trackedLock struct {
 	obs     lockObserver
 	log     logr.Logger
 	metrics *metrics // nil in tests of the lock alone
+	// writing, if set, is called with true before a write is sent and with
+	// false once its outcome has been observed.
+	writing func(bool)
 
 	// last is the record as last read or written: it is what the inner lock's
 	// cached object holds, and so what its next Update is conditioned on.
-	last    *resourcelock.LeaderElectionRecord
-	lastErr string
+	last       *resourcelock.LeaderElectionRecord
+	lastChange time.Time // when last last changed
+	lastErr    string
+	// deletedHeldBy is the holder of a lock found deleted, once logged.
+	deletedHeldBy string
 }
 
 var _ resourcelock.Interface = (*trackedLock)(nil)
@@ -249,18 +296,59 @@ func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	begin := time.Now()
+	ctx = markedFromCache(ctx)
 	rec, raw, err := l.inner.Get(ctx)
-	l.observe("get", begin, err)
+	if servedFromCache(ctx) {
+		l.metrics.cachedRead()
+	} else {
+		l.observe("get", begin, err)
+	}
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			l.obs.absent()
+			if holder, left := l.heldByAnother(); left > 0 {
+				// client-go would create the lock at once. Its holder may
+				// still be acting: it was deleted, not released. Wait until
+				// the lease that we last saw renewed would have run out.
+				if l.deletedHeldBy != holder {
+					l.deletedHeldBy = holder
+					l.log.Info("lock object deleted while another candidate held it; not creating it before that lease runs out",
+						"lock", l.inner.Describe(), "holder", holder, "wait", left.Round(time.Millisecond))
+				}
+				return nil, nil, fmt.Errorf("get %s %s: deleted while %q held it; waiting for that lease to run out", l.kind, l.inner.Describe(), holder)
+			}
 		}
 		return nil, nil, l.failed("get", err)
 	}
 	l.succeeded()
-	l.last = rec
+	l.remember(rec)
 	l.obs.observed(*rec, l.uid())
 	return rec, raw, nil
+}
+
+// remember makes rec the last record seen, noting when it last changed.
+func (l *trackedLock) remember(rec *resourcelock.LeaderElectionRecord) {
+	if l.last == nil || !sameRecord(*l.last, *rec) {
+		l.lastChange = time.Now()
+	}
+	l.last = rec
+	l.deletedHeldBy = ""
+}
+
+func sameRecord(a, b resourcelock.LeaderElectionRecord) bool {
+	return a.HolderIdentity == b.HolderIdentity && a.LeaseDurationSeconds == b.LeaseDurationSeconds &&
+		a.AcquireTime.Equal(&b.AcquireTime) && a.RenewTime.Equal(&b.RenewTime) && a.LeaderTransitions == b.LeaderTransitions
+}
+
+// heldByAnother returns the holder of the last record seen, if it is another
+// candidate, and how long its lease runs on, judged as client-go judges
+// expiry: from when this candidate saw the record change.
+func (l *trackedLock) heldByAnother() (string, time.Duration) {
+	if l.last == nil || l.last.HolderIdentity == "" || l.last.HolderIdentity == l.id {
+		return "", 0
+	}
+	lease := time.Duration(l.last.LeaseDurationSeconds) * time.Second
+	return l.last.HolderIdentity, time.Until(l.lastChange.Add(lease))
 }
 
 func (l *trackedLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
@@ -293,6 +381,17 @@ func (l *trackedLock) write(ctx context.Context, verb string, rec resourcelock.L
 	case l.last != nil && l.last.HolderIdentity == l.id:
 		op = "renew"
 	}
+	if l.writing != nil {
+		l.writing(true)
+		defer l.writing(false)
+	}
+	// A pass that was ended (a kick, a resignation) must not write any
+	// more: a client may send a request even with a cancelled context, and
+	// an acquisition that lands after its pass ended starts a term that
+	// ends at once.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s %s %s: %w", verb, l.kind, l.inner.Describe(), err)
+	}
 	sent := time.Now()
 	err := do(ctx, rec)
 	l.observe(op, sent, err)
@@ -300,7 +399,7 @@ func (l *trackedLock) write(ctx context.Context, verb string, rec resourcelock.L
 		return l.failed(verb, err)
 	}
 	l.succeeded()
-	l.last = &rec
+	l.remember(&rec)
 	l.obs.observed(rec, l.uid())
 	l.obs.wrote(rec, sent)
 	return nil
@@ -402,7 +501,7 @@ func (l *annotationLock[T, P]) Get(ctx context.Context) (*resourcelock.LeaderEle
 	rec, err := record.Decode(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("annotation %q of %s cannot be parsed, and is not overwritten; "+
-			"fix or remove the annotation: %w", record.AnnotationKey, l.Describe(), err)
+			"restore a valid record or delete the object: %w", record.AnnotationKey, l.Describe(), err)
 	}
 	l.obj = obj
 	return &rec, []byte(raw), nil

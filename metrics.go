@@ -29,7 +29,7 @@ func newMetrics(e *Elector) *metrics {
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "k8s_elector_lock_requests_total", ConstLabels: labels,
-			Help: "Requests on the lock object, by operation (get, acquire, renew, release) and result (success, conflict, error).",
+			Help: "Requests on the lock object, by operation (get, acquire, renew, release) and result (success, conflict, error; cached for reads the watch served without a request).",
 		}, []string{"operation", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "k8s_elector_lock_request_duration_seconds", ConstLabels: labels,
@@ -61,8 +61,18 @@ func newMetrics(e *Elector) *metrics {
 	return m
 }
 
+// cachedRead counts a read of the lock served by the watch (WithWatch).
+func (m *metrics) cachedRead() {
+	if m != nil {
+		m.requests.WithLabelValues("get", "cached").Inc()
+	}
+}
+
 // observe records one lock request.
 func (m *metrics) observe(operation, result string, took time.Duration) {
+	if m == nil {
+		return
+	}
 	m.requests.WithLabelValues(operation, result).Inc()
 	m.latency.WithLabelValues(operation).Observe(took.Seconds())
 }

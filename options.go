@@ -100,6 +100,7 @@ type options struct {
 	healthTolerance time.Duration
 	releaseDelay    time.Duration
 	resignEndpoint  bool
+	watch           bool
 	gatherers       []prometheus.Gatherer
 	podName         string
 	podLabelKey     string
@@ -119,6 +120,7 @@ func defaults() options {
 		id:              host,
 		idErr:           err,
 		lockType:        DefaultLockType,
+		watch:           true,
 		ttl:             DefaultTTL,
 		releaseOnCancel: true,
 		healthTolerance: DefaultHealthTolerance,
@@ -217,6 +219,18 @@ func WithReleaseDelay(d time.Duration) Option {
 // Default: false.
 func WithResignEndpoint(enabled bool) Option {
 	return optionFunc(func(o *options) { o.resignEndpoint = enabled })
+}
+
+// WithWatch sets whether the Elector watches its lock object instead of
+// reading it at every retry. With the watch, an idle follower sends no
+// requests, and a released or deleted lock is taken over at once instead of
+// at the next retry; writes are unchanged, conditional on the object's
+// resourceVersion, so a stale watch can only cause a conflict. Without it,
+// the election polls as client-go does. The watch needs RBAC list and watch
+// on the lock object.
+// Default: true.
+func WithWatch(enabled bool) Option {
+	return optionFunc(func(o *options) { o.watch = enabled })
 }
 
 // WithMetricsGatherers adds gatherers whose metrics GET /metrics serves after

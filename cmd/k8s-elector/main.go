@@ -60,6 +60,7 @@ type config struct {
 
 	releaseDelay time.Duration
 	allowResign  bool
+	watch        bool
 	podName      string
 	podLabelKey  string
 	events       bool
@@ -82,6 +83,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.podName, "pod-name", "", "The name of this elector's Pod (from the Downward API). When set, the Pod is labelled <key>=leader or standby.")
 	fs.StringVar(&c.podLabelKey, "pod-label-key", elector.DefaultPodLabelKey, "The label key that -pod-name sets on the Pod.")
 	fs.BoolVar(&c.events, "events", true, "Record Kubernetes Events when this elector starts or stops leading.")
+	fs.BoolVar(&c.watch, "watch", true, "Watch the lock object: followers send no periodic requests and take over a released lock at once. With -watch=false the election polls the lock every retry period, as client-go does.")
 	fs.BoolVar(&c.version, "version", false, "Print the version and exit.")
 	return fs
 }
@@ -173,6 +175,7 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 		elector.WithLogger(log),
 		elector.WithReleaseDelay(c.releaseDelay),
 		elector.WithResignEndpoint(c.allowResign),
+		elector.WithWatch(c.watch),
 		elector.WithPodName(c.podName),
 		elector.WithPodLabelKey(c.podLabelKey),
 		elector.WithEvents(c.events),

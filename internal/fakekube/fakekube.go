@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -45,6 +46,12 @@ func NewCluster(objs ...runtime.Object) *Cluster {
 func (c *Cluster) Client() *fake.Clientset {
 	cs := &fake.Clientset{}
 	cs.AddReactor("*", "*", c.react)
+	// Watches see every write of every clientset on the cluster. Like the
+	// fake clientset's own, they ignore field selectors and resourceVersion.
+	cs.AddWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := c.tracker.Watch(a.GetResource(), a.GetNamespace())
+		return true, w, err
+	})
 	return cs
 }
 

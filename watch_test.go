@@ -1,0 +1,141 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/k8s-elector/elector/internal/fakekube"
+)
+
+// polling reports whether forEachLock runs t in polling mode.
+func polling(t *testing.T) bool {
+	v, _ := pollMode.Load(t)
+	return v == true
+}
+
+// deleteLock deletes the lock object(s) of lock.
+func deleteLock(t *testing.T, c *fakekube.Cluster, lock LockType) {
+	t.Helper()
+	client, ctx := c.Client(), context.Background()
+	if old, ok := migrating(lock); ok {
+		deleteLock(t, c, old)
+		lock = LockLeases
+	}
+	var err error
+	switch lock {
+	case LockLeases:
+		err = client.CoordinationV1().Leases("default").Delete(ctx, testElection, metav1.DeleteOptions{})
+	case LockConfigMaps:
+		err = client.CoreV1().ConfigMaps("default").Delete(ctx, testElection, metav1.DeleteOptions{})
+	case LockEndpoints:
+		err = client.CoreV1().Endpoints("default").Delete(ctx, testElection, metav1.DeleteOptions{})
+	}
+	if err != nil {
+		t.Fatalf("deleting the lock: %v", err)
+	}
+}
+
+// reads counts the get and list requests a candidate's client has sent.
+func reads(c *candidate) int {
+	n := 0
+	for _, a := range c.client.Actions() {
+		if v := a.GetVerb(); v == "get" || v == "list" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestIdleFollowerSendsNoRequestsWithWatch(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		poll := polling(t)
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", lock)
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", lock)
+		time.Sleep(2 * maxRetryWait) // b has read the lock and follows
+		synctest.Wait()
+		before := reads(b)
+		time.Sleep(3 * testTTL)
+		synctest.Wait()
+		got := reads(b) - before
+		if s := b.e.Status(); s.Leader != "a" || s.IsLeader {
+			t.Fatalf("follower status %+v, want following a", s)
+		}
+		minPolls := int(3 * testTTL / maxRetryWait)
+		if poll {
+			if got < minPolls {
+				t.Errorf("polling follower read the lock %d times in 3 TTLs, want at least %d", got, minPolls)
+			}
+			return
+		}
+		if got != 0 {
+			t.Errorf("watching follower sent %d reads in 3 TTLs, want none", got)
+		}
+	})
+}
+
+func TestReleasedLockIsTakenAtOnceWithWatch(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		poll := polling(t)
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", lock)
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", lock)
+		time.Sleep(2 * maxRetryWait)
+		synctest.Wait()
+
+		a.stop(t) // releases
+		_, took := waitLeader(t, testTTL, b)
+		// Virtual time: the fake API server answers at once, so with the
+		// watch the only delay is waitLeader's polling step.
+		if !poll && took > 50*time.Millisecond {
+			t.Errorf("with the watch, the follower took %s to take a released lock, want no wait for a retry", took)
+		}
+		if poll && took > maxRetryWait+50*time.Millisecond {
+			t.Errorf("polling follower took %s to take a released lock, want within a retry period", took)
+		}
+	})
+}
+
+// TestDeletedLockIsNotTakenWhileItsLeaseRuns deletes a held lock: unlike a
+// released one, its holder may still be acting, so nobody else may create
+// it before the lease they last saw renewed runs out.
+func TestDeletedLockIsNotTakenWhileItsLeaseRuns(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", lock)
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", lock)
+		time.Sleep(2 * maxRetryWait)
+		synctest.Wait()
+		timeout := errors.New("connection timed out")
+		a.fault.Store(&timeout) // a cannot recreate it
+		deleteLock(t, c, lock)
+		begin := time.Now()
+		for !b.e.Status().IsLeader {
+			if ids := leaders(a, b); len(ids) > 1 {
+				t.Fatalf("two leaders: %v", ids)
+			}
+			if time.Since(begin) > 2*testTTL {
+				t.Fatal("b never took over the deleted lock")
+			}
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+		}
+		took := time.Since(begin)
+		if a.e.Status().IsLeader {
+			t.Fatal("a and b both lead")
+		}
+		// b saw a's last renewal at most one retry period before the
+		// deletion.
+		if floor := testTTL - maxRetryWait; took < floor {
+			t.Errorf("b created the deleted lock after %s, before a's lease could have run out (%s)", took, floor)
+		}
+	})
+}
