@@ -8,7 +8,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DEMO_FLAGS ?=
 E2E_FLAGS ?=
 
-.PHONY: all build controlplane test lint unit e2e demo fuzz clean
+BENCH_FLAGS ?=
+SOAK_FLAGS ?=
+
+.PHONY: all build controlplane test lint unit e2e demo bench soak fuzz clean
 
 all: build
 
@@ -43,6 +46,14 @@ e2e: build controlplane
 ## (The demo builds the control plane itself, only when it needs one.)
 demo: build
 	cd test/e2e && $(GO) run ./cmd/demo -binary "$(CURDIR)/bin/k8s-elector" $(DEMO_FLAGS)
+
+## bench: the benchmark table, watch mode and polling side by side (not in CI)
+bench: build
+	cd test/e2e && $(GO) run ./cmd/bench $(BENCH_FLAGS)
+
+## soak: a fleet under random faults, with invariants checked (not in CI)
+soak: build
+	cd test/e2e && $(GO) run ./cmd/soak -binary "$(CURDIR)/bin/k8s-elector" $(SOAK_FLAGS)
 
 ## fuzz: run each fuzz target for a while (not part of CI)
 fuzz:
