@@ -38,6 +38,9 @@ type Status struct {
 	Node              string `json:"node"`
 	LockUID           string `json:"lock_uid"`
 	LeaderTransitions int64  `json:"leader_transitions"`
+	// ValidUntil is when the leader's leadership ends unless it renews
+	// (milliseconds); zero when the elector does not lead.
+	ValidUntil time.Time `json:"valid_until"`
 }
 
 // Elector is one running k8s-elector process.
