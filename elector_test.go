@@ -1084,3 +1084,23 @@ func TestMigrationFromConfigMapsToLeases(t *testing.T) {
 		steady(leases, leases)
 	})
 }
+
+// TestSharedIDIsReported runs two candidates with one ID: the lock cannot
+// tell them apart, but a candidate that reads a record in its name that it
+// did not write says so, loudly.
+func TestSharedIDIsReported(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		var logs [2]logSink
+		a := start(t, c, "a", lock, WithLogger(logs[0].logger()))
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "a", lock, WithLogger(logs[1].logger()))
+		time.Sleep(3 * testTTL)
+		synctest.Wait()
+		a.stop(t)
+		b.stop(t)
+		if n := logs[0].errorsContaining("same ID") + logs[1].errorsContaining("same ID"); n == 0 {
+			t.Errorf("two candidates with ID a, and neither reported it:\n%s\n%s", logs[0].String(), logs[1].String())
+		}
+	})
+}

@@ -288,6 +288,9 @@ type trackedLock struct {
 	lastErr    string
 	// deletedHeldBy is the holder of a lock found deleted, once logged.
 	deletedHeldBy string
+	// written is the record this candidate last wrote.
+	written        *resourcelock.LeaderElectionRecord
+	sharedIDLogged bool
 }
 
 var _ resourcelock.Interface = (*trackedLock)(nil)
@@ -321,9 +324,29 @@ func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 		return nil, nil, l.failed("get", err)
 	}
 	l.succeeded()
+	l.checkSharedID(rec)
 	l.remember(rec)
 	l.obs.observed(*rec, l.uid())
 	return rec, raw, nil
+}
+
+// checkSharedID reports a record that names this candidate but is not the
+// one it last wrote: another process runs with the same ID. Both then
+// believe they lead, and the lock cannot tell them apart.
+func (l *trackedLock) checkSharedID(rec *resourcelock.LeaderElectionRecord) {
+	w := l.written
+	if w == nil || w.HolderIdentity != l.id || rec.HolderIdentity != l.id || sameRecord(*w, *rec) {
+		return
+	}
+	err := fmt.Errorf("%s %s names this candidate's ID %q but was not written by it (renewed at %s, not %s): "+
+		"another process runs with the same ID, and both believe they lead; give every candidate a unique -id",
+		l.kind, l.inner.Describe(), l.id, rec.RenewTime.UTC().Format(time.RFC3339), w.RenewTime.UTC().Format(time.RFC3339))
+	if !l.sharedIDLogged {
+		l.sharedIDLogged = true
+		l.log.Error(err, "two candidates share one ID")
+		return
+	}
+	l.log.V(1).Info("two candidates share one ID", "err", err.Error())
 }
 
 // remember makes rec the last record seen, noting when it last changed.
@@ -400,6 +423,7 @@ func (l *trackedLock) write(ctx context.Context, verb string, rec resourcelock.L
 	}
 	l.succeeded()
 	l.remember(&rec)
+	l.written = &rec
 	l.obs.observed(rec, l.uid())
 	l.obs.wrote(rec, sent)
 	return nil
