@@ -284,8 +284,8 @@ type trackedLock struct {
 	// last is the record as last read or written: it is what the inner lock's
 	// cached object holds, and so what its next Update is conditioned on.
 	last       *resourcelock.LeaderElectionRecord
-	lastChange time.Time // when last last changed
-	lastErr    string
+	lastChange time.Time       // when last last changed
+	failures   map[string]bool // failure messages logged since the last success
 	// deletedHeldBy is the holder of a lock found deleted, once logged.
 	deletedHeldBy string
 	// written is the record this candidate last wrote.
@@ -453,18 +453,27 @@ func (l *trackedLock) failed(verb string, err error) error {
 		l.log.V(1).Info("lock object does not exist yet", "lock", l.inner.Describe())
 	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
 		l.log.V(1).Info("lost a write race for the lock", "lock", l.inner.Describe(), "err", err.Error())
-	case err.Error() == l.lastErr:
+	case l.failures[err.Error()]:
 		l.log.V(1).Info("lock request failed again", "err", err.Error())
 	default:
-		l.lastErr = err.Error()
+		// A leader's attempt can fail twice in different words (the
+		// optimistic update, then the read): each message is logged once
+		// until a request succeeds again.
+		if l.failures == nil || len(l.failures) >= maxDistinctFailures {
+			l.failures = map[string]bool{}
+		}
+		l.failures[err.Error()] = true
 		l.log.Error(err, "lock request failed; retrying", "lock", l.inner.Describe())
 	}
 	return err
 }
 
+// maxDistinctFailures bounds the failure messages remembered for logging.
+const maxDistinctFailures = 8
+
 func (l *trackedLock) succeeded() {
-	if l.lastErr != "" {
-		l.lastErr = ""
+	if len(l.failures) > 0 {
+		l.failures = nil
 		l.log.Info("lock requests succeed again", "lock", l.inner.Describe())
 	}
 }

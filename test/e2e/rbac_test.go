@@ -144,4 +144,41 @@ func TestShippedRoleIsEnoughAndNeeded(t *testing.T) {
 	if s, err := e.Status(ctx); err != nil || !s.IsLeader {
 		t.Fatalf("after a TTL with the shipped Role, status = %+v, %v; want is_leader", s, err)
 	}
+
+	// The Role removed mid-run: the leader cannot renew, steps down within
+	// the renew deadline (by its valid-until at the latest), says why, and
+	// does not hot-loop.
+	logsBefore := len(e.Logs())
+	if err := admin.RbacV1().RoleBindings(ns).Delete(ctx, binding(grants), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	for {
+		s, err := e.Status(ctx)
+		if err == nil && !s.IsLeader {
+			break
+		}
+		if time.Since(removed) > ttl+slack {
+			t.Fatalf("still leading %s after its Role was removed", ttl+slack)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(3 * retry) // retries with the Role gone
+	after := e.Logs()[logsBefore:]
+	if !strings.Contains(after, "forbidden") {
+		t.Errorf("no forbidden error logged after the Role was removed:\n%s", after)
+	}
+	if n := strings.Count(after, `"level":"error"`); n > 6 {
+		t.Errorf("%d error lines in %s after the Role was removed; want a few, not one per attempt:\n%s", n, time.Since(removed), after)
+	}
+}
+
+// binding returns the name of the RoleBinding among objs.
+func binding(objs []*unstructured.Unstructured) string {
+	for _, u := range objs {
+		if u.GetKind() == "RoleBinding" {
+			return u.GetName()
+		}
+	}
+	return ""
 }
