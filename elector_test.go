@@ -1104,3 +1104,57 @@ func TestSharedIDIsReported(t *testing.T) {
 		}
 	})
 }
+
+// TestThirdPartyLeaseDurations has a third party write a record naming
+// another holder with a lease duration of 0 or a huge one: nobody reports
+// leadership while another holds the lock by its own record, never two at
+// once, and a zero duration is taken over at once (as client-go judges a
+// record it sees: expired).
+func TestThirdPartyLeaseDurations(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		seconds  int
+		takeover bool
+	}{
+		{"zero", 0, true},
+		{"huge", 1 << 30, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachLock(t, func(t *testing.T, lock LockType) {
+				c := fakekube.NewCluster()
+				a, b := start(t, c, "a", lock), start(t, c, "b", lock)
+				waitLeader(t, testTTL, a, b)
+				admin := c.Client()
+				rec := lockHolder(t, admin, lock)
+				rec.HolderIdentity = "intruder"
+				rec.LeaseDurationSeconds = tc.seconds
+				rec.LeaderTransitions++
+				writeRecord(t, admin, lock, rec)
+
+				begin := time.Now()
+				var took time.Duration
+				for time.Since(begin) < 3*testTTL {
+					ids := leaders(a, b)
+					if len(ids) > 1 {
+						t.Fatalf("two leaders: %v", ids)
+					}
+					// A takeover is a term after the intruder's record; the
+					// old leader may report its own term until it reads it.
+					for _, cand := range []*candidate{a, b} {
+						if s := cand.e.Status(); s.IsLeader && s.LeaderTransitions > rec.LeaderTransitions && took == 0 {
+							took = time.Since(begin)
+						}
+					}
+					time.Sleep(10 * time.Millisecond)
+					synctest.Wait()
+				}
+				switch {
+				case tc.takeover && (took == 0 || took > 2*maxRetryWait):
+					t.Errorf("a record with a zero lease duration was taken over after %s, want within a retry", took)
+				case !tc.takeover && took != 0:
+					t.Errorf("a record with a lease of %ds was taken over after %s", tc.seconds, took)
+				}
+			})
+		})
+	}
+}

@@ -61,6 +61,7 @@ func TestFault(t *testing.T) {
 		{"follower SIGSTOP", faultFollowerPaused},
 		{"leader blackholed", faultLeaderBlackholed},
 		{"follower blackholed", faultFollowerBlackholed},
+		{"SIGTERM with a renewal held in flight", faultSIGTERMWithRenewalInFlight},
 		{"leader delayed 0.2x renew deadline", func(t *testing.T) { faultLeaderDelayed(t, 2, 10) }},
 		{"leader delayed 0.5x renew deadline", func(t *testing.T) { faultLeaderDelayed(t, 5, 10) }},
 		{"leader delayed 1x renew deadline", func(t *testing.T) { faultLeaderDelayed(t, 10, 10) }},
@@ -303,6 +304,38 @@ func handedOver(t *testing.T, h history.History, l *fleet.Elector, from, to time
 		}
 	}
 	t.Errorf("nobody took over from %s between %s and %s: %s", l.ID, from.Format("15:04:05.000"), to.Format("15:04:05.000"), why)
+}
+
+// A leader whose renewals are held in flight by its proxy is replaced; then
+// it gets SIGTERM and its held requests, and its release, reach the API
+// server after the new leader has taken the lock. None of them may clear or
+// overwrite the new leader's lease.
+func faultSIGTERMWithRenewalInFlight(t *testing.T) {
+	f := startFaultFleet(t, "leases")
+	l := f.settle()
+	cut := f.mark("hold %s's requests in flight", l.ID)
+	f.proxy(l).Blackhole()
+	next, _ := f.leader(ttl+jitteredRetry+faultSlack, cut, nil)
+	f.mark("%s leads", next.ID)
+	term := f.mark("SIGTERM %s, then deliver its held requests", l.ID)
+	if err := l.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the release is attempted behind the blackhole
+	f.proxy(l).Pass()
+	code, err := l.Wait(2 * ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 {
+		t.Errorf("%s exited %d after SIGTERM, want 0", l.ID, code)
+	}
+	time.Sleep(jitteredRetry)
+	h := f.check(term)
+	if got := holder(t, f.ns, "leases", faultElection); got != next.ID {
+		t.Errorf("after %s's held requests and release arrived, the lease names %q, want %q", l.ID, got, next.ID)
+	}
+	onlyLeader(t, h, next, term)
 }
 
 // A killed leader's lock is taken over once its lease has run out, not
