@@ -62,6 +62,8 @@ func TestFault(t *testing.T) {
 		{"leader blackholed", faultLeaderBlackholed},
 		{"follower blackholed", faultFollowerBlackholed},
 		{"SIGTERM with a renewal held in flight", faultSIGTERMWithRenewalInFlight},
+		{"API server unreachable below the renew deadline", faultAPIServerUnreachableBriefly},
+		{"API server unreachable for 2x TTL", faultAPIServerUnreachable},
 		{"leader delayed 0.2x renew deadline", func(t *testing.T) { faultLeaderDelayed(t, 2, 10) }},
 		{"leader delayed 0.5x renew deadline", func(t *testing.T) { faultLeaderDelayed(t, 5, 10) }},
 		{"leader delayed 1x renew deadline", func(t *testing.T) { faultLeaderDelayed(t, 10, 10) }},
@@ -315,7 +317,7 @@ func faultSIGTERMWithRenewalInFlight(t *testing.T) {
 	l := f.settle()
 	cut := f.mark("hold %s's requests in flight", l.ID)
 	f.proxy(l).Blackhole()
-	next, _ := f.leader(ttl+jitteredRetry+faultSlack, cut, nil)
+	next, _ := f.leader(ttl+jitteredRetry+faultSlack, cut, func(s history.Sample) bool { return s.Elector != l.ID })
 	f.mark("%s leads", next.ID)
 	term := f.mark("SIGTERM %s, then deliver its held requests", l.ID)
 	if err := l.Signal(syscall.SIGTERM); err != nil {
@@ -336,6 +338,50 @@ func faultSIGTERMWithRenewalInFlight(t *testing.T) {
 		t.Errorf("after %s's held requests and release arrived, the lease names %q, want %q", l.ID, got, next.ID)
 	}
 	onlyLeader(t, h, next, term)
+}
+
+// unreachable refuses every elector's connections (existing ones are reset,
+// new ones closed at once), as a stopped API server would, for d.
+func (f *faultFleet) unreachable(d time.Duration) (cut, healed time.Time) {
+	cut = f.mark("API server unreachable for %s", d)
+	for _, p := range f.proxies {
+		p.Reset()
+	}
+	time.Sleep(d)
+	healed = f.mark("API server reachable again")
+	for _, p := range f.proxies {
+		p.Pass()
+	}
+	return cut, healed
+}
+
+// An outage shorter than the renew deadline leaves the leader in place.
+func faultAPIServerUnreachableBriefly(t *testing.T) {
+	f := startFaultFleet(t, "leases")
+	l := f.settle()
+	cut, healed := f.unreachable(renewDeadline / 2)
+	time.Sleep(ttl)
+	h := f.check(healed)
+	onlyLeader(t, h, l, cut)
+}
+
+// A long outage: the leader stops claiming leadership by its valid-until,
+// nobody leads while nobody can renew, and one leader follows the heal.
+func faultAPIServerUnreachable(t *testing.T) {
+	f := startFaultFleet(t, "leases")
+	f.settle()
+	cut, healed := f.unreachable(2 * ttl)
+	next, _ := f.leader(recoverWithin, healed, nil)
+	f.mark("%s leads", next.ID)
+	time.Sleep(retry)
+	h := f.check(healed)
+	for id, runs := range runsOf(h, cut, healed) {
+		for _, r := range runs {
+			if r.To.After(cut.Add(ttl)) {
+				t.Errorf("%s claimed leadership until %s, more than a TTL into the outage that began at %s", id, r.To.Format("15:04:05.000"), cut.Format("15:04:05.000"))
+			}
+		}
+	}
 }
 
 // A killed leader's lock is taken over once its lease has run out, not
