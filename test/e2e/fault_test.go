@@ -64,6 +64,8 @@ func TestFault(t *testing.T) {
 		{"SIGTERM with a renewal held in flight", faultSIGTERMWithRenewalInFlight},
 		{"API server unreachable below the renew deadline", faultAPIServerUnreachableBriefly},
 		{"API server unreachable for 2x TTL", faultAPIServerUnreachable},
+		{"leader answered 429 for 2x TTL", faultLeaderThrottled},
+		{"follower answered 429", faultFollowerThrottled},
 		{"leader delayed 0.2x renew deadline", func(t *testing.T) { faultLeaderDelayed(t, 2, 10) }},
 		{"leader delayed 0.5x renew deadline", func(t *testing.T) { faultLeaderDelayed(t, 5, 10) }},
 		{"leader delayed 1x renew deadline", func(t *testing.T) { faultLeaderDelayed(t, 10, 10) }},
@@ -87,13 +89,22 @@ type faultFleet struct {
 	ns       string
 	lock     string
 	electors []*fleet.Elector
-	proxies  []*faultproxy.Proxy
-	rec      *history.Recorder
-	hist     *history.History // once checked
-	marks    []string
+	proxies  []*faultproxy.Proxy // nil entries behind throttlers
+	// throttlers, for a fleet started with startFaultFleetVia(…, true).
+	throttlers []*faultproxy.Throttler
+	rec        *history.Recorder
+	hist       *history.History // once checked
+	marks      []string
 }
 
 func startFaultFleet(t *testing.T, lock string) *faultFleet {
+	t.Helper()
+	return startFaultFleetVia(t, lock, false)
+}
+
+// startFaultFleetVia starts the fleet behind TCP proxies or, with
+// throttled, behind HTTPS proxies that can answer 429 (f.throttlers).
+func startFaultFleetVia(t *testing.T, lock string, throttled bool) *faultFleet {
 	t.Helper()
 	u, err := url.Parse(cp.Admin.Host)
 	if err != nil {
@@ -112,16 +123,28 @@ func startFaultFleet(t *testing.T, lock string) *faultFleet {
 	})
 	for i := range 3 {
 		id := fmt.Sprintf("%s-%d", lock, i)
-		p, err := faultproxy.New(u.Host)
-		if err != nil {
-			t.Fatal(err)
+		var cfg *rest.Config
+		var p *faultproxy.Proxy
+		if throttled {
+			th, err := faultproxy.NewThrottler(cp.Admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(th.Close)
+			f.throttlers = append(f.throttlers, th)
+			cfg = th.Config()
+		} else {
+			var err error
+			if p, err = faultproxy.New(u.Host); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			// The admin credentials, with the proxy as the server: TLS
+			// passes through the proxy, and the serving certificate is
+			// valid for 127.0.0.1.
+			cfg = rest.CopyConfig(cp.Admin)
+			cfg.Host = "https://" + p.Addr()
 		}
-		t.Cleanup(func() { _ = p.Close() })
-		// The admin credentials, with the proxy as the server: TLS passes
-		// through the proxy, and the serving certificate is valid for
-		// 127.0.0.1.
-		cfg := rest.CopyConfig(cp.Admin)
-		cfg.Host = "https://" + p.Addr()
 		kubeconfig, err := cp.WriteKubeconfig(f.ns+"-"+id, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -382,6 +405,56 @@ func faultAPIServerUnreachable(t *testing.T) {
 			}
 		}
 	}
+}
+
+func (f *faultFleet) throttler(e *fleet.Elector) *faultproxy.Throttler {
+	for i, x := range f.electors {
+		if x == e {
+			return f.throttlers[i]
+		}
+	}
+	panic("unknown elector " + e.ID)
+}
+
+// A leader whose every request is answered 429 (API Priority and Fairness
+// shedding load) cannot renew: it stops claiming leadership by its
+// valid-until, another takes over, and one leader remains after the heal.
+func faultLeaderThrottled(t *testing.T) {
+	f := startFaultFleetVia(t, "leases", true)
+	l := f.settle()
+	cut := f.mark("answer %s's requests with 429 for 2 × TTL", l.ID)
+	f.throttler(l).Throttle(true)
+	time.Sleep(2 * ttl)
+	healed := f.mark("stop answering 429 (%d answered)", f.throttler(l).Answered429())
+	f.throttler(l).Throttle(false)
+	time.Sleep(jitteredRetry + faultSlack)
+	h := f.check(healed)
+	for _, r := range runsOf(h, cut, h.End)[l.ID] {
+		if r.To.After(cut.Add(ttl)) && r.From.Before(healed) {
+			t.Errorf("%s claimed leadership until %s, more than a TTL after its requests were refused at %s", l.ID, r.To.Format("15:04:05.000"), cut.Format("15:04:05.000"))
+		}
+	}
+	handedOver(t, h, l, cut, healed, "a follower takes over a TTL after the last renewal")
+	// The 429s must not make it hammer the API server: client-go honours
+	// Retry-After (1s), and the elector retries once per retry period.
+	if n := f.throttler(l).Answered429(); n == 0 || n > int64(4*2*ttl/retry) {
+		t.Errorf("%d requests answered 429 in 2 × TTL; want some, and no more than a few per retry period", n)
+	}
+}
+
+// A follower answered 429 changes nothing.
+func faultFollowerThrottled(t *testing.T) {
+	f := startFaultFleetVia(t, "leases", true)
+	l := f.settle()
+	fo := f.follower(l)
+	cut := f.mark("answer %s's requests with 429 for a TTL", fo.ID)
+	f.throttler(fo).Throttle(true)
+	time.Sleep(ttl)
+	healed := f.mark("stop answering 429")
+	f.throttler(fo).Throttle(false)
+	time.Sleep(jitteredRetry + faultSlack)
+	h := f.check(healed)
+	onlyLeader(t, h, l, cut)
 }
 
 // A killed leader's lock is taken over once its lease has run out, not
