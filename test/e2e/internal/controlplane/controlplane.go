@@ -81,7 +81,17 @@ func Start() (*ControlPlane, error) {
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  30 * time.Second,
 	}
+	// Directories of our own, so that a restart keeps etcd's data and the
+	// API server's certificates, port and users.
+	etcdDir, certDir := filepath.Join(dir, "etcd"), filepath.Join(dir, "apiserver")
+	for _, d := range []string{etcdDir, certDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdDir}
 	api := env.ControlPlane.GetAPIServer()
+	api.CertDir = certDir
 	// There is no node or Service network here: advertise loopback and do
 	// not reconcile the kubernetes Service's endpoints.
 	api.Configure().
@@ -109,6 +119,20 @@ func Start() (*ControlPlane, error) {
 // Stop stops kube-apiserver and etcd and removes their data and credentials.
 func (c *ControlPlane) Stop() error {
 	return errors.Join(c.env.Stop(), os.RemoveAll(c.dir))
+}
+
+// RestartEtcd stops etcd, waits down, and starts it again on the same
+// client port with the same data.
+func (c *ControlPlane) RestartEtcd(down time.Duration) error {
+	etcd := c.env.ControlPlane.Etcd
+	if err := etcd.Stop(); err != nil {
+		return fmt.Errorf("stopping etcd: %w", err)
+	}
+	time.Sleep(down)
+	if err := etcd.Start(); err != nil {
+		return fmt.Errorf("starting etcd again: %w", err)
+	}
+	return nil
 }
 
 // AdminClient returns a clientset for Admin.
