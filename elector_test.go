@@ -120,10 +120,13 @@ type candidate struct {
 	e      *Elector
 	client *fake.Clientset
 	fault  atomic.Pointer[error] // when set, every request of this candidate fails with it
-	stall  atomic.Int64          // when set, this candidate's next update first sleeps this long
-	log    *callbackLog
-	cancel context.CancelFunc
-	done   chan error
+	// loseAnswer, when set, applies the next update and then fails it, as
+	// a connection lost before the answer arrived.
+	loseAnswer atomic.Bool
+	stall      atomic.Int64 // when set, this candidate's next update first sleeps this long
+	log        *callbackLog
+	cancel     context.CancelFunc
+	done       chan error
 }
 
 // start runs a candidate on its own clientset of cluster c. It must be called
@@ -147,6 +150,13 @@ func startWork(t *testing.T, c *fakekube.Cluster, id string, lock LockType, work
 			// Like a paused process or a request stuck past its timeout:
 			// the fake ignores contexts, so nothing cuts the sleep short.
 			time.Sleep(time.Duration(cand.stall.Swap(0)))
+			if cand.loseAnswer.CompareAndSwap(true, false) {
+				// Applied, but the answer is lost on the way back.
+				if _, err := c.Client().Invokes(a, nil); err != nil {
+					return true, nil, err
+				}
+				return true, nil, errors.New("http2: client connection lost")
+			}
 		}
 		return false, nil, nil
 	})
@@ -1157,4 +1167,26 @@ func TestThirdPartyLeaseDurations(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestUnansweredRenewalIsNotASharedID: a renewal that lands but whose answer
+// is lost (a client timeout) shows up in the next read as a record this
+// candidate did not see written. It is not another process with its ID.
+func TestUnansweredRenewalIsNotASharedID(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		var logs logSink
+		a := start(t, c, "a", lock, WithLogger(logs.logger()))
+		waitLeader(t, testTTL, a)
+		// The next update is applied, then its answer is lost.
+		a.loseAnswer.Store(true)
+		time.Sleep(3 * maxRetryWait)
+		synctest.Wait()
+		if a.loseAnswer.Load() {
+			t.Fatal("no renewal was attempted")
+		}
+		if n := logs.errorsContaining("same ID"); n != 0 {
+			t.Errorf("a lost answer was reported as a shared ID:\n%s", logs.String())
+		}
+	})
 }

@@ -291,6 +291,9 @@ type trackedLock struct {
 	// written is the record this candidate last wrote.
 	written        *resourcelock.LeaderElectionRecord
 	sharedIDLogged bool
+	// unsure is the record of our last write whose outcome is unknown (it
+	// timed out or the connection broke), until a write succeeds.
+	unsure *resourcelock.LeaderElectionRecord
 }
 
 var _ resourcelock.Interface = (*trackedLock)(nil)
@@ -337,6 +340,9 @@ func (l *trackedLock) checkSharedID(rec *resourcelock.LeaderElectionRecord) {
 	w := l.written
 	if w == nil || w.HolderIdentity != l.id || rec.HolderIdentity != l.id || sameRecord(*w, *rec) {
 		return
+	}
+	if l.unsure != nil && sameRecord(*l.unsure, *rec) {
+		return // our own write, whose answer we did not get
 	}
 	err := fmt.Errorf("%s %s names this candidate's ID %q but was not written by it (renewed at %s, not %s): "+
 		"another process runs with the same ID, and both believe they lead; give every candidate a unique -id",
@@ -419,8 +425,13 @@ func (l *trackedLock) write(ctx context.Context, verb string, rec resourcelock.L
 	err := do(ctx, rec)
 	l.observe(op, sent, err)
 	if err != nil {
+		if outcomeUnknown(err) {
+			// It may have landed: its record is ours if we read it later.
+			l.unsure = &rec
+		}
 		return l.failed(verb, err)
 	}
+	l.unsure = nil
 	l.succeeded()
 	l.remember(&rec)
 	l.written = &rec
@@ -466,6 +477,16 @@ func (l *trackedLock) failed(verb string, err error) error {
 		l.log.Error(err, "lock request failed; retrying", "lock", l.inner.Describe())
 	}
 	return err
+}
+
+// outcomeUnknown reports whether a failed write may still have been applied:
+// the API server did not answer it with a status of its own.
+func outcomeUnknown(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsInternalError(err)
+	}
+	return true
 }
 
 // maxDistinctFailures bounds the failure messages remembered for logging.

@@ -209,6 +209,12 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 			return exitFailure
 		}
 		srv = newServer(e, log)
+		// Requests get a context that shutdown cancels, so that /watch
+		// streams end at once instead of holding Shutdown to its timeout.
+		reqCtx, endRequests := context.WithCancel(context.Background())
+		defer endRequests()
+		srv.BaseContext = func(net.Listener) context.Context { return reqCtx }
+		srv.RegisterOnShutdown(endRequests)
 		go func() { serveErr <- srv.Serve(ln) }()
 		log.Info("serving leader state over HTTP", "address", ln.Addr().String())
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -61,5 +62,51 @@ func TestServerLimitsHostileClients(t *testing.T) {
 	}
 	if called.Load() {
 		t.Error("the handler ran for an incomplete request")
+	}
+}
+
+// TestShutdownEndsWatchStreams stops the binary while a client follows
+// GET /watch: the stream must not hold the HTTP server's shutdown until its
+// timeout.
+func TestShutdownEndsWatchStreams(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		code   int
+		stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, errOut := runCLI(ctx, "-kubeconfig="+kubeconfig(t, "https://127.0.0.1:1"),
+			"-election=example", "-id=pod-a", "-ttl=3s", "-http="+addr)
+		done <- result{code, errOut}
+	}()
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if resp, err = http.Get("http://" + addr + "/watch"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /watch: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer resp.Body.Close()
+	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+		t.Fatalf("reading the first event: %v", err)
+	}
+	cancel()
+	r := <-done
+	if r.code != exitOK {
+		t.Errorf("exit code %d, want 0:\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "did not shut down cleanly") {
+		t.Errorf("a /watch stream held the shutdown until its timeout:\n%s", r.stderr)
 	}
 }
