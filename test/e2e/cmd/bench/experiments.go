@@ -1,0 +1,497 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
+)
+
+// The TTL the single-TTL experiments run at: the default.
+const defaultTTL = 10 * time.Second
+
+// burstWindow is how long after a SIGTERM the requests of a handover are
+// counted.
+const burstWindow = 5 * time.Second
+
+// retryPeriod is the elector's default retry period for ttl.
+func retryPeriod(ttl time.Duration) time.Duration { return ttl / 6 }
+
+// maxRetryWait is the longest a candidate waits between attempts: client-go
+// jitters the retry period by up to 1.2 times itself.
+func maxRetryWait(ttl time.Duration) time.Duration {
+	return retryPeriod(ttl) + retryPeriod(ttl)*12/10
+}
+
+// settle is how long a group runs after it agrees on a leader before it is
+// measured, so that every follower is in its steady state (a watch
+// established, a renewal seen).
+func settle(ttl time.Duration) time.Duration { return max(time.Second, retryPeriod(ttl)) }
+
+// firstLeader starts fresh elections of 3 and measures the time from starting
+// the processes to the first is_leader:true, and each process's cold start.
+func (b *bench) firstLeader(ctx context.Context, mode string) error {
+	r := b.result(mode)
+	for rep := range b.firstReps {
+		g := b.newGroup(ctx, mode, fmt.Sprintf("first-%s-%d", mode, rep), defaultTTL)
+		t0 := time.Now()
+		for i := range 3 {
+			if _, err := g.start(fmt.Sprintf("first-%d", i+1)); err != nil {
+				g.stop()
+				return err
+			}
+		}
+		var first time.Duration
+		err := g.wait(time.Minute, "a first leader", func() bool {
+			for _, m := range g.members {
+				if !m.leaderSince.IsZero() {
+					first = m.leaderSince.Sub(t0)
+					return true
+				}
+			}
+			return false
+		})
+		if err == nil {
+			_, err = g.stable(30 * time.Second)
+		}
+		if err != nil {
+			g.stop()
+			return err
+		}
+		r.firstLeader = append(r.firstLeader, first.Seconds())
+		g.mu.Lock()
+		for _, m := range g.members {
+			r.coldStart = append(r.coldStart, m.upAt.Sub(m.started).Seconds())
+			if !m.leaderSince.IsZero() && m.leaderSince.Sub(t0) == first {
+				r.firstLeaderUp = append(r.firstLeaderUp, m.leaderSince.Sub(m.upAt).Seconds())
+			}
+		}
+		g.mu.Unlock()
+		g.stop()
+		b.logf("first leader after %s", first.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// failovers measures, for each TTL, graceful (SIGTERM) and then crash
+// (SIGKILL) failovers of the leader of a group of 3; after each, a new
+// follower replaces the old leader.
+func (b *bench) failovers(ctx context.Context, mode string) error {
+	r := b.result(mode)
+	for _, ttl := range b.failoverTTL {
+		g := b.newGroup(ctx, mode, fmt.Sprintf("failover-%s-%ds", mode, int(ttl.Seconds())), ttl)
+		err := func() error {
+			n := 0
+			next := func() error {
+				n++
+				_, err := g.start(fmt.Sprintf("failover-%d", n))
+				return err
+			}
+			for range 3 {
+				if err := next(); err != nil {
+					return err
+				}
+			}
+			var exits []<-chan time.Duration
+			kinds := slices.Repeat([]syscall.Signal{syscall.SIGTERM}, b.gracefulRep)
+			kinds = append(kinds, slices.Repeat([]syscall.Signal{syscall.SIGKILL}, b.crashReps)...)
+			for _, sig := range kinds {
+				leader, err := g.stable(ttl*3 + 30*time.Second)
+				if err != nil {
+					return err
+				}
+				if err := sleep(ctx, settle(ttl)); err != nil {
+					return err
+				}
+				took, exited, err := g.failover(leader, sig, 3*ttl+10*time.Second)
+				if err != nil {
+					return err
+				}
+				if err := next(); err != nil {
+					return err
+				}
+				if sig == syscall.SIGTERM {
+					r.graceful[ttl] = append(r.graceful[ttl], took.Seconds())
+					exits = append(exits, exited)
+				} else {
+					r.crash[ttl] = append(r.crash[ttl], took.Seconds())
+				}
+				b.logf("TTL %s: %v failover in %s", ttl, sig, took.Round(time.Millisecond))
+			}
+			// The old leaders exit while the next repetitions run.
+			for _, exited := range exits {
+				exit := <-exited
+				if exit < 0 {
+					return fmt.Errorf("a leader did not exit within 30s of SIGTERM")
+				}
+				r.shutdown = append(r.shutdown, exit.Seconds())
+			}
+			if len(r.shutdown) > 0 {
+				b.logf("TTL %s: leaders exited %s after SIGTERM (median)", ttl, fmtSeconds(r.shutdown.median()))
+			}
+			return nil
+		}()
+		g.stop()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// steadyStates measures API requests per minute for each TTL: one window
+// with the leader alone, one with the leader and two followers; and, at the
+// default TTL, the resident memory of the idle electors.
+func (b *bench) steadyStates(ctx context.Context, mode string) error {
+	r := b.result(mode)
+	for _, ttl := range b.steadyTTL {
+		g := b.newGroup(ctx, mode, fmt.Sprintf("steady-%s-%ds", mode, int(ttl.Seconds())), ttl)
+		err := func() error {
+			leader, err := g.start("steady-leader")
+			if err != nil {
+				return err
+			}
+			if _, err := g.stable(time.Minute); err != nil {
+				return err
+			}
+			if err := sleep(ctx, settle(ttl)); err != nil {
+				return err
+			}
+			alone, err := b.measureWindow(ctx, b.window)
+			if err != nil {
+				return err
+			}
+			var followers []*member
+			for i := range 2 {
+				f, err := g.start(fmt.Sprintf("steady-follower-%d", i+1))
+				if err != nil {
+					return err
+				}
+				followers = append(followers, f)
+			}
+			if l, err := g.stable(time.Minute); err != nil {
+				return err
+			} else if l != leader {
+				return fmt.Errorf("leadership moved to %s when followers joined", l.e.ID)
+			}
+			if err := sleep(ctx, settle(ttl)); err != nil {
+				return err
+			}
+			all, err := b.measureWindow(ctx, b.window)
+			if err != nil {
+				return err
+			}
+			if l, err := g.stable(time.Second); err != nil || l != leader {
+				return fmt.Errorf("leadership changed during the window: %v", err)
+			}
+			s := steady{
+				leader:   alone.rates.plus(-1, b.baseline),
+				follower: all.rates.plus(-1, alone.rates).times(0.5),
+				fleet:    all.rates.plus(-1, b.baseline),
+				watches:  (all.watches - b.baseWatches) / 3,
+			}
+			r.steady[ttl] = s
+			b.logf("TTL %s: leader %s; follower %s; open watches per elector %.2f", ttl, s.leader, s.follower, s.watches)
+			if ttl != defaultTTL {
+				return nil
+			}
+			// Followers have idled for settle + window by now, the leader
+			// for longer.
+			if since := time.Since(followers[0].started); since < b.idle {
+				if err := sleep(ctx, b.idle-since); err != nil {
+					return err
+				}
+			}
+			if r.rssLeader, err = leader.e.RSS(); err != nil {
+				return err
+			}
+			for _, f := range followers {
+				rss, err := f.e.RSS()
+				if err != nil {
+					return err
+				}
+				r.rssFollower = max(r.rssFollower, rss)
+			}
+			b.logf("idle RSS: leader %.1f MB, follower %.1f MB", float64(r.rssLeader)/1e6, float64(r.rssFollower)/1e6)
+			return nil
+		}()
+		g.stop()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getLoad loads GET / of a leader with keep-alive connections.
+func (b *bench) getLoad(ctx context.Context, mode string) error {
+	r := b.result(mode)
+	g := b.newGroup(ctx, mode, "load-"+mode, defaultTTL)
+	defer g.stop()
+	m, err := g.start("load")
+	if err != nil {
+		return err
+	}
+	if _, err := g.stable(time.Minute); err != nil {
+		return err
+	}
+	r.load, err = loadGET(ctx, "http://"+m.e.Addr+"/", b.loadConns, b.loadFor)
+	if err != nil {
+		return err
+	}
+	b.logf("GET /, %d connections: %.0f req/s, p50 %s, p99 %s, max %s, %d errors", b.loadConns, r.load.rps,
+		r.load.p50, r.load.p99, r.load.max, r.load.errors)
+	r.loadOne, err = loadGET(ctx, "http://"+m.e.Addr+"/", 1, b.loadOneFor)
+	if err != nil {
+		return err
+	}
+	b.logf("GET /, 1 connection: %.0f req/s, p50 %s, p99 %s, max %s, %d errors", r.loadOne.rps,
+		r.loadOne.p50, r.loadOne.p99, r.loadOne.max, r.loadOne.errors)
+	return nil
+}
+
+// loadResult is the outcome of loadGET.
+type loadResult struct {
+	rps           float64
+	p50, p99, max time.Duration
+	errors        int
+}
+
+// loadGET sends GET url on conns keep-alive connections, one request at a time
+// on each, for d after a warm-up, and measures each request on the client.
+func loadGET(ctx context.Context, url string, conns int, d time.Duration) (loadResult, error) {
+	var (
+		mu     sync.Mutex
+		all    []time.Duration
+		errs   int
+		wg     sync.WaitGroup
+		start  = make(chan struct{})
+		warmup = 500 * time.Millisecond
+	)
+	begin := time.Now()
+	measureFrom, end := begin.Add(warmup), begin.Add(warmup+d)
+	for range conns {
+		wg.Go(func() {
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			lat := make([]time.Duration, 0, 1<<16)
+			n := 0
+			<-start
+			for {
+				t := time.Now()
+				if t.After(end) || ctx.Err() != nil {
+					break
+				}
+				resp, err := client.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = errors.New(resp.Status)
+					}
+				}
+				took := time.Since(t)
+				if t.Before(measureFrom) {
+					continue
+				}
+				if err != nil {
+					n++
+					continue
+				}
+				lat = append(lat, took)
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			errs += n
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(all) == 0 {
+		return loadResult{}, fmt.Errorf("GET %s: no successful request (%d errors)", url, errs)
+	}
+	slices.Sort(all)
+	q := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
+	return loadResult{
+		rps: float64(len(all)) / d.Seconds(),
+		p50: q(0.50), p99: q(0.99), max: all[len(all)-1],
+		errors: errs,
+	}, ctx.Err()
+}
+
+// manyCandidates runs one election with many candidates at the default TTL:
+// the API load of the whole group, then graceful failovers.
+func (b *bench) manyCandidates(ctx context.Context, mode string) error {
+	r := b.result(mode)
+	ttl := defaultTTL
+	g := b.newGroup(ctx, mode, "candidates-"+mode, ttl)
+	defer g.stop()
+	for i := range b.candidates {
+		if _, err := g.start(fmt.Sprintf("candidate-%02d", i+1)); err != nil {
+			return err
+		}
+	}
+	if _, err := g.stable(3 * time.Minute); err != nil {
+		return err
+	}
+	if err := sleep(ctx, settle(ttl)+2*time.Second); err != nil {
+		return err
+	}
+	w, err := b.measureWindow(ctx, b.window)
+	if err != nil {
+		return err
+	}
+	r.bigFleet = w.rates.plus(-1, b.baseline)
+	b.logf("%d candidates: %s for the whole fleet", b.candidates, r.bigFleet)
+	for range b.bigReps {
+		leader, err := g.stable(time.Minute)
+		if err != nil {
+			return err
+		}
+		if err := sleep(ctx, settle(ttl)); err != nil {
+			return err
+		}
+		s0, err := b.scrapeMetrics(ctx)
+		if err != nil {
+			return err
+		}
+		took, _, err := g.failover(leader, syscall.SIGTERM, 3*ttl)
+		if err != nil {
+			return err
+		}
+		// The requests the handover caused: those of the next few seconds
+		// beyond the steady rate.
+		if _, err := g.stable(time.Minute); err != nil {
+			return err
+		}
+		if err := sleep(ctx, time.Until(s0.at.Add(burstWindow))); err != nil {
+			return err
+		}
+		s1, err := b.scrapeMetrics(ctx)
+		if err != nil {
+			return err
+		}
+		steadyRate := b.baseline.plus(1, r.bigFleet)
+		extra := counted(s0, s1).plus(-s1.at.Sub(s0.at).Minutes(), steadyRate)
+		r.bigBurst = append(r.bigBurst, extra)
+		r.bigFailover = append(r.bigFailover, took.Seconds())
+		b.logf("%d candidates: SIGTERM failover in %s; %s beyond the steady rate in the %s after SIGTERM",
+			b.candidates, took.Round(time.Millisecond), extra.counts(), burstWindow)
+	}
+	return nil
+}
+
+// manyElections runs the library scale program: one process, many
+// elections with one candidate each, at the default TTL.
+func (b *bench) manyElections(ctx context.Context, mode string) error {
+	r := b.result(mode)
+	ttl := defaultTTL
+	cmd := exec.CommandContext(ctx, b.worker,
+		"-kubeconfig="+b.kubecfg, "-namespace="+b.namespace, "-n="+strconv.Itoa(b.elections),
+		"-ttl="+ttl.String(), "-watch="+strconv.FormatBool(mode == modeWatch), "-prefix=scale-"+mode)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return cmd.Process.Kill() }
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	// Every line is "<leading> <total> <terms>".
+	type progress struct{ leading, terms int }
+	leading := make(chan progress, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var p progress
+			var total int
+			if _, err := fmt.Sscan(sc.Text(), &p.leading, &total, &p.terms); err == nil {
+				select {
+				case <-leading:
+				default:
+				}
+				leading <- p
+			}
+		}
+		close(leading)
+	}()
+	stop := func() error {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Minute):
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("the scale program did not stop within a minute of SIGTERM")
+		}
+	}
+	deadline := time.After(5 * time.Minute)
+	last, lastLog := 0, time.Now()
+	for last < b.elections {
+		select {
+		case p, ok := <-leading:
+			if !ok {
+				_ = stop()
+				return fmt.Errorf("the scale program exited:\n%s", tail(stderr.String(), 20))
+			}
+			last = p.leading
+			if time.Since(lastLog) > 10*time.Second {
+				b.logf("%d of %d elections lead", p.leading, b.elections)
+				lastLog = time.Now()
+			}
+		case <-deadline:
+			_ = stop()
+			return fmt.Errorf("only %d of %d elections lead after 5 minutes:\n%s", last, b.elections, tail(stderr.String(), 20))
+		}
+	}
+	r.scaleAllLead = time.Since(t0)
+	b.logf("all %d elections lead after %s", b.elections, r.scaleAllLead.Round(time.Millisecond))
+	if err := sleep(ctx, settle(ttl)+2*time.Second); err != nil {
+		_ = stop()
+		return err
+	}
+	before := <-leading
+	w, err := b.measureWindow(ctx, b.window)
+	if err != nil {
+		_ = stop()
+		return err
+	}
+	after := <-leading
+	r.scaleLost = after.terms - before.terms
+	if r.scaleRSS, err = fleet.ProcRSS(cmd.Process.Pid); err != nil {
+		_ = stop()
+		return err
+	}
+	r.scalePerElection = w.rates.plus(-1, b.baseline).times(1 / float64(b.elections))
+	b.logf("%d elections: RSS %.1f MB; per election %s; %d terms started during the window (lost and regained leadership); %d lead at its end",
+		b.elections, float64(r.scaleRSS)/1e6, r.scalePerElection, r.scaleLost, after.leading)
+	if err := stop(); err != nil {
+		return fmt.Errorf("%w\n%s", err, tail(stderr.String(), 20))
+	}
+	for line := range strings.Lines(stderr.String()) {
+		if strings.HasPrefix(line, "lock requests") || strings.HasPrefix(line, "log ") {
+			b.logf("%d elections, %s", b.elections, strings.TrimSpace(line))
+		}
+	}
+	return nil
+}

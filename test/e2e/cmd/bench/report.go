@@ -1,0 +1,543 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/k8s-elector/elector/test/e2e/internal/controlplane"
+)
+
+// dist is the figures of repeated measurements.
+type dist []float64
+
+func (d dist) median() float64 {
+	s := slices.Sorted(slices.Values(d))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (d dist) max() float64 { return slices.Max(d) }
+
+// steady is the API load of one steady-state experiment, per minute.
+type steady struct {
+	leader   rates   // the leader alone
+	follower rates   // each follower
+	fleet    rates   // leader and 2 followers together
+	watches  float64 // open watches per elector
+}
+
+// modeResult holds every figure of one mode.
+type modeResult struct {
+	firstLeader, coldStart dist // seconds
+	firstLeaderUp          dist // from the first leader's first status to its is_leader:true
+	shutdown               dist // SIGTERM to exit of a leader
+	graceful, crash        map[time.Duration]dist
+	steady                 map[time.Duration]steady
+	rssLeader, rssFollower int64 // bytes
+	binarySize             int64
+	load                   loadResult
+	loadOne                loadResult // with one connection
+	bigFleet               rates      // the whole election of many candidates
+	bigFailover            dist
+	bigBurst               []rates // requests of each handover beyond the steady rate
+	scaleAllLead           time.Duration
+	scaleRSS               int64
+	scaleLost              int // terms started during the window: leadership lost and regained
+	scalePerElection       rates
+}
+
+func (b *bench) result(mode string) *modeResult {
+	r := b.res[mode]
+	if r == nil {
+		r = &modeResult{
+			graceful: map[time.Duration]dist{},
+			crash:    map[time.Duration]dist{},
+			steady:   map[time.Duration]steady{},
+		}
+		b.res[mode] = r
+	}
+	return r
+}
+
+// cell is one mode's figure in a row: v is what the ratio compares.
+type cell struct {
+	v    float64
+	text string
+}
+
+// target is a row's target: its text, and a check of each mode's result.
+type target struct {
+	text  string
+	check func(mode string, r *modeResult) (applies, ok bool)
+}
+
+type tableRow struct {
+	metric string
+	cells  map[string]string
+	ratio  string
+	target string
+}
+
+type table struct {
+	b    *bench
+	rows []tableRow
+}
+
+// add adds a row; get returns false when the mode has no figure for it.
+func (t *table) add(metric string, get func(r *modeResult) (cell, bool), tg target) {
+	t.addRow(metric, get, tg, true)
+}
+
+// addRow adds a row, with the ratio of the watch and poll figures if ratio is
+// set.
+func (t *table) addRow(metric string, get func(r *modeResult) (cell, bool), tg target, ratio bool) {
+	row := tableRow{metric: metric, cells: map[string]string{}, ratio: "–", target: tg.text}
+	vals := map[string]float64{}
+	var verdicts []string
+	for _, mode := range t.b.modes {
+		r, ok := t.b.res[mode]
+		if mode == modeWatch && !t.b.hasWatch {
+			row.cells[mode] = "n/a"
+			continue
+		}
+		if !ok {
+			row.cells[mode] = "–"
+			continue
+		}
+		c, ok := get(r)
+		if !ok {
+			row.cells[mode] = "–"
+			continue
+		}
+		row.cells[mode], vals[mode] = c.text, c.v
+		if tg.check != nil {
+			if applies, pass := tg.check(mode, r); applies {
+				mark := "✓"
+				if !pass {
+					mark = "✗"
+				}
+				verdicts = append(verdicts, mode+" "+mark)
+			}
+		}
+	}
+	w, wok := vals[modeWatch]
+	p, pok := vals[modePoll]
+	if ratio && wok && pok && w >= 0 && p > 0 {
+		row.ratio = fmt.Sprintf("%.2f×", w/p)
+	}
+	if len(verdicts) > 0 {
+		row.target += ": " + strings.Join(verdicts, ", ")
+	}
+	if row.target == "" {
+		row.target = "–"
+	}
+	t.rows = append(t.rows, row)
+}
+
+func fmtSeconds(s float64) string {
+	switch a := max(s, -s); {
+	case a < 0.001:
+		return fmt.Sprintf("%.0f µs", s*1e6)
+	case a < 0.01:
+		return fmt.Sprintf("%.2f ms", s*1e3)
+	case a < 1:
+		return fmt.Sprintf("%.0f ms", s*1e3)
+	default:
+		return fmt.Sprintf("%.2f s", s)
+	}
+}
+
+func fmtMB(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+
+func distCell(d dist) (cell, bool) {
+	if len(d) == 0 {
+		return cell{}, false
+	}
+	if len(d) == 1 {
+		return cell{d[0], fmtSeconds(d[0])}, true
+	}
+	return cell{d.median(), fmt.Sprintf("%s (max %s)", fmtSeconds(d.median()), fmtSeconds(d.max()))}, true
+}
+
+func rateCell(v float64) cell {
+	if v > -0.05 && v < 0.05 {
+		v = 0 // no "-0.0" from noise
+	}
+	return cell{v, fmt.Sprintf("%.1f", v)}
+}
+
+// only returns a check that applies to the given modes.
+func only(modes []string, ok func(r *modeResult) bool) func(string, *modeResult) (bool, bool) {
+	return func(mode string, r *modeResult) (bool, bool) {
+		if !slices.Contains(modes, mode) {
+			return false, false
+		}
+		return true, ok(r)
+	}
+}
+
+var (
+	watchOnly = []string{modeWatch}
+	pollOnly  = []string{modePoll}
+	bothModes = []string{modeWatch, modePoll}
+)
+
+// rows builds the table.
+func (b *bench) rows() *table {
+	t := &table{b: b}
+	reps := func(n int) string { return fmt.Sprintf("median (max) of %d", n) }
+
+	t.add("time to first leader, fleet of 3, "+reps(b.firstReps),
+		func(r *modeResult) (cell, bool) { return distCell(r.firstLeader) }, target{})
+	t.add("  of which from the leader's first status (election only)",
+		func(r *modeResult) (cell, bool) { return distCell(r.firstLeaderUp) }, target{})
+	for _, ttl := range b.failoverTTL {
+		bound := maxRetryWait(ttl)
+		tg := target{
+			text: fmt.Sprintf("poll ≤ 2.2×RP = %s", fmtSeconds(bound.Seconds())),
+			check: only(pollOnly, func(r *modeResult) bool {
+				return len(r.graceful[ttl]) > 0 && r.graceful[ttl].max() <= bound.Seconds()
+			}),
+		}
+		if ttl == defaultTTL {
+			tg = target{
+				text: fmt.Sprintf("watch ≤ 100 ms; poll ≤ 2.2×RP = %s", fmtSeconds(bound.Seconds())),
+				check: func(mode string, r *modeResult) (bool, bool) {
+					d := r.graceful[ttl]
+					if mode == modeWatch {
+						return true, len(d) > 0 && d.max() <= 0.100
+					}
+					return true, len(d) > 0 && d.max() <= bound.Seconds()
+				},
+			}
+		}
+		t.add(fmt.Sprintf("graceful failover (SIGTERM → new leader), TTL %s, %s", ttl, reps(b.gracefulRep)),
+			func(r *modeResult) (cell, bool) { return distCell(r.graceful[ttl]) }, tg)
+	}
+	for _, ttl := range b.failoverTTL {
+		bound := ttl + maxRetryWait(ttl)
+		t.add(fmt.Sprintf("crash failover (SIGKILL → new leader), TTL %s, %s", ttl, reps(b.crashReps)),
+			func(r *modeResult) (cell, bool) { return distCell(r.crash[ttl]) },
+			target{
+				text: fmt.Sprintf("watch ≤ TTL + 2.2×RP = %s (polling's bound)", fmtSeconds(bound.Seconds())),
+				check: only(watchOnly, func(r *modeResult) bool {
+					return len(r.crash[ttl]) > 0 && r.crash[ttl].max() <= bound.Seconds()
+				}),
+			})
+	}
+
+	for _, ttl := range b.steadyTTL {
+		leader := func(r *modeResult) (rates, bool) {
+			s, ok := r.steady[ttl]
+			return s.leader, ok
+		}
+		follower := func(r *modeResult) (rates, bool) {
+			s, ok := r.steady[ttl]
+			return s.follower, ok
+		}
+		t.addRates(fmt.Sprintf("API req/min, leader, TTL %s", ttl), leader, target{}, target{
+			text: "renews on client-go's cadence: watch ≤ poll",
+			check: func(mode string, r *modeResult) (bool, bool) {
+				if mode != modeWatch || b.res[modePoll] == nil {
+					return false, false
+				}
+				poll, ok := b.res[modePoll].steady[ttl]
+				if !ok {
+					return false, false
+				}
+				w, p := r.steady[ttl].leader.verbs["PUT"], poll.leader.verbs["PUT"]
+				return true, w <= p*1.05+1
+			},
+		})
+		var ft target
+		if ttl == defaultTTL {
+			ft = target{text: "idle follower ≤ 2 (watch)", check: only(watchOnly, func(r *modeResult) bool {
+				return r.steady[ttl].follower.total() <= 2
+			})}
+		}
+		t.addRates(fmt.Sprintf("API req/min, each follower, TTL %s", ttl), follower, ft, target{})
+		t.add(fmt.Sprintf("API req/min per elector, fleet of 3, TTL %s", ttl), func(r *modeResult) (cell, bool) {
+			s, ok := r.steady[ttl]
+			return rateCell(s.fleet.total() / 3), ok
+		}, target{})
+		t.add(fmt.Sprintf("  409 conflicts/min, whole fleet of 3, TTL %s", ttl), func(r *modeResult) (cell, bool) {
+			s, ok := r.steady[ttl]
+			return rateCell(s.fleet.conflicts), ok
+		}, target{})
+		t.add(fmt.Sprintf("  open lease watches per elector, TTL %s", ttl), func(r *modeResult) (cell, bool) {
+			s, ok := r.steady[ttl]
+			return cell{s.watches, fmt.Sprintf("%.2f", s.watches)}, ok
+		}, target{})
+	}
+
+	idle := fmt.Sprintf("after ≥ %s idle, TTL %s", b.idle, defaultTTL)
+	t.add("idle RSS, leader, "+idle, func(r *modeResult) (cell, bool) {
+		return cell{float64(r.rssLeader), fmtMB(r.rssLeader)}, r.rssLeader > 0
+	}, target{"≤ 20 MB", only(bothModes, func(r *modeResult) bool { return r.rssLeader <= 20e6 })})
+	t.add("idle RSS, follower (max of 2), "+idle, func(r *modeResult) (cell, bool) {
+		return cell{float64(r.rssFollower), fmtMB(r.rssFollower)}, r.rssFollower > 0
+	}, target{"≤ 20 MB", only(bothModes, func(r *modeResult) bool { return r.rssFollower <= 20e6 })})
+	t.add("binary size (stripped, CGO_ENABLED=0)", func(r *modeResult) (cell, bool) {
+		return cell{float64(r.binarySize), fmtMB(r.binarySize)}, r.binarySize > 0
+	}, target{"≤ 28 MB", only(bothModes, func(r *modeResult) bool { return r.binarySize <= 28e6 })})
+	t.add(fmt.Sprintf("cold start: exec → first 200 on GET /, %s", reps(3*b.firstReps)),
+		func(r *modeResult) (cell, bool) { return distCell(r.coldStart) }, target{})
+	t.add(fmt.Sprintf("shutdown of a leader: SIGTERM → exit, %s", reps(b.gracefulRep*len(b.failoverTTL))),
+		func(r *modeResult) (cell, bool) { return distCell(r.shutdown) }, target{})
+
+	conns := fmt.Sprintf("%d keep-alive conns, %s", b.loadConns, b.loadFor)
+	t.add("GET / throughput, "+conns, func(r *modeResult) (cell, bool) {
+		return cell{r.load.rps, fmt.Sprintf("%.0f req/s", r.load.rps)}, r.load.rps > 0
+	}, target{})
+	t.add("GET / latency p50 (client side)", func(r *modeResult) (cell, bool) {
+		return cell{r.load.p50.Seconds(), fmtSeconds(r.load.p50.Seconds())}, r.load.rps > 0
+	}, target{})
+	t.add("GET / latency p99 (client side)", func(r *modeResult) (cell, bool) {
+		return cell{r.load.p99.Seconds(), fmtSeconds(r.load.p99.Seconds())}, r.load.rps > 0
+	}, target{"< 1 ms", only(bothModes, func(r *modeResult) bool { return r.load.rps > 0 && r.load.p99 < time.Millisecond })})
+	t.add(fmt.Sprintf("GET / with 1 connection, %s: throughput, p99", b.loadOneFor), func(r *modeResult) (cell, bool) {
+		l := r.loadOne
+		return cell{l.p99.Seconds(), fmt.Sprintf("%.0f req/s, %s", l.rps, fmtSeconds(l.p99.Seconds()))}, l.rps > 0
+	}, target{})
+
+	lib := fmt.Sprintf("scale: %d elections in 1 process (library), TTL %s", b.elections, defaultTTL)
+	t.add(lib+", time until all lead", func(r *modeResult) (cell, bool) {
+		return cell{r.scaleAllLead.Seconds(), fmtSeconds(r.scaleAllLead.Seconds())}, r.scaleAllLead > 0
+	}, target{})
+	t.add(lib+", RSS", func(r *modeResult) (cell, bool) {
+		return cell{float64(r.scaleRSS), fmtMB(r.scaleRSS)}, r.scaleRSS > 0
+	}, target{})
+	t.add(lib+", leaderships lost and regained in the window", func(r *modeResult) (cell, bool) {
+		return cell{float64(r.scaleLost), fmt.Sprint(r.scaleLost)}, r.scaleRSS > 0
+	}, target{})
+	t.addRates(lib+", API req/min per election", func(r *modeResult) (rates, bool) {
+		return r.scalePerElection, r.scaleRSS > 0
+	}, target{}, target{})
+
+	big := fmt.Sprintf("scale: 1 election, %d candidates, TTL %s", b.candidates, defaultTTL)
+	t.add(fmt.Sprintf("%s, graceful failover, %s", big, reps(b.bigReps)),
+		func(r *modeResult) (cell, bool) { return distCell(r.bigFailover) }, target{})
+	// Polling adds nothing to a handover: its figure is noise around 0, and
+	// a ratio to it means nothing.
+	t.addRow(fmt.Sprintf("%s, API requests per graceful failover (409s), %s", big, fmt.Sprintf("median of %d", b.bigReps)),
+		func(r *modeResult) (cell, bool) {
+			if len(r.bigBurst) == 0 {
+				return cell{}, false
+			}
+			var tot, conf dist
+			for _, x := range r.bigBurst {
+				tot, conf = append(tot, x.total()), append(conf, x.conflicts)
+			}
+			return cell{tot.median(), fmt.Sprintf("%.0f (%.0f)", tot.median(), conf.median())}, true
+		}, target{}, false)
+	extra := float64(b.candidates - 3)
+	t.add(big+", API req/min, whole fleet (per candidate)", func(r *modeResult) (cell, bool) {
+		v := r.bigFleet.total()
+		return cell{v, fmt.Sprintf("%.1f (%.2f)", v, v/float64(b.candidates))}, r.bigFleet.verbs != nil
+	}, target{
+		text: fmt.Sprintf("≤ fleet of 3 + 2 × %d (watch)", int(extra)),
+		check: func(mode string, r *modeResult) (bool, bool) {
+			s, ok := r.steady[defaultTTL]
+			if mode != modeWatch || !ok || r.bigFleet.verbs == nil {
+				return false, false // needs both experiments
+			}
+			return true, r.bigFleet.total() <= s.fleet.total()+2*extra
+		},
+	})
+	return t
+}
+
+// addRates adds a row with the total of some rates and one row per verb
+// seen in any mode.
+func (t *table) addRates(metric string, get func(*modeResult) (rates, bool), total, verb target) {
+	t.add(metric, func(r *modeResult) (cell, bool) {
+		x, ok := get(r)
+		return rateCell(x.total()), ok
+	}, total)
+	verbs := map[string]bool{}
+	for _, r := range t.b.res {
+		if x, ok := get(r); ok {
+			for v, n := range x.verbs {
+				if n >= 0.05 || n <= -0.05 {
+					verbs[v] = true
+				}
+			}
+		}
+	}
+	for _, v := range slices.Sorted(maps.Keys(verbs)) {
+		tg := target{}
+		if v == "PUT" {
+			tg = verb
+		}
+		t.add("  · "+verbName(v), func(r *modeResult) (cell, bool) {
+			x, ok := get(r)
+			return rateCell(x.verbs[v]), ok
+		}, tg)
+	}
+}
+
+// render writes the table as an aligned markdown table.
+func (t *table) render() string {
+	head := append(append([]string{"metric"}, t.b.modes...), "ratio "+ratioName(t.b.modes), "target")
+	lines := [][]string{head}
+	for _, r := range t.rows {
+		l := []string{r.metric}
+		for _, m := range t.b.modes {
+			l = append(l, r.cells[m])
+		}
+		lines = append(lines, append(l, r.ratio, r.target))
+	}
+	width := make([]int, len(head))
+	for _, l := range lines {
+		for i, c := range l {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	var b strings.Builder
+	line := func(l []string) {
+		for i, c := range l {
+			pad := width[i] - utf8.RuneCountInString(c)
+			if i > 0 && i < len(l)-1 {
+				fmt.Fprintf(&b, "| %s%s ", strings.Repeat(" ", pad), c) // figures right-aligned
+			} else {
+				fmt.Fprintf(&b, "| %s%s ", c, strings.Repeat(" ", pad))
+			}
+		}
+		b.WriteString("|\n")
+	}
+	line(lines[0])
+	for i, w := range width {
+		if i > 0 && i < len(width)-1 {
+			fmt.Fprintf(&b, "|%s:", strings.Repeat("-", w+1))
+		} else {
+			fmt.Fprintf(&b, "|%s", strings.Repeat("-", w+2))
+		}
+	}
+	b.WriteString("|\n")
+	for _, l := range lines[1:] {
+		line(l)
+	}
+	return b.String()
+}
+
+func ratioName(modes []string) string {
+	if slices.Contains(modes, modeWatch) && slices.Contains(modes, modePoll) {
+		return "watch/poll"
+	}
+	return ""
+}
+
+type report struct{ text, markdown string }
+
+// report renders the header, the table and the footer.
+func (b *bench) report() report {
+	var h strings.Builder
+	kind := "full run"
+	if b.quick {
+		kind = "quick run"
+	}
+	fmt.Fprintf(&h, "## k8s-elector benchmark: %s, %s, took %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		kind, time.Since(b.began).Round(time.Second))
+	fmt.Fprintf(&h, "- command: `cd test/e2e && go run ./cmd/bench %s`\n", strings.Join(os.Args[1:], " "))
+	fmt.Fprintf(&h, "- machine: %s; load average %s at the start, %s at the end (other work on the host skews the figures)\n",
+		machine(), b.loadStart, loadAvg())
+	server := "unknown version"
+	if v, err := b.client.Discovery().ServerVersion(); err == nil {
+		server = v.GitVersion
+	}
+	if dir := os.Getenv(controlplane.BinDirEnv); strings.Contains(server, "$Format") && dir != "" {
+		// Built from source without version stamping: the cache names it.
+		server = filepath.Base(dir)
+	}
+	where := "local control plane (kube-apiserver and etcd on loopback, envtest)"
+	if b.kubecfg != "" && !strings.Contains(b.kubecfg, "k8s-elector-controlplane-") {
+		where = "the cluster of " + b.kubecfg
+	}
+	fmt.Fprintf(&h, "- API server: kube-apiserver %s, %s\n", server, where)
+	watch := "yes"
+	if !b.hasWatch {
+		watch = "no"
+	}
+	fmt.Fprintf(&h, "- binary: %s (%s), has -watch: %s\n", b.binary, fmtMB(b.result(b.active()[0]).binarySize), watch)
+	fmt.Fprintf(&h, "- modes: watch = `-watch=true` (watch-driven election), poll = `-watch=false` (client-go polling); RP = retry period = TTL/6\n")
+	if slices.Contains(b.modes, modeWatch) && !b.hasWatch {
+		fmt.Fprintf(&h, "- watch: n/a (binary has no -watch flag)\n")
+	}
+	for _, w := range b.modeWarnings() {
+		fmt.Fprintf(&h, "- **warning**: %s\n", w)
+	}
+	h.WriteString("\n")
+
+	var f strings.Builder
+	f.WriteString("\nHow each figure is measured:\n\n")
+	notes := []string{
+		"Times come from each elector's own GET /watch stream (Server-Sent Events, one per change of leadership), read by the bench on loopback: an elector is leader at the moment its is_leader:true event arrives.",
+		"Time to first leader: a fresh election; from starting the first of 3 processes to the first is_leader:true; 'election only' starts at the leader's own first answer to GET /. Cold start: from exec of one process to its first 200 on GET / (polled every 2 ms); the mode plays no part before the first answer unless the binary does mode-specific work before it serves HTTP, so a difference between the columns is noise from the host.",
+		"Failover: a group of 3 agrees on a leader, idles a retry period (at least 1 s), the bench signals the leader (SIGTERM: graceful, releases the lock; SIGKILL: crash) and times until another elector reports is_leader:true; a fresh follower then replaces the old leader.",
+		fmt.Sprintf("API requests: kube-apiserver's own counter apiserver_request_total{resource=%q} from GET /metrics (admin client), difference over a %s window, per minute, all response codes. The counter is global and not per client, so every experiment runs alone, and: baseline = a window without any elector (the API server's own lease renewals; %.1f/min here); leader = window with the leader alone − baseline; each follower = (window with leader + 2 followers − leader-alone window) / 2; per elector = (fleet window − baseline) / 3. A WATCH is counted when it ends (client-go ends a watch after 5–10 min), so an open watch appears in 'open lease watches' (apiserver_longrunning_requests) rather than in the rate. Differences of small counts are noisy by about ±1 request per window.", lockResource, b.window, b.baseline.total()),
+		fmt.Sprintf("Idle RSS: VmRSS from /proc/<pid>/status of the leader and followers of the TTL %s fleet after the steady-state windows (each elector ran ≥ %s). MB = 10^6 bytes.", defaultTTL, b.idle),
+		fmt.Sprintf("GET / load: %d goroutines, each with its own keep-alive connection, one request at a time for %s after a 0.5 s warm-up, against the leader; latency is measured by the client, on the same %d-core machine as the elector, API server and etcd.", b.loadConns, b.loadFor, numCPU()),
+		fmt.Sprintf("Scale, library: one process (cmd/bench/internal/scaleworker, stripped) runs %d Electors (elector.WithRESTConfig, one candidate each, WithWatch per mode) in one namespace; RSS and requests per election over a %s window once all lead.", b.elections, b.window),
+		fmt.Sprintf("Scale, candidates: %d k8s-elector processes in one election at TTL %s; API load of the whole fleet over a %s window, then SIGTERM failovers of the leader. Requests per failover: those counted from just before the SIGTERM to %s after it, less %s of the fleet's steady rate and the baseline (so ± a few from noise), with the 409 Conflict answers among them.", b.candidates, defaultTTL, b.window, burstWindow, burstWindow),
+		"Targets are those of the performance issue; ✓/✗ check the max of repeated measurements, and 2.2×RP is client-go's longest jittered retry wait.",
+	}
+	for _, n := range notes {
+		fmt.Fprintf(&f, "- %s\n", n)
+	}
+	s := h.String() + b.rows().render() + f.String()
+	return report{text: s, markdown: s}
+}
+
+func numCPU() int {
+	n := 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if strings.HasPrefix(line, "processor") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// verbName names the verbs of apiserver_request_total, which are HTTP
+// methods for writes, after the API operations.
+func verbName(v string) string {
+	switch v {
+	case "POST":
+		return "POST (create)"
+	case "PUT":
+		return "PUT (update)"
+	case "PATCH":
+		return "PATCH (patch)"
+	}
+	return v
+}
+
+// modeWarnings checks that each column ran in the mode it is labelled with,
+// by the lease watches the API server saw open: an elector in watch mode
+// holds one, a polling elector none.
+func (b *bench) modeWarnings() []string {
+	var w []string
+	for _, mode := range b.active() {
+		for _, ttl := range b.steadyTTL {
+			s, ok := b.res[mode].steady[ttl]
+			switch {
+			case !ok:
+			case mode == modePoll && s.watches >= 0.5:
+				w = append(w, fmt.Sprintf("the poll column is not plain polling: at TTL %s the API server saw %.2f open lease watches per elector (the binary watches without -watch=false, or ignores it)", ttl, s.watches))
+			case mode == modeWatch && s.watches < 0.5:
+				w = append(w, fmt.Sprintf("the watch column did not watch: at TTL %s the API server saw %.2f open lease watches per elector", ttl, s.watches))
+			}
+		}
+	}
+	return w
+}
