@@ -12,6 +12,18 @@ import (
 	"github.com/k8s-elector/elector/internal/fakekube"
 )
 
+// leaderAndFollower starts a, waits until it leads, then starts b and waits
+// until b has read the lock and follows.
+func leaderAndFollower(t *testing.T, c *fakekube.Cluster, lock LockType) (a, b *candidate) {
+	t.Helper()
+	a = start(t, c, "a", lock)
+	waitLeader(t, testTTL, a)
+	b = start(t, c, "b", lock)
+	time.Sleep(2 * maxRetryWait)
+	synctest.Wait()
+	return a, b
+}
+
 // polling reports whether forEachLock runs t in polling mode.
 func polling(t *testing.T) bool {
 	v, _ := pollMode.Load(t)
@@ -55,11 +67,7 @@ func TestIdleFollowerSendsNoRequestsWithWatch(t *testing.T) {
 	forEachLock(t, func(t *testing.T, lock LockType) {
 		poll := polling(t)
 		c := fakekube.NewCluster()
-		a := start(t, c, "a", lock)
-		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", lock)
-		time.Sleep(2 * maxRetryWait) // b has read the lock and follows
-		synctest.Wait()
+		_, b := leaderAndFollower(t, c, lock)
 		before := reads(b)
 		time.Sleep(3 * testTTL)
 		synctest.Wait()
@@ -84,11 +92,7 @@ func TestReleasedLockIsTakenAtOnceWithWatch(t *testing.T) {
 	forEachLock(t, func(t *testing.T, lock LockType) {
 		poll := polling(t)
 		c := fakekube.NewCluster()
-		a := start(t, c, "a", lock)
-		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", lock)
-		time.Sleep(2 * maxRetryWait)
-		synctest.Wait()
+		a, b := leaderAndFollower(t, c, lock)
 
 		a.stop(t) // releases
 		_, took := waitLeader(t, testTTL, b)
@@ -109,11 +113,7 @@ func TestReleasedLockIsTakenAtOnceWithWatch(t *testing.T) {
 func TestDeletedLockIsNotTakenWhileItsLeaseRuns(t *testing.T) {
 	forEachLock(t, func(t *testing.T, lock LockType) {
 		c := fakekube.NewCluster()
-		a := start(t, c, "a", lock)
-		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", lock)
-		time.Sleep(2 * maxRetryWait)
-		synctest.Wait()
+		a, b := leaderAndFollower(t, c, lock)
 		timeout := errors.New("connection timed out")
 		a.fault.Store(&timeout) // a cannot recreate it
 		deleteLock(t, c, lock)

@@ -64,6 +64,19 @@ func startFleet(t *testing.T, ns, lock, election string, n int) []*fleet.Elector
 	return electors
 }
 
+// settledFleet starts 3 electors of election "demo" in a new namespace,
+// waits for exactly one leader within the TTL, and for every elector to name
+// it (followers learn it at their next attempt); it returns the namespace,
+// the electors and the leader.
+func settledFleet(t *testing.T, lock string) (string, []*fleet.Elector, *fleet.Elector) {
+	t.Helper()
+	ns := newNamespace(t)
+	electors := startFleet(t, ns, lock, "demo", 3)
+	leader, _ := waitLeader(t, ttl, electors...)
+	waitAgree(t, maxRetry+slack, leader, electors...)
+	return ns, electors, leader
+}
+
 // startElector starts one elector, killed at the end of the test; its log is
 // printed when the test fails.
 func startElector(t *testing.T, cfg fleet.Config, id string) *fleet.Elector {
@@ -212,11 +225,7 @@ func forEachLock(t *testing.T, f func(t *testing.T, lock string)) {
 
 func TestFleetElectsOneLeaderAndAgrees(t *testing.T) {
 	forEachLock(t, func(t *testing.T, lock string) {
-		ns := newNamespace(t)
-		electors := startFleet(t, ns, lock, "demo", 3)
-		leader, _ := waitLeader(t, ttl, electors...)
-		// Followers learn the leader at their next attempt.
-		waitAgree(t, maxRetry+slack, leader, electors...)
+		ns, electors, leader := settledFleet(t, lock)
 		if got := holder(t, ns, lock, "demo"); got != leader.ID {
 			t.Fatalf("the %s object records holder %q, want %q", lock, got, leader.ID)
 		}
@@ -238,10 +247,7 @@ var stackTrace = regexp.MustCompile(`(?m)^(panic: |goroutine \d+ \[|fatal error:
 
 func TestSIGTERMReleasesAndHandsOverWithinARetry(t *testing.T) {
 	forEachLock(t, func(t *testing.T, lock string) {
-		ns := newNamespace(t)
-		electors := startFleet(t, ns, lock, "demo", 3)
-		leader, _ := waitLeader(t, ttl, electors...)
-		waitAgree(t, maxRetry+slack, leader, electors...)
+		ns, electors, leader := settledFleet(t, lock)
 
 		if err := leader.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -274,10 +280,7 @@ func TestSIGTERMReleasesAndHandsOverWithinARetry(t *testing.T) {
 
 func TestSIGKILLIsReplacedAfterTheTTL(t *testing.T) {
 	forEachLock(t, func(t *testing.T, lock string) {
-		ns := newNamespace(t)
-		electors := startFleet(t, ns, lock, "demo", 3)
-		leader, _ := waitLeader(t, ttl, electors...)
-		waitAgree(t, maxRetry+slack, leader, electors...)
+		_, electors, leader := settledFleet(t, lock)
 
 		leader.Kill()
 		next, took := waitLeader(t, 2*ttl+slack, without(electors, leader)...)
