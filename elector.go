@@ -62,7 +62,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
@@ -83,7 +82,7 @@ var (
 type Elector struct {
 	election string
 	o        options
-	client   kubernetes.Interface
+	client   Client
 	view     atomic.Pointer[view]
 	running  atomic.Bool
 	handler  http.Handler

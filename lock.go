@@ -18,8 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
@@ -610,8 +610,8 @@ func (l *annotationLock[T, P]) objectUID() types.UID {
 
 func (l *annotationLock[T, P]) Describe() string { return l.namespace + "/" + l.name }
 
-// lockClient returns the clientset for the configured options. It does no I/O.
-func (o *options) lockClient() (kubernetes.Interface, error) {
+// lockClient returns the client for the configured options. It does no I/O.
+func (o *options) lockClient() (Client, error) {
 	if o.client != nil {
 		return o.client, nil
 	}
@@ -622,11 +622,41 @@ func (o *options) lockClient() (kubernetes.Interface, error) {
 	if (o.lockType == LockEndpoints || o.lockType == LockEndpointsLeases) && cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
 		cfg.WarningHandlerWithContext = endpointsWarningFilter{}
 	}
-	c, err := kubernetes.NewForConfig(&cfg)
+	c, err := newGroupClients(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("elector: Kubernetes client config: %w", err)
 	}
 	return c, nil
+}
+
+// groupClients is a Client built from a REST config: the two API groups'
+// clients share one HTTP client and so one connection pool, as a full
+// clientset's groups do.
+type groupClients struct {
+	coordination coordinationv1client.CoordinationV1Interface
+	core         corev1client.CoreV1Interface
+}
+
+func (c *groupClients) CoordinationV1() coordinationv1client.CoordinationV1Interface {
+	return c.coordination
+}
+
+func (c *groupClients) CoreV1() corev1client.CoreV1Interface { return c.core }
+
+func newGroupClients(cfg *rest.Config) (*groupClients, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	coordination, err := coordinationv1client.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	core, err := corev1client.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, err
+	}
+	return &groupClients{coordination: coordination, core: core}, nil
 }
 
 // endpointsWarningFilter drops the API server's "v1 Endpoints is deprecated"

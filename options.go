@@ -14,7 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -93,7 +94,7 @@ type options struct {
 	ttl             time.Duration
 	renewDeadline   time.Duration
 	retryPeriod     time.Duration
-	client          kubernetes.Interface
+	client          Client
 	restConfig      *rest.Config
 	logger          logr.Logger
 	releaseOnCancel bool
@@ -171,11 +172,25 @@ func WithRetryPeriod(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.retryPeriod = d })
 }
 
+// Client is the part of a Kubernetes clientset that an Elector uses: the
+// coordination.k8s.io/v1 group for Leases, and the core group for ConfigMaps,
+// Endpoints, Pods and Events. A *kubernetes.Clientset and the fake clientset
+// of k8s.io/client-go/kubernetes/fake both satisfy it, so either can be passed
+// to WithClient as it is.
+//
+// The Elector asks for no more than this so that a program that does not link
+// client-go's full clientset (every API group's client and types) does not
+// have to: WithRESTConfig builds only these two groups' clients.
+type Client interface {
+	CoordinationV1() coordinationv1client.CoordinationV1Interface
+	CoreV1() corev1client.CoreV1Interface
+}
+
 // WithClient sets the clientset used for the lock. Use it to share a client,
 // or to pass a fake clientset in tests. Set exactly one of WithClient and
 // WithRESTConfig. The client's own timeouts apply; every election request is
 // additionally bounded by a context deadline of max(renew deadline/2, 1s).
-func WithClient(c kubernetes.Interface) Option {
+func WithClient(c Client) Option {
 	return optionFunc(func(o *options) { o.client = c })
 }
 

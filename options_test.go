@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 )
@@ -113,6 +114,35 @@ func TestClientRequired(t *testing.T) {
 	}
 	if _, err := New("e", WithRESTConfig(&rest.Config{Host: "https://127.0.0.1:1"})); err != nil {
 		t.Fatalf("New with a REST config: %v", err)
+	}
+}
+
+// Both a full clientset and the fake one are a Client as they are.
+var (
+	_ Client = (*kubernetes.Clientset)(nil)
+	_ Client = (*fake.Clientset)(nil)
+	_ Client = kubernetes.Interface(nil)
+)
+
+func TestRESTConfigClientSharesOneConnectionPool(t *testing.T) {
+	for _, lock := range []LockType{LockLeases, LockEndpoints} {
+		o := options{restConfig: &rest.Config{Host: "https://127.0.0.1:1"}, lockType: lock}
+		c, err := o.lockClient()
+		if err != nil {
+			t.Fatal(err)
+		}
+		coordination := c.CoordinationV1().RESTClient().(*rest.RESTClient)
+		core := c.CoreV1().RESTClient().(*rest.RESTClient)
+		if coordination.Client == nil || coordination.Client != core.Client {
+			t.Errorf("%s: the coordination and core clients use different HTTP clients", lock)
+		}
+		if coordination.APIVersion().Group != "coordination.k8s.io" || core.APIVersion().Group != "" {
+			t.Errorf("%s: groups %q and %q, want coordination.k8s.io and core", lock,
+				coordination.APIVersion().Group, core.APIVersion().Group)
+		}
+		if ua := o.restConfig.UserAgent; ua != "" {
+			t.Errorf("the caller's REST config was changed: user agent %q", ua)
+		}
 	}
 }
 
