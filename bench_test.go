@@ -1,9 +1,13 @@
 package elector_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -89,4 +93,42 @@ func BenchmarkServeStatusParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGETRootLoopback measures GET / through net/http's server on a
+// loopback keep-alive connection, with a minimal HTTP/1.1 client, so that the
+// allocations reported are nearly all the server's.
+func BenchmarkGETRootLoopback(b *testing.B) {
+	e := benchElector(b)
+	srv := httptest.NewServer(e)
+	b.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+	br := bufio.NewReader(conn)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := conn.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		length := -1
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(line) <= 2 {
+				break
+			}
+			if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+				length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+			}
+		}
+		if _, err := br.Discard(length); err != nil || length <= 0 {
+			b.Fatalf("reading a body of %d bytes: %v", length, err)
+		}
+	}
 }

@@ -84,6 +84,7 @@ type Elector struct {
 	o        options
 	client   Client
 	view     atomic.Pointer[view]
+	rendered atomic.Pointer[statusJSON] // the last GET / body, see statusBody
 	running  atomic.Bool
 	handler  http.Handler
 	metrics  *metrics

@@ -28,11 +28,20 @@ func (e *Elector) routes() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "no-store")
+		h["X-Content-Type-Options"] = headerNosniff
+		h["Cache-Control"] = headerNoStore
 		mux.ServeHTTP(w, r)
 	})
 }
+
+// Header values that every response carries, set without allocating. The
+// slices are shared and never written: Header.Add and Set replace them.
+var (
+	headerNosniff = []string{"nosniff"}
+	headerNoStore = []string{"no-store"}
+	headerJSON    = []string{"application/json"}
+	headerText    = []string{"text/plain; charset=utf-8"}
+)
 
 // ServeHTTP serves the Elector's HTTP API. Every endpoint reads only the
 // Elector's in-memory state and never calls the API server, so they are cheap
@@ -77,16 +86,32 @@ func (e *Elector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Elector) serveStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, r, http.StatusOK, e.Status())
+	e.writeStatus(w, r, false)
 }
 
 func (e *Elector) serveLeader(w http.ResponseWriter, r *http.Request) {
-	s := e.Status()
+	e.writeStatus(w, r, true)
+}
+
+// writeStatus answers the status as JSON: 200, or with leaderOnly 503 when
+// this candidate does not lead.
+func (e *Elector) writeStatus(w http.ResponseWriter, r *http.Request, leaderOnly bool) {
+	c := e.statusBody(time.Now())
+	if c == nil {
+		writeText(w, r, http.StatusInternalServerError, "internal error: cannot encode status")
+		return
+	}
 	code := http.StatusOK
-	if !s.IsLeader {
+	if leaderOnly && !c.leading {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, r, code, s)
+	h := w.Header()
+	h["Content-Type"] = headerJSON
+	h["Content-Length"] = c.length
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(c.body)
+	}
 }
 
 func (e *Elector) serveHealthz(w http.ResponseWriter, r *http.Request) {
@@ -219,16 +244,16 @@ func writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
 		writeText(w, r, http.StatusInternalServerError, "internal error: cannot encode status")
 		return
 	}
-	writeBody(w, r, code, "application/json", append(body, '\n'))
+	writeBody(w, r, code, headerJSON, append(body, '\n'))
 }
 
 func writeText(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	writeBody(w, r, code, "text/plain; charset=utf-8", []byte(msg+"\n"))
+	writeBody(w, r, code, headerText, []byte(msg+"\n"))
 }
 
-func writeBody(w http.ResponseWriter, r *http.Request, code int, contentType string, body []byte) {
+func writeBody(w http.ResponseWriter, r *http.Request, code int, contentType []string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", contentType)
+	h["Content-Type"] = contentType
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +90,65 @@ func TestGETRootAnswersTheSeedJSON(t *testing.T) {
 			if diff := cmp.Diff(want, raw); diff != "" {
 				t.Errorf("GET / on %s (-want +got):\n%s", cand.id, diff)
 			}
+		}
+	})
+}
+
+// TestGETRootIsStatusAtEveryInstant checks the rendered-body cache of GET /
+// and GET /leader against Status at each step of a handover: the leader's
+// renewals stall until its validity runs out mid-second, and the other
+// candidate takes over.
+func TestGETRootIsStatusAtEveryInstant(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", LockLeases)
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", LockLeases)
+		time.Sleep(maxRetryWait)
+		synctest.Wait()
+		a.stall.Store(int64(3 * testTTL))
+		var sawExpiry, sawTakeover bool
+		for range int(3 * testTTL / (100 * time.Millisecond)) {
+			for _, cand := range []*candidate{a, b} {
+				// Time stands still within a synctest step: Status and the
+				// handlers see the same instant.
+				s := cand.e.Status()
+				want, err := json.Marshal(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, '\n')
+				for _, method := range []string{http.MethodGet, http.MethodHead} {
+					rec := serve(cand.e, method, "/")
+					wantBody := string(want)
+					if method == http.MethodHead {
+						wantBody = ""
+					}
+					if rec.Code != http.StatusOK || rec.Body.String() != wantBody ||
+						rec.Header().Get("Content-Length") != strconv.Itoa(len(want)) {
+						t.Fatalf("%s: %s / = %d %q (Content-Length %s) at %s, want 200 %s",
+							cand.id, method, rec.Code, rec.Body, rec.Header().Get("Content-Length"), time.Now(), want)
+					}
+				}
+				wantCode := http.StatusServiceUnavailable
+				if s.IsLeader {
+					wantCode = http.StatusOK
+				}
+				if rec := serveGET(cand.e, "/leader"); rec.Code != wantCode || rec.Body.String() != string(want) {
+					t.Fatalf("%s: GET /leader = %d %q, want %d %s", cand.id, rec.Code, rec.Body, wantCode, want)
+				}
+				if cand == a && !s.IsLeader && s.Leader == "a" {
+					sawExpiry = true // a's term ran out; it has not seen b yet
+				}
+				if cand == b && s.IsLeader {
+					sawTakeover = true
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		if !sawExpiry || !sawTakeover {
+			t.Fatalf("the handover was not observed: expiry %v, takeover %v", sawExpiry, sawTakeover)
 		}
 	})
 }

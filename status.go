@@ -2,6 +2,7 @@ package elector
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -109,12 +110,15 @@ type view struct {
 // it. It never blocks and is safe to call from any goroutine, at any rate,
 // before, during and after Run.
 func (e *Elector) Status() Status {
-	v := e.view.Load()
-	now := time.Now()
+	return e.view.Load().status(e.o.id, time.Now())
+}
+
+// status is the Status of candidate id in view v at now.
+func (v *view) status(id string, now time.Time) Status {
 	s := Status{
-		IsLeader:          v.leading && now.Before(v.validUntil),
+		IsLeader:          v.leadingAt(now),
 		Leader:            v.leader,
-		Node:              e.o.id,
+		Node:              id,
 		Timestamp:         now.UTC(),
 		LockUID:           string(v.uid),
 		LeaderTransitions: v.transitions,
@@ -127,6 +131,41 @@ func (e *Elector) Status() Status {
 		s.ValidUntil = v.validUntil.Round(0)
 	}
 	return s
+}
+
+func (v *view) leadingAt(now time.Time) bool { return v.leading && now.Before(v.validUntil) }
+
+// statusJSON is a rendered GET / body. The body depends only on the view,
+// on whether the candidate leads, and on the time to the second (the
+// timestamp has whole seconds), so one rendering serves every request of
+// that second: requests neither encode JSON nor allocate for the body.
+type statusJSON struct {
+	v       *view
+	unix    int64
+	leading bool
+	body    []byte   // JSON and a newline
+	length  []string // the Content-Length header
+}
+
+// statusBody returns the GET / body at now, rendering and caching it if the
+// cached one is for another view, second or leadership. Concurrent requests
+// that miss may each render; the last one stored wins, and all are correct.
+// It returns nil if the status cannot be encoded, which its MarshalJSON
+// (strings, a bool, an int and formatted times) rules out.
+func (e *Elector) statusBody(now time.Time) *statusJSON {
+	v := e.view.Load()
+	leading, unix := v.leadingAt(now), now.Unix()
+	if c := e.rendered.Load(); c != nil && c.v == v && c.unix == unix && c.leading == leading {
+		return c
+	}
+	body, err := json.Marshal(v.status(e.o.id, now))
+	if err != nil {
+		return nil
+	}
+	body = append(body, '\n')
+	c := &statusJSON{v: v, unix: unix, leading: leading, body: body, length: []string{strconv.Itoa(len(body))}}
+	e.rendered.Store(c)
+	return c
 }
 
 // publish replaces the view that Status reads, and wakes everyone waiting
