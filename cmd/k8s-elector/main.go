@@ -346,6 +346,6 @@ func newLogger(w io.Writer, level, format string) (logr.Logger, error) {
 	default:
 		return logr.Logger{}, fmt.Errorf("invalid -log-format=%q: want json or console", format)
 	}
-	core := zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), zap.NewAtomicLevelAt(lvl))
+	core := zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zapr.NewLogger(zap.New(core, zap.AddCaller())), nil
 }
