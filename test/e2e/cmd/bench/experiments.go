@@ -3,15 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -234,11 +230,15 @@ func (b *bench) steadyStates(ctx context.Context, mode string) error {
 	return nil
 }
 
-// getLoad loads GET / of a leader with keep-alive connections.
+// getLoad loads GET / of a leader with keep-alive connections. On a machine
+// with two CPUs or more, and with taskset(1), the elector runs on CPU 1 and
+// the load generator, a process of its own, on CPU 0, so that the latency is
+// the elector's and not the scheduler's arbitration between the two.
 func (b *bench) getLoad(ctx context.Context, mode string) error {
 	r := b.result(mode)
 	g := b.newGroup(ctx, mode, "load-"+mode, defaultTTL)
 	defer g.stop()
+	g.cfg.Wrap = b.pin.elector
 	m, err := g.start("load")
 	if err != nil {
 		return err
@@ -246,91 +246,17 @@ func (b *bench) getLoad(ctx context.Context, mode string) error {
 	if _, err := g.stable(time.Minute); err != nil {
 		return err
 	}
-	r.load, err = loadGET(ctx, "http://"+m.e.Addr+"/", b.loadConns, b.loadFor)
-	if err != nil {
+	if r.load, err = b.pin.load(ctx, m.e.Addr, b.loadConns, b.loadFor); err != nil {
 		return err
 	}
-	b.logf("GET /, %d connections: %.0f req/s, p50 %s, p99 %s, max %s, %d errors", b.loadConns, r.load.rps,
-		r.load.p50, r.load.p99, r.load.max, r.load.errors)
-	r.loadOne, err = loadGET(ctx, "http://"+m.e.Addr+"/", 1, b.loadOneFor)
-	if err != nil {
+	b.logf("GET /, %d connections: %.0f req/s, p50 %s, p99 %s, max %s", b.loadConns, r.load.RPS,
+		r.load.P50, r.load.P99, r.load.Max)
+	if r.loadOne, err = b.pin.load(ctx, m.e.Addr, 1, b.loadOneFor); err != nil {
 		return err
 	}
-	b.logf("GET /, 1 connection: %.0f req/s, p50 %s, p99 %s, max %s, %d errors", r.loadOne.rps,
-		r.loadOne.p50, r.loadOne.p99, r.loadOne.max, r.loadOne.errors)
+	b.logf("GET /, 1 connection: %.0f req/s, p50 %s, p99 %s, max %s", r.loadOne.RPS,
+		r.loadOne.P50, r.loadOne.P99, r.loadOne.Max)
 	return nil
-}
-
-// loadResult is the outcome of loadGET.
-type loadResult struct {
-	rps           float64
-	p50, p99, max time.Duration
-	errors        int
-}
-
-// loadGET sends GET url on conns keep-alive connections, one request at a time
-// on each, for d after a warm-up, and measures each request on the client.
-func loadGET(ctx context.Context, url string, conns int, d time.Duration) (loadResult, error) {
-	var (
-		mu     sync.Mutex
-		all    []time.Duration
-		errs   int
-		wg     sync.WaitGroup
-		start  = make(chan struct{})
-		warmup = 500 * time.Millisecond
-	)
-	begin := time.Now()
-	measureFrom, end := begin.Add(warmup), begin.Add(warmup+d)
-	for range conns {
-		wg.Go(func() {
-			tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			lat := make([]time.Duration, 0, 1<<16)
-			n := 0
-			<-start
-			for {
-				t := time.Now()
-				if t.After(end) || ctx.Err() != nil {
-					break
-				}
-				resp, err := client.Do(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != http.StatusOK {
-						err = errors.New(resp.Status)
-					}
-				}
-				took := time.Since(t)
-				if t.Before(measureFrom) {
-					continue
-				}
-				if err != nil {
-					n++
-					continue
-				}
-				lat = append(lat, took)
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			errs += n
-			mu.Unlock()
-		})
-	}
-	close(start)
-	wg.Wait()
-	if len(all) == 0 {
-		return loadResult{}, fmt.Errorf("GET %s: no successful request (%d errors)", url, errs)
-	}
-	slices.Sort(all)
-	q := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
-	return loadResult{
-		rps: float64(len(all)) / d.Seconds(),
-		p50: q(0.50), p99: q(0.99), max: all[len(all)-1],
-		errors: errs,
-	}, ctx.Err()
 }
 
 // manyCandidates runs one election with many candidates at the default TTL:

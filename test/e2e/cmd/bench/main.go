@@ -46,6 +46,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == loadgenCommand {
+		if err := loadgen(ctx, os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -110,6 +117,7 @@ type bench struct {
 	began       time.Time
 	loadStart   string          // /proc/loadavg when the run began
 	only        map[string]bool // -only, nil for all
+	pin         pinning         // for the GET / load
 	logw        io.Writer
 }
 
@@ -132,7 +140,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	b := &bench{plan: newPlan(*quick), res: map[string]*modeResult{}, began: time.Now(), logw: os.Stderr, loadStart: loadAvg()}
+	b := &bench{plan: newPlan(*quick), res: map[string]*modeResult{}, began: time.Now(), logw: os.Stderr, loadStart: loadAvg(), pin: newPinning()}
 	if *only != "" {
 		b.only = map[string]bool{}
 		for k := range strings.SplitSeq(*only, ",") {

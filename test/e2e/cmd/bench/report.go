@@ -295,17 +295,17 @@ func (b *bench) rows() *table {
 
 	conns := fmt.Sprintf("%d keep-alive conns, %s", b.loadConns, b.loadFor)
 	t.add("GET / throughput, "+conns, func(r *modeResult) (cell, bool) {
-		return cell{r.load.rps, fmt.Sprintf("%.0f req/s", r.load.rps)}, r.load.rps > 0
+		return cell{r.load.RPS, fmt.Sprintf("%.0f req/s", r.load.RPS)}, r.load.RPS > 0
 	}, target{})
 	t.add("GET / latency p50 (client side)", func(r *modeResult) (cell, bool) {
-		return cell{r.load.p50.Seconds(), fmtSeconds(r.load.p50.Seconds())}, r.load.rps > 0
+		return cell{r.load.P50.Seconds(), fmtSeconds(r.load.P50.Seconds())}, r.load.RPS > 0
 	}, target{})
 	t.add("GET / latency p99 (client side)", func(r *modeResult) (cell, bool) {
-		return cell{r.load.p99.Seconds(), fmtSeconds(r.load.p99.Seconds())}, r.load.rps > 0
-	}, target{"< 1 ms", only(bothModes, func(r *modeResult) bool { return r.load.rps > 0 && r.load.p99 < time.Millisecond })})
+		return cell{r.load.P99.Seconds(), fmtSeconds(r.load.P99.Seconds())}, r.load.RPS > 0
+	}, target{"< 1 ms", only(bothModes, func(r *modeResult) bool { return r.load.RPS > 0 && r.load.P99 < time.Millisecond })})
 	t.add(fmt.Sprintf("GET / with 1 connection, %s: throughput, p99", b.loadOneFor), func(r *modeResult) (cell, bool) {
 		l := r.loadOne
-		return cell{l.p99.Seconds(), fmt.Sprintf("%.0f req/s, %s", l.rps, fmtSeconds(l.p99.Seconds()))}, l.rps > 0
+		return cell{l.P99.Seconds(), fmt.Sprintf("%.0f req/s, %s", l.RPS, fmtSeconds(l.P99.Seconds()))}, l.RPS > 0
 	}, target{})
 
 	lib := fmt.Sprintf("scale: %d elections in 1 process (library), TTL %s", b.elections, defaultTTL)
@@ -484,7 +484,7 @@ func (b *bench) report() report {
 		"Failover: a group of 3 agrees on a leader, idles a retry period (at least 1 s), the bench signals the leader (SIGTERM: graceful, releases the lock; SIGKILL: crash) and times until another elector reports is_leader:true; a fresh follower then replaces the old leader.",
 		fmt.Sprintf("API requests: kube-apiserver's own counter apiserver_request_total{resource=%q} from GET /metrics (admin client), difference over a %s window, per minute, all response codes. The counter is global and not per client, so every experiment runs alone, and: baseline = a window without any elector (the API server's own lease renewals; %.1f/min here); leader = window with the leader alone − baseline; each follower = (window with leader + 2 followers − leader-alone window) / 2; per elector = (fleet window − baseline) / 3. A WATCH is counted when it ends (client-go ends a watch after 5–10 min), so an open watch appears in 'open lease watches' (apiserver_longrunning_requests) rather than in the rate. Differences of small counts are noisy by about ±1 request per window.", lockResource, b.window, b.baseline.total()),
 		fmt.Sprintf("Idle RSS: VmRSS from /proc/<pid>/status of the leader and followers of the TTL %s fleet after the steady-state windows (each elector ran ≥ %s). MB = 10^6 bytes.", defaultTTL, b.idle),
-		fmt.Sprintf("GET / load: %d goroutines, each with its own keep-alive connection, one request at a time for %s after a 0.5 s warm-up, against the leader; latency is measured by the client, on the same %d-core machine as the elector, API server and etcd.", b.loadConns, b.loadFor, numCPU()),
+		fmt.Sprintf("GET / load: %d goroutines, each with its own keep-alive connection and one request at a time (closed loop, so the elector is saturated), for %s after a 0.5 s warm-up, against the leader; a minimal HTTP/1.1 client measures each request. Placement: %s; the API server and etcd share the %d CPUs.", b.loadConns, b.loadFor, b.pin, numCPU()),
 		fmt.Sprintf("Scale, library: one process (cmd/bench/internal/scaleworker, stripped) runs %d Electors (elector.WithRESTConfig, one candidate each, WithWatch per mode) in one namespace; RSS and requests per election over a %s window once all lead.", b.elections, b.window),
 		fmt.Sprintf("Scale, candidates: %d k8s-elector processes in one election at TTL %s; API load of the whole fleet over a %s window, then SIGTERM failovers of the leader. Requests per failover: those counted from just before the SIGTERM to %s after it, less %s of the fleet's steady rate and the baseline (so ± a few from noise), with the 409 Conflict answers among them.", b.candidates, defaultTTL, b.window, burstWindow, burstWindow),
 		"Targets are those of the performance issue; ✓/✗ check the max of repeated measurements, and 2.2×RP is client-go's longest jittered retry wait.",

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -63,6 +64,7 @@ type Config struct {
 	LockType   string
 	TTL        time.Duration
 	Extra      []string  // more flags
+	Wrap       []string  // a command and its arguments that run the binary, such as taskset -c 1; nil runs it directly
 	Log        io.Writer // also receives the process's stderr, if set
 }
 
@@ -80,7 +82,12 @@ func Start(c Config, id string) (*Elector, error) {
 	}
 	args = append(args, c.Extra...)
 	e := &Elector{ID: id, Addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
-	e.cmd = exec.Command(c.Binary, args...)
+	if len(c.Wrap) > 0 {
+		args = append(append(slices.Clone(c.Wrap[1:]), c.Binary), args...)
+		e.cmd = exec.Command(c.Wrap[0], args...)
+	} else {
+		e.cmd = exec.Command(c.Binary, args...)
+	}
 	e.cmd.Stdout = e.log
 	e.cmd.Stderr = e.log
 	if c.Log != nil {
