@@ -52,6 +52,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -94,6 +95,7 @@ type Elector struct {
 	following bool               // the current pass has not started a term
 	writing   bool               // a write of the lock is in flight
 	kickDue   bool               // end the pass as soon as the write in flight is done
+	kick      *time.Timer        // a pending kick of the following pass, see scheduleKick
 	resignReq *resignRequest     // a pending Resign, taken by Run after the pass
 
 }
@@ -224,7 +226,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		e.mu.Lock()
 		e.stopPass = stop
 		e.following = true
-		e.kickDue = false
+		e.cancelKick()
 		e.mu.Unlock()
 
 		le.Run(lctx)
@@ -232,6 +234,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		stop()
 		e.mu.Lock()
 		e.stopPass = nil
+		e.cancelKick()
 		req := e.resignReq
 		e.resignReq = nil
 		e.mu.Unlock()
@@ -285,8 +288,9 @@ func cgCtxFor(ctx context.Context, log logr.Logger) context.Context {
 
 // lockChanged ends the current pass when the watch shows a change that the
 // next pass acts on at once: a candidate that is not leading tries to
-// acquire a lock that was released or deleted; a leader whose lock was
-// deleted or taken by another steps down. (The watch may lag: acting on
+// acquire a lock that was released or deleted (after a short random wait,
+// see kickSpread); a leader whose lock was deleted or taken by another steps
+// down. (The watch may lag: acting on
 // an old change can only make a leader step down early, or a follower try
 // a write that conflicts.)
 func (e *Elector) lockChanged(holder string, deleted bool) {
@@ -296,17 +300,61 @@ func (e *Elector) lockChanged(holder string, deleted bool) {
 		return
 	}
 	free := deleted || holder == ""
+	if !free {
+		// Somebody holds the lock again: a follower has nothing to try.
+		e.cancelKick()
+	}
 	switch {
 	case !e.following && (deleted || holder != "" && holder != e.o.id):
 		e.stopPass()
-	case e.following && free && e.writing:
-		// Ending the pass now could cut off an acquisition in flight:
-		// the term it starts would end at once.
-		e.kickDue = true
 	case e.following && free:
-		e.following = false
-		e.stopPass()
+		e.scheduleKick()
 	}
+}
+
+// kickSpread bounds the random wait of a follower that saw the lock freed
+// before it tries to take it. Every follower sees the release at about the
+// same moment; the spread lets the first one's acquisition reach the others'
+// watches before most of them have sent a write that can only conflict. It
+// adds kickSpread/(followers+1) to a graceful failover on average.
+const kickSpread = 50 * time.Millisecond
+
+// scheduleKick ends the following pass, so that the next one tries to take
+// the lock at once, after a random wait of up to kickSpread, unless the lock
+// is taken meanwhile. If a write of the lock is in flight then, the pass ends
+// when the write is done: ending it now could cut off an acquisition in
+// flight, and the term it starts would end at once. e.mu must be held.
+func (e *Elector) scheduleKick() {
+	if e.kick != nil {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(rand.N(kickSpread), func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.kick != t {
+			return // cancelled
+		}
+		e.kick = nil
+		switch {
+		case !e.following || e.stopPass == nil:
+		case e.writing:
+			e.kickDue = true
+		default:
+			e.following = false
+			e.stopPass()
+		}
+	})
+	e.kick = t
+}
+
+// cancelKick drops a kick that is pending or due. e.mu must be held.
+func (e *Elector) cancelKick() {
+	if e.kick != nil {
+		e.kick.Stop()
+		e.kick = nil
+	}
+	e.kickDue = false
 }
 
 // lockWriting notes writes of the lock in flight, for lockChanged.

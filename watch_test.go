@@ -3,6 +3,7 @@ package elector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -97,12 +98,61 @@ func TestReleasedLockIsTakenAtOnceWithWatch(t *testing.T) {
 		a.stop(t) // releases
 		_, took := waitLeader(t, testTTL, b)
 		// Virtual time: the fake API server answers at once, so with the
-		// watch the only delay is waitLeader's polling step.
-		if !poll && took > 50*time.Millisecond {
+		// watch the only delay is the follower's random wait (under
+		// kickSpread), seen at waitLeader's next 10ms step.
+		if !poll && took > kickSpread {
 			t.Errorf("with the watch, the follower took %s to take a released lock, want no wait for a retry", took)
 		}
 		if poll && took > maxRetryWait+50*time.Millisecond {
 			t.Errorf("polling follower took %s to take a released lock, want within a retry period", took)
+		}
+	})
+}
+
+// writes counts the update and create requests a candidate's client has sent.
+func writes(c *candidate) int {
+	n := 0
+	for _, a := range c.client.Actions() {
+		if v := a.GetVerb(); v == "update" || v == "create" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReleaseDoesNotStampedeFollowers releases a lock that ten followers
+// watch. They all see the release at the same moment; their random waits let
+// the first one's acquisition reach the others' watches before they send a
+// write that could only conflict.
+func TestReleaseDoesNotStampedeFollowers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		leader := start(t, c, "leader", LockLeases)
+		waitLeader(t, testTTL, leader)
+		var followers []*candidate
+		for i := range 10 {
+			followers = append(followers, start(t, c, fmt.Sprintf("f%d", i), LockLeases))
+		}
+		time.Sleep(maxRetryWait)
+		synctest.Wait()
+		before := map[*candidate]int{}
+		for _, f := range followers {
+			before[f] = writes(f)
+		}
+		leader.stop(t) // releases
+		winner, took := waitLeader(t, testTTL, followers...)
+		if took > kickSpread {
+			t.Fatalf("a follower took %s to take the released lock, want under %s", took, kickSpread)
+		}
+		time.Sleep(kickSpread) // every wait has run out; no renewal is due yet
+		synctest.Wait()
+		// The fake API server answers at once, so the winner's acquisition
+		// reaches the others' watches before their waits run out. Followers
+		// that wrote at once would send nine writes, all conflicts.
+		for _, f := range followers {
+			if n := writes(f) - before[f]; f != winner && n != 0 {
+				t.Errorf("%s sent %d writes after %s took the released lock, want none", f.id, n, winner.id)
+			}
 		}
 	})
 }
