@@ -238,8 +238,9 @@ func WithResignEndpoint(enabled bool) Option {
 
 // WithWatch sets whether the Elector watches its lock object instead of
 // reading it at every retry. With the watch, an idle follower sends no
-// requests, and a released or deleted lock is taken over at once instead of
-// at the next retry; writes are unchanged, conditional on the object's
+// requests, and a released lock is taken over within milliseconds instead of
+// at the next retry (each follower first waits a random 0-50ms, so that they
+// do not all write at once); writes are unchanged, conditional on the object's
 // resourceVersion, so a stale watch can only cause a conflict. Without it,
 // the election polls as client-go does. The watch needs RBAC list and watch
 // on the lock object.
