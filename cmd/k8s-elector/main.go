@@ -83,7 +83,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.podName, "pod-name", "", "The name of this elector's Pod (from the Downward API). When set, the Pod is labelled <key>=leader or standby.")
 	fs.StringVar(&c.podLabelKey, "pod-label-key", elector.DefaultPodLabelKey, "The label key that -pod-name sets on the Pod.")
 	fs.BoolVar(&c.events, "events", true, "Record Kubernetes Events when this elector starts or stops leading.")
-	fs.BoolVar(&c.watch, "watch", true, "Watch the lock object: followers send no periodic requests and take over a released lock at once. With -watch=false the election polls the lock every retry period, as client-go does.")
+	fs.BoolVar(&c.watch, "watch", true, "Watch the lock object: followers send no periodic requests and take over a released lock within milliseconds. With -watch=false the election polls the lock every retry period, as client-go does.")
 	fs.BoolVar(&c.version, "version", false, "Print the version and exit.")
 	return fs
 }
