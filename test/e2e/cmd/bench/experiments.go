@@ -154,6 +154,14 @@ func (b *bench) steadyStates(ctx context.Context, mode string) error {
 	for _, ttl := range b.steadyTTL {
 		g := b.newGroup(ctx, mode, fmt.Sprintf("steady-%s-%ds", mode, int(ttl.Seconds())), ttl)
 		err := func() error {
+			var ref *exec.Cmd
+			if ttl == defaultTTL {
+				var err error
+				if ref, err = b.startMinimal(ctx, "steady-minimal-"+mode, ttl); err != nil {
+					return err
+				}
+				defer stopProcess(ref)
+			}
 			leader, err := g.start("steady-leader")
 			if err != nil {
 				return err
@@ -219,7 +227,10 @@ func (b *bench) steadyStates(ctx context.Context, mode string) error {
 				}
 				r.rssFollower = max(r.rssFollower, rss)
 			}
-			b.logf("idle RSS: leader %.1f MB, follower %.1f MB", float64(r.rssLeader)/1e6, float64(r.rssFollower)/1e6)
+			if r.rssMinimal, err = fleet.ProcRSS(ref.Process.Pid); err != nil {
+				return fmt.Errorf("the reference program: %w", err)
+			}
+			b.logf("idle RSS: leader %.1f MB, follower %.1f MB; reference %.1f MB", float64(r.rssLeader)/1e6, float64(r.rssFollower)/1e6, float64(r.rssMinimal)/1e6)
 			return nil
 		}()
 		g.stop()
@@ -420,4 +431,22 @@ func (b *bench) manyElections(ctx context.Context, mode string) error {
 		}
 	}
 	return nil
+}
+
+// startMinimal starts the reference program in an election of its own.
+func (b *bench) startMinimal(ctx context.Context, election string, ttl time.Duration) (*exec.Cmd, error) {
+	cmd := exec.Command(b.minimal, "-kubeconfig="+b.kubecfg, "-namespace="+b.namespace,
+		"-election="+election, "-id="+election, "-ttl="+ttl.String())
+	cmd.Stderr = b.logw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the reference program: %w", err)
+	}
+	return cmd, nil
+}
+
+// stopProcess stops cmd with SIGTERM and waits for it.
+func stopProcess(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
 }

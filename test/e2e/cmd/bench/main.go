@@ -107,6 +107,7 @@ type bench struct {
 	hasWatch    bool     // the binary has -watch
 	binary      string
 	worker      string // the library scale program
+	minimal     string // the reference program, client-go's leaderelection alone
 	kubecfg     string // kubeconfig file for the electors
 	admin       *rest.Config
 	client      kubernetes.Interface
@@ -182,7 +183,12 @@ func run(ctx context.Context, args []string) error {
 		}
 		b.worker = filepath.Join(tmp, "scaleworker")
 		b.logf("building the library scale program")
-		buildErr = fleet.BuildStripped(filepath.Join(root, "test", "e2e"), "./cmd/bench/internal/scaleworker", b.worker)
+		if buildErr = fleet.BuildStripped(filepath.Join(root, "test", "e2e"), "./cmd/bench/internal/scaleworker", b.worker); buildErr != nil {
+			return
+		}
+		b.minimal = filepath.Join(tmp, "minimal")
+		b.logf("building the reference program")
+		buildErr = fleet.BuildStripped(filepath.Join(root, "test", "e2e"), "./cmd/bench/internal/minimal", b.minimal)
 	})
 	var cp *controlplane.ControlPlane
 	if *kubeconfig == "" {
@@ -303,8 +309,13 @@ func (b *bench) measure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ref, err := os.Stat(b.minimal)
+	if err != nil {
+		return err
+	}
 	for _, mode := range b.active() {
 		b.result(mode).binarySize = size.Size()
+		b.result(mode).minimalSize = ref.Size()
 	}
 	return nil
 }

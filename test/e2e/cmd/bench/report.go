@@ -43,6 +43,8 @@ type modeResult struct {
 	steady                 map[time.Duration]steady
 	rssLeader, rssFollower int64 // bytes
 	binarySize             int64
+	minimalSize            int64 // the reference program's
+	rssMinimal             int64 // the reference program's idle RSS
 	load                   loadResult
 	loadOne                loadResult // with one connection
 	bigFleet               rates      // the whole election of many candidates
@@ -288,6 +290,12 @@ func (b *bench) rows() *table {
 	t.add("binary size (stripped, CGO_ENABLED=0)", func(r *modeResult) (cell, bool) {
 		return cell{float64(r.binarySize), fmtMB(r.binarySize)}, r.binarySize > 0
 	}, target{"≤ 28 MB", only(bothModes, func(r *modeResult) bool { return r.binarySize <= 28e6 })})
+	t.add("  reference: client-go leaderelection alone (bench/internal/minimal), stripped", func(r *modeResult) (cell, bool) {
+		return cell{float64(r.minimalSize), fmtMB(r.minimalSize)}, r.minimalSize > 0
+	}, target{})
+	t.add("  reference: its idle RSS as a leader, "+idle, func(r *modeResult) (cell, bool) {
+		return cell{float64(r.rssMinimal), fmtMB(r.rssMinimal)}, r.rssMinimal > 0
+	}, target{})
 	t.add(fmt.Sprintf("cold start: exec → first 200 on GET /, %s", reps(3*b.firstReps)),
 		func(r *modeResult) (cell, bool) { return distCell(r.coldStart) }, target{})
 	t.add(fmt.Sprintf("shutdown of a leader: SIGTERM → exit, %s", reps(b.gracefulRep*len(b.failoverTTL))),
@@ -484,6 +492,7 @@ func (b *bench) report() report {
 		"Failover: a group of 3 agrees on a leader, idles a retry period (at least 1 s), the bench signals the leader (SIGTERM: graceful, releases the lock; SIGKILL: crash) and times until another elector reports is_leader:true; a fresh follower then replaces the old leader.",
 		fmt.Sprintf("API requests: kube-apiserver's own counter apiserver_request_total{resource=%q} from GET /metrics (admin client), difference over a %s window, per minute, all response codes. The counter is global and not per client, so every experiment runs alone, and: baseline = a window without any elector (the API server's own lease renewals; %.1f/min here); leader = window with the leader alone − baseline; each follower = (window with leader + 2 followers − leader-alone window) / 2; per elector = (fleet window − baseline) / 3. A WATCH is counted when it ends (client-go ends a watch after 5–10 min), so an open watch appears in 'open lease watches' (apiserver_longrunning_requests) rather than in the rate. Differences of small counts are noisy by about ±1 request per window.", lockResource, b.window, b.baseline.total()),
 		fmt.Sprintf("Idle RSS: VmRSS from /proc/<pid>/status of the leader and followers of the TTL %s fleet after the steady-state windows (each elector ran ≥ %s). MB = 10^6 bytes.", defaultTTL, b.idle),
+		"Reference: cmd/bench/internal/minimal holds a Lease with client-go's leaderelection and LeaseLock on a coordination/v1 client from a kubeconfig, and nothing else (no HTTP server, metrics, structured logging or watch), built like k8s-elector; it runs in an election of its own beside the TTL 10s fleet and its RSS is read with theirs. It is the floor that client-go sets for any elector built on it.",
 		fmt.Sprintf("GET / load: %d goroutines, each with its own keep-alive connection and one request at a time (closed loop, so the elector is saturated), for %s after a 0.5 s warm-up, against the leader; a minimal HTTP/1.1 client measures each request. Placement: %s; the API server and etcd share the %d CPUs.", b.loadConns, b.loadFor, b.pin, numCPU()),
 		fmt.Sprintf("Scale, library: one process (cmd/bench/internal/scaleworker, stripped) runs %d Electors (elector.WithRESTConfig, one candidate each, WithWatch per mode) in one namespace; RSS and requests per election over a %s window once all lead.", b.elections, b.window),
 		fmt.Sprintf("Scale, candidates: %d k8s-elector processes in one election at TTL %s; API load of the whole fleet over a %s window, then SIGTERM failovers of the leader. Requests per failover: those counted from just before the SIGTERM to %s after it, less %s of the fleet's steady rate and the baseline (so ± a few from noise), with the 409 Conflict answers among them.", b.candidates, defaultTTL, b.window, burstWindow, burstWindow),
