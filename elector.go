@@ -290,9 +290,8 @@ func cgCtxFor(ctx context.Context, log logr.Logger) context.Context {
 // next pass acts on at once: a candidate that is not leading tries to
 // acquire a lock that was released or deleted (after a short random wait,
 // see kickSpread); a leader whose lock was deleted or taken by another steps
-// down. (The watch may lag: acting on
-// an old change can only make a leader step down early, or a follower try
-// a write that conflicts.)
+// down. (The watch may lag: acting on an old change can only make a leader
+// step down early, or a follower try a write that conflicts.)
 func (e *Elector) lockChanged(holder string, deleted bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -338,6 +337,7 @@ func (e *Elector) scheduleKick() {
 		e.kick = nil
 		switch {
 		case !e.following || e.stopPass == nil:
+			// The pass started a term, or ended: nothing to try.
 		case e.writing:
 			e.kickDue = true
 		default:
