@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string) error {
 		binary     = fs.String("binary", "", "The k8s-elector binary to measure (default: build it stripped from this repository).")
 		kubeconfig = fs.String("kubeconfig", "", "Measure on this cluster instead of a local control plane. Its user must read /metrics and create namespaces.")
 		out        = fs.String("out", "", "Also write the table, with its header and footer, to this markdown file.")
-		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, load, candidates, elections), for development.")
+		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, reference, load, candidates, elections), for development.")
 		window     = fs.Duration("window", 0, "Length of each API request window (default 60s, 20s with -quick; a multiple of 10s keeps the API server's own lease renewals even).")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -290,6 +290,7 @@ func (b *bench) measure(ctx context.Context) error {
 		{"first", "time to first leader", b.firstLeader},
 		{"failover", "failover", b.failovers},
 		{"steady", "steady state", b.steadyStates},
+		{"reference", "reference program", b.reference},
 		{"load", "GET / load", b.getLoad},
 		{"candidates", fmt.Sprintf("%d candidates", b.candidates), b.manyCandidates},
 		{"elections", fmt.Sprintf("%d elections in one process", b.elections), b.manyElections},
