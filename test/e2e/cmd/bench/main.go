@@ -133,6 +133,7 @@ func run(ctx context.Context, args []string) error {
 		kubeconfig = fs.String("kubeconfig", "", "Measure on this cluster instead of a local control plane. Its user must read /metrics and create namespaces.")
 		out        = fs.String("out", "", "Also write the table, with its header and footer, to this markdown file.")
 		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, reference, load, candidates, elections), for development.")
+		candidates = fs.Int("candidates", 0, "Candidates of the one-election scale experiment (default 50).")
 		window     = fs.Duration("window", 0, "Length of each API request window (default 60s, 20s with -quick; a multiple of 10s keeps the API server's own lease renewals even).")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -147,6 +148,9 @@ func run(ctx context.Context, args []string) error {
 		for k := range strings.SplitSeq(*only, ",") {
 			b.only[strings.TrimSpace(k)] = true
 		}
+	}
+	if *candidates > 0 {
+		b.candidates = *candidates
 	}
 	if *window > 0 {
 		b.window = *window
