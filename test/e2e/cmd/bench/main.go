@@ -149,7 +149,11 @@ func run(ctx context.Context, args []string) error {
 			b.only[strings.TrimSpace(k)] = true
 		}
 	}
-	if *candidates > 0 {
+	switch {
+	case *candidates == 0:
+	case *candidates < 2:
+		return fmt.Errorf("invalid -candidates=%d: want 2 or more", *candidates)
+	default:
 		b.candidates = *candidates
 	}
 	if *window > 0 {
