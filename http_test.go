@@ -100,12 +100,7 @@ func TestGETRootAnswersTheSeedJSON(t *testing.T) {
 // candidate takes over.
 func TestGETRootIsStatusAtEveryInstant(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
-		a := start(t, c, "a", LockLeases)
-		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", LockLeases)
-		time.Sleep(maxRetryWait)
-		synctest.Wait()
+		a, b := leaderAndFollower(t, fakekube.NewCluster(), LockLeases)
 		a.stall.Store(int64(3 * testTTL))
 		var sawExpiry, sawTakeover bool
 		for range int(3 * testTTL / (100 * time.Millisecond)) {
