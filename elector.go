@@ -96,6 +96,7 @@ type Elector struct {
 	writing   bool               // a write of the lock is in flight
 	kickDue   bool               // end the pass as soon as the write in flight is done
 	kick      *time.Timer        // a pending kick of the following pass, see scheduleKick
+	kickAt    time.Time          // when kick fires
 	resignReq *resignRequest     // a pending Resign, taken by Run after the pass
 
 }
@@ -170,7 +171,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	if e.o.watch {
 		watches = &lockWatches{changed: e.lockChanged, clientset: e.client}
 	}
-	inner := e.newLock(watches)
+	inner := newObjectLock(e.o.lockType, e.o.namespace, e.election, e.o.id, e.client, watches)
 	if watches != nil {
 		// The watches outlive the election loop only until Run returns.
 		wctx, stopWatches := context.WithCancel(cgCtxFor(ctx, log))
@@ -184,14 +185,16 @@ func (e *Elector) Run(ctx context.Context) error {
 		}()
 	}
 	c.lock = &trackedLock{
-		metrics: e.metrics,
-		writing: e.lockWriting,
-		inner:   inner,
-		kind:    lockKind(e.o.lockType),
-		id:      e.o.id,
-		timeout: e.o.requestTimeout(),
-		obs:     c,
-		log:     log,
+		metrics:         e.metrics,
+		writing:         e.lockWriting,
+		inner:           inner,
+		kind:            lockKind(e.o.lockType),
+		id:              e.o.id,
+		ttl:             e.o.ttl,
+		timeout:         e.o.requestTimeout(),
+		obs:             c,
+		log:             log,
+		freeWhenExpired: e.o.watch,
 	}
 	if e.o.lockType == LockEndpoints || e.o.lockType == LockEndpointsLeases {
 		log.Info("the endpoints lock type is deprecated: Kubernetes deprecated v1 Endpoints in 1.33; migrate to leases")
@@ -289,25 +292,34 @@ func cgCtxFor(ctx context.Context, log logr.Logger) context.Context {
 // lockChanged ends the current pass when the watch shows a change that the
 // next pass acts on at once: a candidate that is not leading tries to
 // acquire a lock that was released or deleted (after a short random wait,
-// see kickSpread); a leader whose lock was deleted or taken by another steps
-// down. (The watch may lag: acting on an old change can only make a leader
-// step down early, or a follower try a write that conflicts.)
-func (e *Elector) lockChanged(holder string, deleted bool) {
+// see kickSpread), or held by another when that holder's lease runs out by
+// this candidate's count; a leader whose lock was deleted or taken by another
+// steps down. (The watch may lag: acting on an old change can only make a
+// leader step down early, or a follower try a write that conflicts.)
+func (e *Elector) lockChanged(rec resourcelock.LeaderElectionRecord, deleted bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopPass == nil {
 		return
 	}
+	holder := rec.HolderIdentity
 	free := deleted || holder == ""
 	if !free {
-		// Somebody holds the lock again: a follower has nothing to try.
+		// Somebody holds the lock again: a follower has nothing to try
+		// before that lease runs out.
 		e.cancelKick()
 	}
 	switch {
 	case !e.following && (deleted || holder != "" && holder != e.o.id):
 		e.stopPass()
 	case e.following && free:
-		e.scheduleKick()
+		e.scheduleKick(rand.N(kickSpread))
+	case e.following && holder != e.o.id && holder != "?":
+		// The tracked lock hands the record over as free from the same
+		// instant: the lease counted from this delivery, plus the drift
+		// margin. Every follower tries at once; all but one conflict.
+		lease := time.Duration(rec.LeaseDurationSeconds) * time.Second
+		e.scheduleKick(lease + driftMargin(lease))
 	}
 }
 
@@ -318,17 +330,23 @@ func (e *Elector) lockChanged(holder string, deleted bool) {
 // adds kickSpread/(followers+1) to a graceful failover on average.
 const kickSpread = 50 * time.Millisecond
 
-// scheduleKick ends the following pass, so that the next one tries to take
-// the lock at once, after a random wait of up to kickSpread, unless the lock
-// is taken meanwhile. If a write of the lock is in flight then, the pass ends
-// when the write is done: ending it now could cut off an acquisition in
-// flight, and the term it starts would end at once. e.mu must be held.
-func (e *Elector) scheduleKick() {
+// scheduleKick ends the following pass after d, so that the next one tries
+// to take the lock at once, unless the lock is taken or renewed meanwhile. If
+// a write of the lock is in flight then, the pass ends when the write is
+// done: ending it now could cut off an acquisition in flight, and the term
+// it starts would end at once. A kick already pending stands if it comes no
+// later. e.mu must be held.
+func (e *Elector) scheduleKick(d time.Duration) {
+	at := time.Now().Add(d)
 	if e.kick != nil {
-		return
+		if !e.kickAt.After(at) {
+			return
+		}
+		e.kick.Stop()
 	}
+	e.kickAt = at
 	var t *time.Timer
-	t = time.AfterFunc(rand.N(kickSpread), func() {
+	t = time.AfterFunc(d, func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if e.kick != t {
@@ -484,7 +502,7 @@ type term struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	expire     *time.Timer            // cancels ctx at validUntil
-	renewed    time.Time              // send time of the last successful acquire or renewal
+	renewed    time.Time              // send time of the write that followers last saw change the record
 	lease      time.Duration          // lease duration of that write
 	validUntil time.Time              // renewed + lease - drift margin; monotonic
 	done       chan struct{}          // closed when the started-leading callback is over
@@ -535,15 +553,20 @@ func (c *campaign) see(rec resourcelock.LeaderElectionRecord, uid types.UID, gon
 }
 
 // wrote implements lockObserver. A successful write naming us starts a term,
-// or extends the current one to the lease duration after the time the write
-// was sent: followers count the lease from when they observe the write, which
-// is later, so until then nobody else can acquire.
-func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, sent time.Time) {
+// or extends the current one, to the lease duration after since: followers
+// count the lease from when they observe the record change, which is later,
+// so until then nobody else can acquire. A write that does not reach past
+// now (since unknown, or long past) leaves the term as it is.
+func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, since time.Time) {
 	if rec.HolderIdentity != c.e.o.id {
 		return
 	}
 	lease := time.Duration(rec.LeaseDurationSeconds) * time.Second
-	validUntil := sent.Add(lease - driftMargin(lease))
+	validUntil := since.Add(lease - driftMargin(lease))
+	if since.IsZero() || !time.Now().Before(validUntil) {
+		c.log.V(1).Info("renewal gives no lease: followers cannot tell it from a record of unknown age", "renewTime", rec.RenewTime)
+		return
+	}
 	if t := c.term; t != nil && t.ctx.Err() != nil {
 		// The term ran out (a pause, or renewals slower than the lease)
 		// although the lock is still ours: end it and start a new one, so
@@ -551,10 +574,12 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, sent time.Time) 
 		c.endTerm()
 	}
 	if t := c.term; t != nil {
-		t.renewed, t.lease = sent, lease
-		t.validUntil = validUntil
-		t.expire.Reset(time.Until(validUntil))
-		c.log.V(2).Info("renewed", "validUntil", validUntil)
+		if validUntil.After(t.validUntil) {
+			t.renewed, t.lease = since, lease
+			t.validUntil = validUntil
+			t.expire.Reset(time.Until(validUntil))
+			c.log.V(2).Info("renewed", "validUntil", validUntil)
+		}
 		c.publish()
 		return
 	}
@@ -562,7 +587,7 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, sent time.Time) 
 	c.e.following = false // a kick must not end this pass now
 	c.e.mu.Unlock()
 	ctx, cancel := context.WithCancel(c.ctx)
-	t := &term{ctx: ctx, cancel: cancel, renewed: sent, lease: lease, validUntil: validUntil, done: make(chan struct{}),
+	t := &term{ctx: ctx, cancel: cancel, renewed: since, lease: lease, validUntil: validUntil, done: make(chan struct{}),
 		lock: c.e.lockRef(c.uid)}
 	t.expire = time.AfterFunc(time.Until(validUntil), cancel)
 	c.term = t

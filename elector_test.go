@@ -499,11 +499,8 @@ func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 	forEachLock(t, func(t *testing.T, lock LockType) {
 		c := fakekube.NewCluster()
 		newTracked := func(id string) *trackedLock {
-			e, err := New(testElection, WithClient(c.Client()), WithID(id), WithLockType(lock))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return &trackedLock{inner: e.newLock(nil), kind: lockKind(lock), id: id, timeout: time.Second, obs: nopObserver{}}
+			inner := newObjectLock(lock, "default", testElection, id, c.Client(), nil)
+			return &trackedLock{inner: inner, kind: lockKind(lock), id: id, timeout: time.Second, obs: nopObserver{}}
 		}
 		ctx := context.Background()
 		now := metav1.Now()
@@ -551,15 +548,15 @@ func (nopObserver) wrote(resourcelock.LeaderElectionRecord, time.Time)    {}
 
 // stubLock records the deadline of each request's context.
 type stubLock struct {
-	resourcelock.Interface
+	objectLock
 	deadline time.Time
 }
 
-func (s *stubLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+func (s *stubLock) get(ctx context.Context) (lockRead, error) {
 	s.deadline, _ = ctx.Deadline()
-	return &resourcelock.LeaderElectionRecord{}, nil, nil
+	return lockRead{}, nil
 }
-func (s *stubLock) Describe() string { return "default/example" }
+func (s *stubLock) describe() string { return "default/example" }
 
 func TestEveryRequestIsBounded(t *testing.T) {
 	for _, tc := range []struct {

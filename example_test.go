@@ -61,10 +61,10 @@ func Example() {
 // accepted.
 func ExampleNew_validation() {
 	_, err := elector.New("My_Election", elector.WithClient(fake.NewClientset()),
-		elector.WithTTL(1500*1e6), elector.WithLockType("zookeeper"))
+		elector.WithTTL(2500*1e6), elector.WithLockType("zookeeper"))
 	fmt.Println(err)
 	// Output:
 	// elector: election name "My_Election" is not a valid object name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
 	// elector: lock type "zookeeper" is not supported: want one of leases, endpoints, configmaps, endpointsleases, configmapsleases
-	// elector: TTL 1.5s is not a whole number of seconds: the lock record stores whole seconds (try 2s)
+	// elector: TTL 2.5s is not a whole number of seconds: the lock record stores whole seconds (try 3s)
 }

@@ -66,6 +66,22 @@ const (
 	DefaultPodLabelKey = "k8s-elector/status"
 )
 
+// MinTTL is the shortest TTL an Elector accepts. The lock record stores whole
+// seconds, and a follower restarts its expiry clock only when the record it
+// compares changes: a renewal in the same second as the previous one is not
+// seen. So a leader's lease counts from its first renewal in each second,
+// and those come up to 1s plus a retry period apart. Holding the lease
+// without a gap needs TTL − TTL/50 (the drift margin) > 1s + 2 × retry
+// period, the second retry period for the renewal's own latency; with the
+// default retry period of TTL/6 that is TTL > 1.23s, so 2s in whole seconds.
+// At 1s, leadership would flicker between renewals, and plain client-go
+// followers would take a healthy leader's lease.
+const MinTTL = 2 * time.Second
+
+// holdSpan is how long a lease must last to be held without a gap with
+// renewals every retry period: see MinTTL.
+func holdSpan(retry time.Duration) time.Duration { return time.Second + 2*retry }
+
 // ErrNoClient is among the errors New returns when neither WithClient nor
 // WithRESTConfig was given.
 var ErrNoClient = errors.New("elector: no Kubernetes client: set WithClient or WithRESTConfig")
@@ -151,7 +167,8 @@ func WithLockType(t LockType) Option {
 
 // WithTTL sets the lease duration: how long followers wait after they last saw
 // the leader renew before they take over. The lock record stores whole
-// seconds, so the TTL must be a whole number of seconds, at least 1s.
+// seconds, so the TTL must be a whole number of seconds, at least MinTTL
+// (2s).
 // Default: 10s.
 func WithTTL(ttl time.Duration) Option {
 	return optionFunc(func(o *options) { o.ttl = ttl })
@@ -359,9 +376,9 @@ func (o *options) validate(election string) error {
 
 	ttlOK := true
 	switch {
-	case o.ttl < time.Second:
+	case o.ttl < MinTTL:
 		ttlOK = false
-		bad("TTL %s is too short: want a whole number of seconds, at least 1s", o.ttl)
+		bad("TTL %s is too short: want a whole number of seconds, at least %s (the lock records whole seconds, so followers see at most one renewal a second)", o.ttl, MinTTL)
 	case o.ttl%time.Second != 0:
 		ttlOK = false
 		bad("TTL %s is not a whole number of seconds: the lock record stores whole seconds (try %s)", o.ttl, o.ttl.Round(time.Second))
@@ -384,6 +401,10 @@ func (o *options) validate(election string) error {
 		}
 		if min := time.Duration(jitterFactor * float64(o.retryPeriod)); o.renewDeadline <= min {
 			bad("renew deadline %s must be longer than 1.2 × the retry period %s (%s)", o.renewDeadline, o.retryPeriod, min)
+		}
+		if held, need := o.ttl-driftMargin(o.ttl), holdSpan(o.retryPeriod); held <= need {
+			bad("TTL %s is too short for a retry period of %s: followers see at most one renewal a second, "+
+				"so the lease less its drift margin (%s) must outlast 1s plus two retry periods (%s)", o.ttl, o.retryPeriod, held, need)
 		}
 	}
 

@@ -59,10 +59,13 @@ func TestValidation(t *testing.T) {
 		{"uppercase election", "Example", nil, []string{`election name "Example" is not a valid object name`}},
 		{"slash in election", "a/b", nil, []string{`"a/b" is not a valid object name`}},
 		{"election too long", strings.Repeat("a", 300), nil, []string{"is not a valid object name", "no more than 253"}},
-		{"ttl zero", "e", []Option{WithTTL(0)}, []string{"TTL 0s is too short: want a whole number of seconds, at least 1s"}},
+		{"ttl zero", "e", []Option{WithTTL(0)}, []string{"TTL 0s is too short: want a whole number of seconds, at least 2s"}},
+		{"ttl 1s", "e", []Option{WithTTL(time.Second)}, []string{"TTL 1s is too short: want a whole number of seconds, at least 2s (the lock records whole seconds"}},
+		{"ttl too short for the retry", "e", []Option{WithTTL(3 * time.Second), WithRenewDeadline(2 * time.Second), WithRetryPeriod(time.Second)},
+			[]string{"TTL 3s is too short for a retry period of 1s: followers see at most one renewal a second, so the lease less its drift margin (2.94s) must outlast 1s plus two retry periods (3s)"}},
 		{"ttl negative", "e", []Option{WithTTL(-time.Second)}, []string{"TTL -1s is too short"}},
 		{"ttl below 1s", "e", []Option{WithTTL(500 * time.Millisecond)}, []string{"TTL 500ms is too short"}},
-		{"ttl fractional", "e", []Option{WithTTL(1500 * time.Millisecond)}, []string{"TTL 1.5s is not a whole number of seconds"}},
+		{"ttl fractional", "e", []Option{WithTTL(2500 * time.Millisecond)}, []string{"TTL 2.5s is not a whole number of seconds"}},
 		{"unknown lock", "e", []Option{WithLockType("leasez")}, []string{`lock type "leasez" is not supported: want one of leases, endpoints, configmaps, endpointsleases, configmapsleases`}},
 		{"empty id", "e", []Option{WithID("")}, []string{`ID "" is empty`}},
 		{"blank id", "e", []Option{WithID("  ")}, []string{`ID "  " is empty`}},
@@ -159,7 +162,7 @@ func FuzzValidation(f *testing.F) {
 		}
 		// Whatever New accepts must satisfy client-go's invariants and ours.
 		o := e.o
-		if o.ttl < time.Second || o.ttl%time.Second != 0 || o.renewDeadline >= o.ttl ||
+		if o.ttl < MinTTL || o.ttl%time.Second != 0 || o.renewDeadline >= o.ttl || o.ttl-driftMargin(o.ttl) <= holdSpan(o.retryPeriod) ||
 			o.renewDeadline <= time.Duration(jitterFactor*float64(o.retryPeriod)) || o.retryPeriod <= 0 || o.id == "" {
 			t.Fatalf("New accepted invalid timing or ID: %+v", o)
 		}

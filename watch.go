@@ -3,18 +3,16 @@ package elector
 import (
 	"context"
 	"sync"
+	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/k8s-elector/elector/internal/record"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
 // Watch-driven election (WithWatch, on by default).
@@ -28,12 +26,13 @@ import (
 // fail with a conflict, never make a second leader; after a conflict the
 // next read goes to the API server.
 //
-// Lease expiry after a crash is still judged by client-go from the time this
-// candidate observed the record change, never from the other's clock. When
-// the watch shows the lock released or deleted, a candidate that is not
-// leading starts a new attempt at once instead of at its next retry; when it
-// shows the lock deleted or held by another, the leader steps down at once
-// instead of at its next renewal.
+// Lease expiry after a crash is judged from the time the watch delivered the
+// record's last change, never from the other's clock. A candidate that is
+// not leading tries to acquire at once when the watch shows the lock
+// released or deleted, and at the instant the lease it saw runs out (plus
+// the drift margin) when it shows another holder, instead of at its next
+// retry; when the watch shows the lock deleted or held by another, the
+// leader steps down at once instead of at its next renewal.
 
 // objectPtr is a pointer to a Kubernetes object type T.
 type objectPtr[T any] interface {
@@ -44,35 +43,28 @@ type objectPtr[T any] interface {
 
 // lockCache holds one lock object as last seen.
 type lockCache[T any, P objectPtr[T]] struct {
-	gr     schema.GroupResource
-	name   string
-	holder func(P) string // the record's holder; "" when released
-	// changed is called with each change the watch shows: the new holder
-	// ("" when released), or deleted.
-	changed func(holder string, deleted bool)
+	gr    schema.GroupResource
+	name  string
+	codec recordCodec[P]
+	// changed is called with each change the watch shows, see lockWatches.
+	changed func(rec resourcelock.LeaderElectionRecord, deleted bool)
 
 	mu       sync.Mutex
 	informer cache.Controller
-	obj      P    // nil while absent
-	refresh  bool // the next read goes to the API server
+	obj      P         // nil while absent
+	at       time.Time // when obj arrived
+	refresh  bool      // the next read goes to the API server
 }
 
-// fromCache marks a read that the cache served, for metrics.
-type fromCacheKey struct{}
-
-func markedFromCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, fromCacheKey{}, new(bool))
-}
-
-func servedFromCache(ctx context.Context) bool {
-	p, _ := ctx.Value(fromCacheKey{}).(*bool)
-	return p != nil && *p
-}
+// listFunc and watchFunc are a typed client's List and Watch.
+type (
+	listFunc  = func(context.Context, metav1.ListOptions) (runtime.Object, error)
+	watchFunc = func(context.Context, metav1.ListOptions) (watch.Interface, error)
+)
 
 // run watches the object until ctx ends. client is the clientset that list
 // and watchFn use: a fake one says that it cannot stream lists.
-func (c *lockCache[T, P]) run(ctx context.Context, client any, list func(context.Context, metav1.ListOptions) (runtime.Object, error),
-	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) {
+func (c *lockCache[T, P]) run(ctx context.Context, client any, list listFunc, watchFn watchFunc) {
 	selector := fields.OneTermEqualSelector("metadata.name", c.name).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -114,35 +106,48 @@ func (c *lockCache[T, P]) delivered(obj any, deleted bool) {
 	} else {
 		c.obj = o
 	}
+	c.at = time.Now()
 	c.mu.Unlock()
 	if c.changed != nil {
-		c.changed(c.holder(o), deleted)
+		rec, _, _, err := c.codec.decode(o, "")
+		if err != nil {
+			rec = resourcelock.LeaderElectionRecord{HolderIdentity: "?"}
+		}
+		c.changed(rec, deleted)
 	}
 }
 
-// get returns a copy of the cached object; ok is false when the read must go
-// to the API server (no complete watch yet, or a refresh is due).
-func (c *lockCache[T, P]) get() (obj P, ok bool) {
+// get returns a copy of the cached object and when it arrived; ok is false
+// when the read must go to the API server (no watch, no complete watch yet,
+// or a refresh is due).
+func (c *lockCache[T, P]) get() (obj P, at time.Time, ok bool) {
+	if c == nil {
+		return nil, time.Time{}, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.refresh || c.informer == nil || !c.informer.HasSynced() {
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	if c.obj == nil {
-		return nil, true
+		return nil, c.at, true
 	}
-	return c.obj.DeepCopyObject().(P), true
+	return c.obj.DeepCopyObject().(P), c.at, true
 }
 
-// wrote records the outcome of a request to the API server.
+// wrote records the outcome of a request to the API server. It does nothing
+// on a nil cache (no watch).
 func (c *lockCache[T, P]) wrote(obj P, err error) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case err == nil:
-		c.obj, c.refresh = obj.DeepCopyObject().(P), false
+		c.obj, c.at, c.refresh = obj.DeepCopyObject().(P), time.Now(), false
 	case apierrors.IsNotFound(err):
-		c.obj, c.refresh = nil, false
+		c.obj, c.at, c.refresh = nil, time.Now(), false
 	default:
 		// A conflict means the view is stale. Any other failure (a
 		// timeout above all) may hide a write that landed, or a server
@@ -150,89 +155,4 @@ func (c *lockCache[T, P]) wrote(obj P, err error) {
 		// that cannot read does not write either.
 		c.refresh = true
 	}
-}
-
-// cachedClient serves Get from a lockCache and keeps it current with the
-// responses to its own requests.
-type cachedClient[T any, P objectPtr[T]] struct {
-	objectClient[T]
-	c *lockCache[T, P]
-}
-
-func (w cachedClient[T, P]) Get(ctx context.Context, name string, opts metav1.GetOptions) (*T, error) {
-	if obj, ok := w.c.get(); ok {
-		if p, _ := ctx.Value(fromCacheKey{}).(*bool); p != nil {
-			*p = true
-		}
-		if obj == nil {
-			return nil, apierrors.NewNotFound(w.c.gr, name)
-		}
-		return obj, nil
-	}
-	obj, err := w.objectClient.Get(ctx, name, opts)
-	w.c.wrote(obj, err)
-	return obj, err
-}
-
-func (w cachedClient[T, P]) Create(ctx context.Context, obj *T, opts metav1.CreateOptions) (*T, error) {
-	out, err := w.objectClient.Create(ctx, obj, opts)
-	w.c.wrote(out, err)
-	return out, err
-}
-
-func (w cachedClient[T, P]) Update(ctx context.Context, obj *T, opts metav1.UpdateOptions) (*T, error) {
-	out, err := w.objectClient.Update(ctx, obj, opts)
-	w.c.wrote(out, err)
-	return out, err
-}
-
-// cachedLeases is a LeaseInterface whose Get, Create and Update go through
-// a cachedClient, for client-go's LeaseLock.
-type cachedLeases struct {
-	coordinationv1client.LeaseInterface
-	cached cachedClient[coordinationv1.Lease, *coordinationv1.Lease]
-}
-
-func (l cachedLeases) Get(ctx context.Context, name string, opts metav1.GetOptions) (*coordinationv1.Lease, error) {
-	return l.cached.Get(ctx, name, opts)
-}
-
-func (l cachedLeases) Create(ctx context.Context, obj *coordinationv1.Lease, opts metav1.CreateOptions) (*coordinationv1.Lease, error) {
-	return l.cached.Create(ctx, obj, opts)
-}
-
-func (l cachedLeases) Update(ctx context.Context, obj *coordinationv1.Lease, opts metav1.UpdateOptions) (*coordinationv1.Lease, error) {
-	return l.cached.Update(ctx, obj, opts)
-}
-
-// cachedLeasesGetter hands out cachedLeases for the election's namespace.
-type cachedLeasesGetter struct {
-	coordinationv1client.LeasesGetter
-	c *lockCache[coordinationv1.Lease, *coordinationv1.Lease]
-}
-
-func (g cachedLeasesGetter) Leases(ns string) coordinationv1client.LeaseInterface {
-	inner := g.LeasesGetter.Leases(ns)
-	return cachedLeases{LeaseInterface: inner, cached: cachedClient[coordinationv1.Lease, *coordinationv1.Lease]{objectClient: inner, c: g.c}}
-}
-
-func leaseHolder(l *coordinationv1.Lease) string {
-	if l.Spec.HolderIdentity == nil {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
-}
-
-// annotationHolder is the holder recorded in an annotation lock; an object
-// without a readable record counts as held, so it never triggers an attempt.
-func annotationHolder[P metav1.Object](obj P) string {
-	raw, ok := obj.GetAnnotations()[record.AnnotationKey]
-	if !ok {
-		return "?"
-	}
-	rec, err := record.Decode(raw)
-	if err != nil {
-		return "?"
-	}
-	return rec.HolderIdentity
 }

@@ -75,7 +75,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "The kubeconfig file to use. If not set, in-cluster config will be used; outside a cluster, $KUBECONFIG or ~/.kube/config is used, as kubectl does.")
 	fs.StringVar(&c.lockType, "lock-type", string(elector.DefaultLockType), "The type of Kubernetes object to use for the lock ("+lockTypes()+")")
 	fs.StringVar(&c.namespace, "namespace", elector.DefaultNamespace, "The Kubernetes namespace to run the election in. If not set, elections will run in the default namespace.")
-	fs.DurationVar(&c.ttl, "ttl", elector.DefaultTTL, "The TTL for the election.")
+	fs.DurationVar(&c.ttl, "ttl", elector.DefaultTTL, "The TTL for the election. A whole number of seconds, at least 2s: the lock records whole seconds, so 1s is too short to hold.")
 	fs.StringVar(&c.logLevel, "log-level", "info", "The log level: error, warn, info, debug, or a verbosity number (0 is info, 1 is debug, 2 also logs each renewal).")
 	fs.StringVar(&c.logFormat, "log-format", "json", "The log format: json or console.")
 	fs.DurationVar(&c.releaseDelay, "release-delay", 0, "How long a leader that is stopping reports not-leader before it releases the lock, so the application can stop its leader work first.")

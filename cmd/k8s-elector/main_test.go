@@ -53,7 +53,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"$KUBECONFIG or ~/.kube/config",
 		"-lock-type string\n    \tThe type of Kubernetes object to use for the lock (leases, endpoints, configmaps, endpointsleases, configmapsleases) (default \"leases\")",
 		"-namespace string\n    \tThe Kubernetes namespace to run the election in. If not set, elections will run in the default namespace. (default \"default\")",
-		"-ttl duration\n    \tThe TTL for the election. (default 10s)",
+		"-ttl duration\n    \tThe TTL for the election. A whole number of seconds, at least 2s: the lock records whole seconds, so 1s is too short to hold. (default 10s)",
 		"-log-level string",
 		"-log-format string",
 		"-pod-name string\n    \tThe name of this elector's Pod (from the Downward API). When set, the Pod is labelled <key>=leader or standby.",
@@ -83,9 +83,10 @@ func TestBadInput(t *testing.T) {
 		{"slash in election", []string{"-kubeconfig=" + kc, "-election=a/b"}, "is not a valid object name"},
 		{"long election", []string{"-kubeconfig=" + kc, "-election=" + strings.Repeat("a", 300)}, "no more than 253"},
 		{"ttl zero", append(ok, "-ttl=0"), "TTL 0s is too short"},
+		{"ttl 1s", append(ok, "-ttl=1s"), "TTL 1s is too short: want a whole number of seconds, at least 2s"},
 		{"ttl negative", append(ok, "-ttl=-1s"), "TTL -1s is too short"},
 		{"ttl garbage", append(ok, "-ttl=abc"), `invalid value "abc" for flag -ttl`},
-		{"ttl fractional", append(ok, "-ttl=1500ms"), "TTL 1.5s is not a whole number of seconds"},
+		{"ttl fractional", append(ok, "-ttl=2500ms"), "TTL 2.5s is not a whole number of seconds"},
 		{"empty id", append(ok, "-id="), `ID "" is empty`},
 		{"unknown lock", append(ok, "-lock-type=etcd"), `lock type "etcd" is not supported: want one of leases, endpoints, configmaps, endpointsleases, configmapsleases`},
 		{"empty namespace", append(ok, "-namespace="), "namespace is empty"},
@@ -179,7 +180,7 @@ func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
 	env := map[string]string{
 		"ELECTOR_KUBECONFIG":    kc,
 		"ELECTOR_ELECTION":      "Bad_Name", // overridden below
-		"ELECTOR_TTL":           "1500ms",
+		"ELECTOR_TTL":           "2500ms",
 		"ELECTOR_LOCK_TYPE":     "nope",
 		"ELECTOR_POD_LABEL_KEY": "a/b/c", // overridden below
 	}
@@ -192,7 +193,7 @@ func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
 	if strings.Contains(got, "a/b/c") {
 		t.Errorf("ELECTOR_POD_LABEL_KEY overrode -pod-label-key:\n%s", got)
 	}
-	for _, want := range []string{"TTL 1.5s is not a whole number", `lock type "nope"`} {
+	for _, want := range []string{"TTL 2.5s is not a whole number", `lock type "nope"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("stderr lacks %q (from the environment):\n%s", want, got)
 		}

@@ -1,0 +1,268 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/internal/record"
+)
+
+// plainLock is a lock as a plain client-go follower, or the original
+// k8s-elector, reads it: the raw record it compares is the whole-second one.
+// For leases the sweep uses client-go's own LeaseLock instead.
+type plainLock struct {
+	objectLock
+	id string
+}
+
+func (p plainLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	r, err := p.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &r.rec, r.visible, nil
+}
+
+func (p plainLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	_, err := p.create(ctx, rec)
+	return err
+}
+
+func (p plainLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	_, err := p.update(ctx, rec)
+	return err
+}
+
+func (p plainLock) RecordEvent(string) {}
+func (p plainLock) Identity() string   { return p.id }
+func (p plainLock) Describe() string   { return p.describe() }
+
+// plainFollower runs a plain client-go LeaderElector for id on its own
+// clientset of c, with the Elector's default timings for ttl. It reports the
+// instant its first acquisition was sent.
+func plainFollower(t *testing.T, c *fakekube.Cluster, lock LockType, id string, ttl time.Duration, acquired func(time.Time)) {
+	t.Helper()
+	client := c.Client()
+	client.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetVerb() == "create" || a.GetVerb() == "update" {
+			if holderOf(a.(k8stesting.CreateAction).GetObject()) == id {
+				acquired(time.Now())
+			}
+		}
+		return false, nil, nil
+	})
+	var rl resourcelock.Interface = plainLock{objectLock: newObjectLock(lock, "default", testElection, id, client, nil), id: id}
+	if lock == LockLeases {
+		rl = &resourcelock.LeaseLock{
+			LeaseMeta:  metav1.ObjectMeta{Namespace: "default", Name: testElection},
+			Client:     client.CoordinationV1(),
+			LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+		}
+	}
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:          rl,
+		LeaseDuration: ttl,
+		RenewDeadline: ttl / DefaultRenewDeadlineDivisor,
+		RetryPeriod:   ttl / DefaultRetryPeriodDivisor,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(context.Context) {},
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), logr.Discard()))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		le.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// holderOf returns the holder an object written to the fake records.
+func holderOf(obj runtime.Object) string {
+	switch o := obj.(type) {
+	case *coordinationv1.Lease:
+		if o.Spec.HolderIdentity != nil {
+			return *o.Spec.HolderIdentity
+		}
+	case *corev1.ConfigMap:
+		rec, _ := record.Decode(o.Annotations[record.AnnotationKey])
+		return rec.HolderIdentity
+	case *corev1.Endpoints:
+		rec, _ := record.Decode(o.Annotations[record.AnnotationKey])
+		return rec.HolderIdentity
+	}
+	return ""
+}
+
+// TestLeaseCountsFromWhatFollowersSee sweeps the leader's renewal times across
+// second boundaries and freezes it (every request hangs, as a stopped process
+// or a partition would have it) after each renewal in turn. The lock records
+// whole seconds, so a renewal in the same second as the previous one changes
+// nothing a plain client-go follower compares: the leader's valid_until must
+// count from the first write that gave followers what they see. For every
+// schedule, a plain client-go follower and an Elector follower must both
+// acquire no earlier than the old leader's valid_until plus the drift margin.
+func TestLeaseCountsFromWhatFollowersSee(t *testing.T) {
+	schedules := 0
+	var margins []time.Duration
+	for _, ttl := range []time.Duration{2 * time.Second, 3 * time.Second} {
+		retry := ttl / DefaultRetryPeriodDivisor
+		for _, lock := range LockTypes() {
+			t.Run(fmt.Sprintf("%s/%s", ttl, lock), func(t *testing.T) {
+				for offset := time.Duration(0); offset < time.Second; offset += 100 * time.Millisecond {
+					for k := 1; k <= int(time.Second/retry)+1; k++ {
+						schedules++
+						synctest.Test(t, func(t *testing.T) {
+							m := freezeAfterRenewal(t, lock, ttl, offset, k)
+							margins = append(margins, m)
+						})
+						if t.Failed() {
+							t.Fatalf("schedule: start +%s, frozen after renewal %d", offset, k)
+						}
+					}
+				}
+			})
+		}
+	}
+	if len(margins) > 0 {
+		least := margins[0]
+		for _, m := range margins {
+			least = min(least, m)
+		}
+		t.Logf("%d schedules; least margin (first acquisition - old valid_until - drift margin): %s", schedules, least)
+	}
+}
+
+// freezeAfterRenewal runs one schedule of the sweep and returns by how much
+// the first takeover came after the old leader's valid_until plus the drift
+// margin.
+func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, k int) time.Duration {
+	time.Sleep(offset)
+	c := fakekube.NewCluster()
+	retry := ttl / DefaultRetryPeriodDivisor
+
+	var (
+		mu       sync.Mutex
+		armed    bool
+		renewals int
+		frozen   = make(chan struct{}) // closed when the leader freezes
+		thaw     = make(chan struct{}) // closed at the end, to let its requests go
+		taken    time.Time
+	)
+	acquired := func(at time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		if taken.IsZero() {
+			taken = at
+		}
+	}
+	leader := c.Client()
+	leader.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		select {
+		case <-frozen:
+			<-thaw
+			return true, nil, errors.New("frozen")
+		default:
+		}
+		if a.GetVerb() != "update" {
+			return false, nil, nil
+		}
+		obj, err := c.Client().Invokes(a, nil)
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && armed && holderOf(obj) == "a" {
+			if renewals++; renewals == k {
+				close(frozen)
+			}
+		}
+		return true, obj, err
+	})
+	a, err := New(testElection, WithClient(leader), WithID("a"), WithLockType(lock), WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		close(thaw)
+		cancel()
+		<-done
+	}()
+	for !a.Status().IsLeader {
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+	}
+
+	plainFollower(t, c, lock, "b", ttl, acquired)
+	ours := c.Client()
+	ours.PrependReactor("*", "*", func(act k8stesting.Action) (bool, runtime.Object, error) {
+		if v := act.GetVerb(); (v == "create" || v == "update") && holderOf(act.(k8stesting.CreateAction).GetObject()) == "c" {
+			acquired(time.Now())
+		}
+		return false, nil, nil
+	})
+	b, err := New(testElection, WithClient(ours), WithID("c"), WithLockType(lock), WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, bcancel := context.WithCancel(context.Background())
+	bdone := make(chan error, 1)
+	go func() { bdone <- b.Run(bctx) }()
+	defer func() {
+		bcancel()
+		<-bdone
+	}()
+	// Both followers have read the lock at least once before the count.
+	time.Sleep(3 * retry)
+	synctest.Wait()
+	mu.Lock()
+	armed = true
+	mu.Unlock()
+
+	var validUntil time.Time
+	begin := time.Now()
+	for {
+		if s := a.Status(); s.IsLeader && s.ValidUntil.After(validUntil) {
+			validUntil = s.ValidUntil
+		}
+		mu.Lock()
+		got := taken
+		mu.Unlock()
+		if !got.IsZero() {
+			limit := validUntil.Add(driftMargin(ttl))
+			if got.Before(limit) {
+				t.Errorf("%s, TTL %s: a follower acquired %s before the frozen leader's valid_until plus the drift margin (%s)",
+					lock, ttl, limit.Sub(got), limit.Format("15:04:05.000"))
+			}
+			return got.Sub(limit)
+		}
+		if time.Since(begin) > 4*ttl {
+			t.Fatalf("%s, TTL %s: nobody took over from the frozen leader in %s", lock, ttl, 4*ttl)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+	}
+}
