@@ -166,7 +166,10 @@ func (e *Elector) Run(ctx context.Context) error {
 	if e.o.events {
 		c.events = e.newEventRecorder(log, c.labels)
 	}
-	defer startBackground(c.ctx, c.labels, c.events)()
+	// flushBy is when the background work must be done as Run returns.
+	var flushBy time.Time
+	stopBackground := startBackground(c.ctx, c.labels, c.events)
+	defer func() { stopBackground(flushBy) }()
 	var watches *lockWatches
 	if e.o.watch {
 		watches = &lockWatches{changed: e.lockChanged, clientset: e.client}
@@ -246,14 +249,24 @@ func (e *Elector) Run(ctx context.Context) error {
 			log.Info("stopping")
 		}
 		led := c.endTerm()
-		if led && (req != nil || stopping && e.o.releaseOnCancel) {
+		releasing := led && (req != nil || stopping && e.o.releaseOnCancel)
+		if releasing {
 			if d := e.o.releaseDelay; d > 0 {
 				// Not leader any more, as Status says; give applications that
 				// poll it time to stop leader work before someone else starts.
 				log.Info("waiting before releasing the lock", "releaseDelay", d)
 				time.Sleep(d)
 			}
-			c.release(cgCtx)
+		}
+		deadline := time.Now().Add(e.o.renewDeadline)
+		if stopping {
+			// The release and the last label and Events share one budget,
+			// so that shutdown is bounded even when the API server is out
+			// of reach.
+			flushBy = time.Now().Add(ShutdownBudget(e.o.renewDeadline))
+		}
+		if releasing {
+			c.release(cgCtx, deadline)
 		}
 		if req != nil {
 			if led {
@@ -389,9 +402,18 @@ func (e *Elector) lockWriting(inFlight bool) {
 	}
 }
 
-// flushTimeout bounds how long Run, as it returns, keeps trying to label the
-// Pod standby and to send the Events still queued.
-const flushTimeout = 5 * time.Second
+// ShutdownBudget is how long Run takes at most to return once its context
+// is cancelled, given the renew deadline: the release of the lock (at most
+// the renew deadline) and the last Pod label and Events (until the budget
+// runs out) share it. On top of it come the started-leading callback's own
+// return and the release delay, which Run waits for first. Size a Pod's
+// terminationGracePeriodSeconds from it: with the default TTL of 10s it is
+// 3.33s + 1s.
+func ShutdownBudget(renewDeadline time.Duration) time.Duration { return renewDeadline + time.Second }
+
+// flushTimeout bounds the background flush when Run returns without a
+// shutdown budget (it cannot: only cancellation ends Run).
+const flushTimeout = time.Second
 
 // backgroundWorker is work that Run hands off so that the election never
 // waits for it: the Pod label and Events.
@@ -405,10 +427,11 @@ type backgroundWorker interface {
 
 // startBackground runs the workers that are not nil, each on a goroutine of
 // its own, and returns the function that stops them: it calls finish on each,
-// gives them flushTimeout to complete, and waits for them to return. Their
-// context is detached from ctx, which is cancelled by then: the standby label
-// and the stopped-leading Events must still be sent.
-func startBackground(ctx context.Context, labels *podLabeler, events *eventRecorder) (stop func()) {
+// gives them until by (or flushTimeout, if by is zero) to complete, and waits
+// for them to return. Their context is detached from ctx, which is cancelled
+// by then: the standby label and the stopped-leading Events must still be
+// sent.
+func startBackground(ctx context.Context, labels *podLabeler, events *eventRecorder) (stop func(by time.Time)) {
 	var workers []backgroundWorker
 	if labels != nil {
 		workers = append(workers, labels)
@@ -421,11 +444,14 @@ func startBackground(ctx context.Context, labels *podLabeler, events *eventRecor
 	for _, w := range workers {
 		wg.Go(func() { w.run(ctx) })
 	}
-	return func() {
+	return func(by time.Time) {
 		for _, w := range workers {
 			w.finish()
 		}
-		deadline := time.AfterFunc(flushTimeout, cancel)
+		if by.IsZero() {
+			by = time.Now().Add(flushTimeout)
+		}
+		deadline := time.AfterFunc(time.Until(by), cancel)
 		wg.Wait()
 		deadline.Stop()
 		cancel()
@@ -639,11 +665,11 @@ func (c *campaign) endTerm() bool {
 // without waiting out the TTL. The tracked lock refuses the write unless the
 // record it last read or wrote names us, and the write is conditioned on that
 // record's resourceVersion, so a release never clears another holder's lock.
-func (c *campaign) release(ctx context.Context) {
+func (c *campaign) release(ctx context.Context, deadline time.Time) {
 	// Run's context is cancelled by now: detach from it so the request can be
-	// sent, and bound it by the renew deadline so that shutdown cannot hang on
-	// an unreachable API server.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.e.o.renewDeadline)
+	// sent, and bound it (by the renew deadline) so that shutdown cannot hang
+	// on an unreachable API server.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	for range 2 {
 		transitions := 0

@@ -216,7 +216,7 @@ func TestPodLabelLatestWins(t *testing.T) {
 		}
 		l.set(PodLabelLeader) // already applied: no patch
 		synctest.Wait()
-		stop()
+		stop(time.Time{})
 		if diff := cmp.Diff([]string{PodLabelLeader, PodLabelStandby}, patches.got()); diff != "" {
 			t.Errorf("patches after stop (-want +got):\n%s", diff)
 		}
@@ -227,7 +227,8 @@ func TestPodLabelLatestWins(t *testing.T) {
 }
 
 // TestShutdownLabelIsBounded stops a leader whose API server refuses every
-// patch from then on: Run gives up on the standby label after flushTimeout.
+// patch from then on: Run gives up on the standby label when the shutdown
+// budget runs out.
 func TestShutdownLabelIsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := fakekube.NewCluster()
@@ -253,8 +254,8 @@ func TestShutdownLabelIsBounded(t *testing.T) {
 
 		begin := time.Now()
 		a.stop(t)
-		if took := time.Since(begin); took != flushTimeout {
-			t.Errorf("Run returned after %s, want the flush timeout %s", took, flushTimeout)
+		if took, want := time.Since(begin), ShutdownBudget(testTTL/DefaultRenewDeadlineDivisor); took != want {
+			t.Errorf("Run returned after %s, want the shutdown budget %s", took, want)
 		}
 		if got := podLabels(t, c, "pod-a")[DefaultPodLabelKey]; got != PodLabelLeader {
 			t.Errorf("label %q, want %q left behind", got, PodLabelLeader)

@@ -189,3 +189,62 @@ func TestDeletedLockIsNotTakenWhileItsLeaseRuns(t *testing.T) {
 		}
 	})
 }
+
+// TestCrashFailoverAtTheLeaseWithWatch: a follower on the watch knows when
+// the lease it saw renewed runs out, and tries at that instant (plus the
+// drift margin) rather than at its next jittered retry.
+func TestCrashFailoverAtTheLeaseWithWatch(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		if polling(t) {
+			t.Skip("polling keeps client-go's retry cadence: TestCrashedLeaderIsReplacedAfterTTL")
+		}
+		c := fakekube.NewCluster()
+		a := start(t, c, "a", lock, WithReleaseOnCancel(false))
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", lock)
+		time.Sleep(2*maxRetryWait + 370*time.Millisecond)
+		synctest.Wait()
+		since := a.e.view.Load().renewed // what followers count from, at the latest
+		a.stop(t)                        // like a crash: no release
+		stopped := time.Now()
+		_, took := waitLeader(t, 3*testTTL, b) // in steps of 10ms
+		takeover := stopped.Add(took)
+		lease := testTTL + driftMargin(testTTL)
+		if floor := since.Add(lease); takeover.Before(floor) {
+			t.Fatalf("b took over %s before a's lease ran out", floor.Sub(takeover))
+		}
+		if ceiling := stopped.Add(lease + 20*time.Millisecond); takeover.After(ceiling) {
+			t.Fatalf("b took over %s after the stop, want at most the lease plus the drift margin (%s) after a's last renewal",
+				takeover.Sub(stopped), lease)
+		}
+	})
+}
+
+// TestDeletedLockWaitIsAtMostOneTTL deletes a lock that a third party held
+// with a lease of an hour: the candidates that saw it wait out what they
+// saw, but no longer than their own TTL, as a candidate that starts after
+// the deletion (and saw nothing) does not wait at all.
+func TestDeletedLockWaitIsAtMostOneTTL(t *testing.T) {
+	forEachLock(t, func(t *testing.T, lock LockType) {
+		c := fakekube.NewCluster()
+		a, b := leaderAndFollower(t, c, lock)
+		admin := c.Client()
+		rec := lockHolder(t, admin, lock)
+		rec.HolderIdentity, rec.LeaseDurationSeconds = "intruder", 3600
+		rec.LeaderTransitions++
+		writeRecord(t, admin, lock, rec)
+		written := time.Now()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		deleteLock(t, c, lock)
+		leader, _ := waitLeader(t, 3*testTTL, a, b)
+		// The candidates read the lock (from the watch, or the API server)
+		// at least once a jittered retry: the last change they saw came at
+		// most that long before the intruder's write.
+		took := time.Since(written)
+		if took < testTTL-maxRetryWait || took > testTTL+maxRetryWait+100*time.Millisecond {
+			t.Errorf("%s created the deleted lock %s after the intruder's write, want one TTL (%s) after the last change it saw",
+				leader.id, took, testTTL)
+		}
+	})
+}
