@@ -107,15 +107,23 @@ type Elector struct {
 // the cluster.
 func New(election string, opts ...Option) (*Elector, error) {
 	o := defaults()
-	for _, opt := range opts {
+	var errs []error
+	for i, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("elector: option %d of %d is nil", i+1, len(opts)))
+			continue
+		}
 		opt.apply(&o)
 	}
 	if err := o.validate(election); err != nil {
-		return nil, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	client, err := o.lockClient()
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err)
 	}
 	e := &Elector{election: election, o: o, client: client}
 	e.publish(view{})

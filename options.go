@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -82,9 +83,9 @@ const MinTTL = 2 * time.Second
 // renewals every retry period: see MinTTL.
 func holdSpan(retry time.Duration) time.Duration { return time.Second + 2*retry }
 
-// ErrNoClient is among the errors New returns when neither WithClient nor
+// errNoClient is among the errors New returns when neither WithClient nor
 // WithRESTConfig was given.
-var ErrNoClient = errors.New("elector: no Kubernetes client: set WithClient or WithRESTConfig")
+var errNoClient = errors.New("elector: no Kubernetes client: set WithClient or WithRESTConfig")
 
 // jitterFactor is client-go's leaderelection.JitterFactor: a candidate waits up
 // to RetryPeriod*jitterFactor between attempts, so the renew deadline must be
@@ -112,6 +113,7 @@ type options struct {
 	retryPeriod     time.Duration
 	client          Client
 	restConfig      *rest.Config
+	restConfigErr   error // why the REST config could not be loaded (WithRESTConfigFrom)
 	logger          logr.Logger
 	releaseOnCancel bool
 	healthTolerance time.Duration
@@ -216,7 +218,18 @@ func WithClient(c Client) Option {
 // server's per-request deprecation warning for v1 Endpoints. Set exactly one
 // of WithClient and WithRESTConfig.
 func WithRESTConfig(cfg *rest.Config) Option {
-	return optionFunc(func(o *options) { o.restConfig = cfg })
+	return optionFunc(func(o *options) { o.restConfig, o.restConfigErr = cfg, nil })
+}
+
+// WithRESTConfigFrom is WithRESTConfig for a config that the caller loaded
+// and whose loading may have failed, as in
+//
+//	elector.WithRESTConfigFrom(clientcmd.BuildConfigFromFlags("", path))
+//
+// New then reports err together with every other problem, instead of a
+// missing client.
+func WithRESTConfigFrom(cfg *rest.Config, err error) Option {
+	return optionFunc(func(o *options) { o.restConfig, o.restConfigErr = cfg, err })
 }
 
 // WithLogger sets the logger. The Elector names it "elector" and adds the
@@ -427,12 +440,27 @@ func (o *options) validate(election string) error {
 	}
 
 	switch {
-	case o.client == nil && o.restConfig == nil:
-		errs = append(errs, ErrNoClient)
+	case o.restConfigErr != nil:
+		bad("Kubernetes client config: %w", o.restConfigErr)
 	case o.client != nil && o.restConfig != nil:
 		bad("both WithClient and WithRESTConfig are set: set only one")
+	case isNil(o.client) && o.restConfig == nil:
+		if o.client != nil {
+			bad("WithClient got a nil %T: pass a clientset", o.client)
+		} else {
+			errs = append(errs, errNoClient)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// isNil reports whether c is nil or holds a nil pointer.
+func isNil(c Client) bool {
+	if c == nil {
+		return true
+	}
+	v := reflect.ValueOf(c)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 func validLockType(t LockType) bool {

@@ -108,8 +108,28 @@ func TestValidation(t *testing.T) {
 
 func TestClientRequired(t *testing.T) {
 	_, err := New("e")
-	if !errors.Is(err, ErrNoClient) {
-		t.Fatalf("New without client: %v, want ErrNoClient", err)
+	if !errors.Is(err, errNoClient) {
+		t.Fatalf("New without client: %v, want errNoClient", err)
+	}
+	var typedNil *fake.Clientset
+	if _, err := New("e", WithClient(typedNil)); err == nil || !strings.Contains(err.Error(), "WithClient got a nil *fake.Clientset") {
+		t.Fatalf("New with a typed-nil client: %v, want an error naming it", err)
+	}
+	if _, err := New("e", WithClient(fake.NewClientset()), nil); err == nil || !strings.Contains(err.Error(), "option 2 of 2 is nil") {
+		t.Fatalf("New with a nil option: %v, want an error naming it", err)
+	}
+	loadErr := errors.New("open /nowhere/kubeconfig: no such file or directory")
+	_, err = New("e", WithRESTConfigFrom(nil, loadErr), WithTTL(time.Second))
+	if err == nil || !errors.Is(err, loadErr) || errors.Is(err, errNoClient) || !strings.Contains(err.Error(), "TTL 1s") {
+		t.Fatalf("New with a config that failed to load: %v, want that failure and the TTL's, and no missing client", err)
+	}
+	// A config that cannot become a client: its CA is not a certificate.
+	_, err = New("e", WithRESTConfig(&rest.Config{Host: "https://127.0.0.1:1", TLSClientConfig: rest.TLSClientConfig{CAData: []byte("not a certificate")}}))
+	if err == nil || !strings.HasPrefix(err.Error(), "elector: Kubernetes client config: ") {
+		t.Fatalf("New with a CA that is not a certificate: %v, want a client config error", err)
+	}
+	if _, ok := err.(interface{ Unwrap() []error }); !ok {
+		t.Fatalf("New's error %T is not joined like its other errors", err)
 	}
 	_, err = New("e", WithClient(fake.NewClientset()), WithRESTConfig(&rest.Config{}))
 	if err == nil || !strings.Contains(err.Error(), "set only one") {

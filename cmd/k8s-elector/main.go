@@ -165,10 +165,10 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 	// line has one format.
 	klog.SetLoggerWithOptions(log, klog.ContextualLogger(true))
 
-	// Load the client config, but report its problem together with those of
-	// the flags: New validates everything else without it.
-	restCfg, cfgErr := restConfig(c.kubeconfig)
 	opts := []elector.Option{
+		// New reports a config that cannot be loaded with every other
+		// problem.
+		elector.WithRESTConfigFrom(restConfig(c.kubeconfig)),
 		elector.WithNamespace(c.namespace),
 		elector.WithLockType(elector.LockType(c.lockType)),
 		elector.WithTTL(c.ttl),
@@ -181,23 +181,12 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 		elector.WithEvents(c.events),
 		elector.WithMetricsGatherers(processMetrics()),
 	}
-	if cfgErr == nil {
-		opts = append(opts, elector.WithRESTConfig(restCfg))
-	}
 	if c.idSet {
 		opts = append(opts, elector.WithID(c.id))
 	}
 	e, err := elector.New(c.election, opts...)
-	if cfgErr != nil || err != nil {
-		errs := []error{cfgErr}
-		if joined, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, err := range joined.Unwrap() {
-				if !(cfgErr != nil && errors.Is(err, elector.ErrNoClient)) {
-					errs = append(errs, err)
-				}
-			}
-		}
-		return usageError(stderr, errors.Join(errs...))
+	if err != nil {
+		return usageError(stderr, err)
 	}
 
 	var srv *http.Server
