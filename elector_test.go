@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -543,9 +542,9 @@ func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 
 type nopObserver struct{}
 
-func (nopObserver) observed(resourcelock.LeaderElectionRecord, types.UID) {}
-func (nopObserver) absent()                                               {}
-func (nopObserver) wrote(resourcelock.LeaderElectionRecord, time.Time)    {}
+func (nopObserver) observed(resourcelock.LeaderElectionRecord)         {}
+func (nopObserver) absent()                                            {}
+func (nopObserver) wrote(resourcelock.LeaderElectionRecord, time.Time) {}
 
 // stubLock records the deadline of each request's context.
 type stubLock struct {

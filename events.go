@@ -60,30 +60,30 @@ type eventRecorder struct {
 	podUID types.UID
 }
 
-func (e *Elector) newEventRecorder(log logr.Logger, labels *podLabeler) *eventRecorder {
+func newEventRecorder(client Client, o *options, log logr.Logger, labels *podLabeler) *eventRecorder {
 	r := &eventRecorder{
-		events:     e.client.CoreV1(),
-		podName:    e.o.podName,
+		events:     client.CoreV1(),
+		podName:    o.podName,
 		labels:     labels,
-		namespace:  e.o.namespace,
-		id:         e.o.id,
-		timeout:    e.o.requestTimeout(),
-		limit:      e.o.retryLimit(),
+		namespace:  o.namespace,
+		id:         o.id,
+		timeout:    o.requestTimeout(),
+		limit:      o.retryLimit(),
 		log:        log,
 		correlator: record.NewEventCorrelatorWithOptions(record.CorrelatorOptions{}),
 		queue:      make(chan *corev1.Event, eventQueueLength),
 	}
-	if e.o.podName != "" {
-		r.pods = e.client.CoreV1().Pods(e.o.namespace)
+	if o.podName != "" {
+		r.pods = client.CoreV1().Pods(o.namespace)
 	}
 	return r
 }
 
-// lockRef refers to the lock object, with the UID it was last seen with.
-func (e *Elector) lockRef(uid types.UID) corev1.ObjectReference {
-	ref := corev1.ObjectReference{Kind: "Lease", APIVersion: "coordination.k8s.io/v1",
-		Namespace: e.o.namespace, Name: e.election, UID: uid}
-	switch e.o.lockType {
+// lockRef refers to the lock object of lock type t named ns/name, for
+// Events; the term sets the UID it holds.
+func lockRef(t LockType, ns, name string) corev1.ObjectReference {
+	ref := corev1.ObjectReference{Kind: "Lease", APIVersion: "coordination.k8s.io/v1", Namespace: ns, Name: name}
+	switch t {
 	case LockConfigMaps, LockConfigMapsLeases:
 		ref.Kind, ref.APIVersion = "ConfigMap", "v1"
 	case LockEndpoints, LockEndpointsLeases:

@@ -82,6 +82,7 @@ var (
 //
 //	$ curl -s -X POST 'localhost:5002/resign?cooldown=30s'
 func (e *Elector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.handlerOnce.Do(func() { e.handler = e.routes() })
 	e.handler.ServeHTTP(w, r)
 }
 
@@ -96,7 +97,7 @@ func (e *Elector) serveLeader(w http.ResponseWriter, r *http.Request) {
 // writeStatus answers the status as JSON: 200, or with leaderOnly 503 when
 // this candidate does not lead.
 func (e *Elector) writeStatus(w http.ResponseWriter, r *http.Request, leaderOnly bool) {
-	c := e.statusBody(time.Now())
+	c := e.views.body(time.Now())
 	if c == nil {
 		writeText(w, r, http.StatusInternalServerError, "internal error: cannot encode status")
 		return
@@ -125,8 +126,39 @@ func (e *Elector) serveHealthz(w http.ResponseWriter, r *http.Request) {
 // healthy reports an error when this candidate believes it leads but has not
 // renewed for the lease duration plus the tolerance, as client-go's
 // HealthzAdaptor does.
+// Check is a health check with the signature of controller-runtime's
+// healthz.Checker, so that a manager can add it as it is:
+//
+//	mgr.AddHealthzCheck("leader-election", e.Check)
+//
+// It fails, as GET /healthz does, only for a leader whose election loop is
+// stuck: it leads but has not renewed its lease for the lease duration plus
+// the health tolerance (WithHealthTolerance).
+func (e *Elector) Check(*http.Request) error { return e.healthy(time.Now()) }
+
+// LeaderOnly returns a handler that passes requests to h while this
+// candidate leads, and answers everything else with 503 Service Unavailable
+// and the current leader in the X-Leader header (empty if none), so that a
+// client or a proxy can retry elsewhere:
+//
+//	http.Handle("/api/", e.LeaderOnly(api))
+//
+// Leadership is judged when the request arrives; h is not cancelled when
+// leadership ends while it runs.
+func (e *Elector) LeaderOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := e.Status()
+		if !s.IsLeader {
+			w.Header().Set("X-Leader", s.Leader)
+			writeText(w, r, http.StatusServiceUnavailable, "not the leader: the leader is "+strconv.Quote(s.Leader))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (e *Elector) healthy(now time.Time) error {
-	v := e.view.Load()
+	v := e.views.load()
 	if !v.leading {
 		return nil
 	}
@@ -138,15 +170,12 @@ func (e *Elector) healthy(now time.Time) error {
 }
 
 func (e *Elector) serveReadyz(w http.ResponseWriter, r *http.Request) {
-	if !e.view.Load().known {
+	if !e.views.load().known {
 		writeText(w, r, http.StatusServiceUnavailable, "leader election: the lock has not been read yet")
 		return
 	}
 	writeText(w, r, http.StatusOK, "ok")
 }
-
-// maxResignCooldown bounds the cooldown POST /resign accepts.
-const maxResignCooldown = 24 * time.Hour
 
 func (e *Elector) serveResign(w http.ResponseWriter, r *http.Request) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -157,7 +186,7 @@ func (e *Elector) serveResign(w http.ResponseWriter, r *http.Request) {
 	cooldown := e.o.ttl
 	if q := r.URL.Query().Get("cooldown"); q != "" {
 		d, err := time.ParseDuration(q)
-		if err != nil || d < 0 || d > maxResignCooldown {
+		if err != nil || d < 0 || d > MaxResignCooldown {
 			writeText(w, r, http.StatusBadRequest, "invalid cooldown: want a duration from 0s to 24h, such as 30s")
 			return
 		}
@@ -173,14 +202,8 @@ func (e *Elector) serveResign(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// watchKey is what a /watch event is about: renewals change none of it.
-type watchKey struct {
-	isLeader    bool
-	leader      string
-	uid         string
-	transitions int
-}
-
+// serveWatch streams the statuses of Observe as Server-Sent Events until the
+// client goes or Run returns.
 func (e *Elector) serveWatch(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -192,42 +215,25 @@ func (e *Elector) serveWatch(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	keepAlive := time.NewTicker(keepAliveInterval)
 	defer keepAlive.Stop()
-	expiry := time.NewTimer(0)
-	defer expiry.Stop()
-
-	var last watchKey
-	first := true
+	statuses := e.Observe(r.Context())
 	for {
-		v := e.view.Load()
-		s := e.Status()
-		if k := (watchKey{s.IsLeader, s.Leader, s.LockUID, s.LeaderTransitions}); first || k != last {
+		select {
+		case s, ok := <-statuses:
+			if !ok {
+				return // the client left, or Run returned
+			}
 			body, err := json.Marshal(s)
 			if err != nil || !writeEvent(rc, w, "data: "+string(body)+"\n\n") {
 				return
 			}
-			first, last = false, k
-		}
-		// is_leader also turns false without a new view, when valid_until
-		// passes: wake up then.
-		expiry.Stop()
-		if s.IsLeader {
-			expiry.Reset(time.Until(v.validUntil))
-		}
-		select {
-		case <-v.changed:
-		case <-expiry.C:
 		case <-keepAlive.C:
 			if !writeEvent(rc, w, ": keep-alive\n\n") {
 				return
 			}
-		case <-r.Context().Done():
-			return
 		}
 	}
 }
 
-// writeEvent writes and flushes one event, extending the write deadline the
-// server set for the request, and reports whether the client is still there.
 func writeEvent(rc *http.ResponseController, w http.ResponseWriter, event string) bool {
 	_ = rc.SetWriteDeadline(time.Now().Add(keepAliveInterval + 10*time.Second))
 	if _, err := w.Write([]byte(event)); err != nil {

@@ -19,8 +19,10 @@ type metrics struct {
 	latency     *prometheus.HistogramVec
 }
 
-func newMetrics(e *Elector) *metrics {
-	labels := prometheus.Labels{"election": e.o.namespace + "/" + e.election, "identity": e.o.id}
+// newMetrics returns the metrics of candidate id in election (namespace/name),
+// whose gauges read vs.
+func newMetrics(election, id string, vs *views) *metrics {
+	labels := prometheus.Labels{"election": election, "identity": id}
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		transitions: prometheus.NewCounter(prometheus.CounterOpts{
@@ -42,16 +44,16 @@ func newMetrics(e *Elector) *metrics {
 			Name: "k8s_elector_is_leader", ConstLabels: labels,
 			Help: "1 while this candidate leads (holds the lock within its valid-until time), else 0.",
 		}, func() float64 {
-			if e.Status().IsLeader {
+			if vs.load().leadingAt(time.Now()) {
 				return 1
 			}
 			return 0
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "k8s_elector_last_renew_timestamp_seconds", ConstLabels: labels,
-			Help: "Unix time at which this candidate sent its last successful acquire or renewal in the current term; 0 while following.",
+			Help: "Unix time from which this candidate's lease counts: the send time of its first renewal that changed the lock record as followers compare it (whole seconds); 0 while following.",
 		}, func() float64 {
-			v := e.view.Load()
+			v := vs.load()
 			if !v.leading {
 				return 0
 			}

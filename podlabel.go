@@ -65,15 +65,15 @@ type podLabeler struct {
 	lastErr string
 }
 
-func (e *Elector) newPodLabeler(log logr.Logger) *podLabeler {
+func newPodLabeler(client Client, o *options, log logr.Logger) *podLabeler {
 	return &podLabeler{
-		pods:    e.client.CoreV1().Pods(e.o.namespace),
-		ref:     e.o.namespace + "/" + e.o.podName,
-		name:    e.o.podName,
-		key:     e.o.podLabelKey,
-		timeout: e.o.requestTimeout(),
-		limit:   e.o.retryLimit(),
-		log:     log.WithValues("pod", e.o.namespace+"/"+e.o.podName),
+		pods:    client.CoreV1().Pods(o.namespace),
+		ref:     o.namespace + "/" + o.podName,
+		name:    o.podName,
+		key:     o.podLabelKey,
+		timeout: o.requestTimeout(),
+		limit:   o.retryLimit(),
+		log:     log.WithValues("pod", o.namespace+"/"+o.podName),
 		kick:    make(chan struct{}, 1),
 	}
 }

@@ -204,7 +204,7 @@ func TestPodLabelLatestWins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := e.newPodLabeler(logr.Discard())
+		l := newPodLabeler(e.client, &e.o, logr.Discard())
 		l.set(PodLabelStandby)
 		l.set(PodLabelLeader)
 		l.set(PodLabelStandby)

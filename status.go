@@ -3,6 +3,7 @@ package elector
 import (
 	"encoding/json"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -20,15 +21,17 @@ import (
 //
 // (LockUID, LeaderTransitions) is a fencing token: the transition count grows
 // by one with every change of holder, and a new UID (the lock object was
-// deleted and created again) starts a new epoch. A leader passes its token
-// with every write to the resource it protects, and the resource rejects
-// writes whose token is lower than the highest it has seen, so that a leader
-// that was paused past its term cannot overwrite its successor's work.
+// deleted and created again) starts a new epoch. UIDs carry no order of their
+// own: a resource takes a UID it has not seen as an epoch newer than every
+// token before it. A leader passes its token with every write to the resource
+// it protects, and the resource rejects a write from an older epoch, or from
+// the same epoch with a lower transition count than the highest it has
+// accepted, so that a leader that was paused past its term cannot overwrite
+// its successor's work.
 type Status struct {
 	// IsLeader reports whether this candidate leads: it holds the lock, its
-	// term has not ended, and its last successful acquire or renewal was sent
-	// less than the lease duration (minus a 2% margin for clock-rate drift)
-	// ago, measured on the monotonic clock. A leader that was paused or cut
+	// term has not ended, and ValidUntil has not passed on the monotonic
+	// clock. A leader that was paused or cut
 	// off from the API server reports false as soon as that time has passed,
 	// before anyone else can have taken over.
 	IsLeader bool `json:"is_leader"`
@@ -51,9 +54,12 @@ type Status struct {
 	AcquireTime time.Time `json:"acquire_time,omitzero"`
 	RenewTime   time.Time `json:"renew_time,omitzero"`
 	// ValidUntil is, on the leader, when its leadership ends unless it
-	// renews: the send time of its last successful write plus the lease
-	// duration, less the clock-drift margin. Zero, and absent from JSON,
-	// whenever IsLeader is false.
+	// renews: the lease duration, less the clock-drift margin (2%), after the
+	// send time of the first write that gave the lock record what followers
+	// now compare. The record has whole-second times, and a follower counts
+	// the lease from when it saw that record change, so a renewal in the same
+	// second as the one before does not move ValidUntil. Zero, and absent
+	// from JSON, whenever IsLeader is false.
 	ValidUntil time.Time `json:"valid_until,omitzero"`
 }
 
@@ -92,6 +98,7 @@ func (s Status) MarshalJSON() ([]byte, error) {
 // once stored.
 type view struct {
 	known       bool // the lock has been read at least once
+	running     bool // published by a Run that has not returned
 	leader      string
 	leading     bool
 	validUntil  time.Time // with a monotonic reading
@@ -99,18 +106,21 @@ type view struct {
 	transitions int
 	acquireTime time.Time
 	renewTime   time.Time
-	renewed     time.Time     // on the leader: send time of the last successful write
+	renewed     time.Time     // on the leader: what its lease counts from (see term)
 	lease       time.Duration // on the leader: lease duration of that write
 
-	// changed is closed when a newer view replaces this one.
+	// changed is closed when a newer view replaces this one; next is that
+	// view, set before changed is closed, so that a reader can follow every
+	// view published.
 	changed chan struct{}
+	next    *view
 }
 
-// Status returns a consistent snapshot of the election as this Elector sees
-// it. It never blocks and is safe to call from any goroutine, at any rate,
-// before, during and after Run.
-func (e *Elector) Status() Status {
-	return e.view.Load().status(e.o.id, time.Now())
+// same reports whether v and w show the same thing.
+func (v *view) same(w *view) bool {
+	a, b := *v, *w
+	a.changed, b.changed, a.next, b.next = nil, nil, nil, nil
+	return a == b
 }
 
 // status is the Status of candidate id in view v at now.
@@ -135,6 +145,40 @@ func (v *view) status(id string, now time.Time) Status {
 
 func (v *view) leadingAt(now time.Time) bool { return v.leading && now.Before(v.validUntil) }
 
+// views owns the published view of one candidate and the GET / body rendered
+// from it. Only one goroutine at a time publishes (New, then Run's); any
+// number read.
+type views struct {
+	id       string
+	cur      atomic.Pointer[view]
+	rendered atomic.Pointer[statusJSON] // the last GET / body, see body
+}
+
+func newViews(id string) *views {
+	vs := &views{id: id}
+	vs.publish(view{})
+	return vs
+}
+
+// load returns the current view.
+func (vs *views) load() *view { return vs.cur.Load() }
+
+// status is the Status at now.
+func (vs *views) status(now time.Time) Status { return vs.load().status(vs.id, now) }
+
+// publish replaces the current view with v, if v shows something else, and
+// wakes everyone waiting for a change.
+func (vs *views) publish(v view) {
+	if old := vs.cur.Load(); old != nil && old.same(&v) {
+		return
+	}
+	v.changed = make(chan struct{})
+	if old := vs.cur.Swap(&v); old != nil {
+		old.next = &v
+		close(old.changed)
+	}
+}
+
 // statusJSON is a rendered GET / body. The body depends only on the view,
 // on whether the candidate leads, and on the time to the second (the
 // timestamp has whole seconds), so one rendering serves every request of
@@ -147,32 +191,23 @@ type statusJSON struct {
 	length  []string // the Content-Length header
 }
 
-// statusBody returns the GET / body at now, rendering and caching it if the
-// cached one is for another view, second or leadership. Concurrent requests
-// that miss may each render; the last one stored wins, and all are correct.
-// It returns nil if the status cannot be encoded, which its MarshalJSON
+// body returns the GET / body at now, rendering and caching it if the cached
+// one is for another view, second or leadership. Concurrent requests that
+// miss may each render; the last one stored wins, and all are correct. It
+// returns nil if the status cannot be encoded, which its MarshalJSON
 // (strings, a bool, an int and formatted times) rules out.
-func (e *Elector) statusBody(now time.Time) *statusJSON {
-	v := e.view.Load()
+func (vs *views) body(now time.Time) *statusJSON {
+	v := vs.load()
 	leading, unix := v.leadingAt(now), now.Unix()
-	if c := e.rendered.Load(); c != nil && c.v == v && c.unix == unix && c.leading == leading {
+	if c := vs.rendered.Load(); c != nil && c.v == v && c.unix == unix && c.leading == leading {
 		return c
 	}
-	body, err := json.Marshal(v.status(e.o.id, now))
+	body, err := json.Marshal(v.status(vs.id, now))
 	if err != nil {
 		return nil
 	}
 	body = append(body, '\n')
 	c := &statusJSON{v: v, unix: unix, leading: leading, body: body, length: []string{strconv.Itoa(len(body))}}
-	e.rendered.Store(c)
+	vs.rendered.Store(c)
 	return c
-}
-
-// publish replaces the view that Status reads, and wakes everyone waiting
-// for a change. Only one goroutine at a time publishes: New, then Run's.
-func (e *Elector) publish(v view) {
-	v.changed = make(chan struct{})
-	if old := e.view.Swap(&v); old != nil {
-		close(old.changed)
-	}
 }

@@ -19,8 +19,8 @@ import (
 // from the goroutine that runs the election.
 type lockObserver interface {
 	// observed is called with every record read or successfully written,
-	// and the UID of the object that holds it.
-	observed(rec resourcelock.LeaderElectionRecord, uid types.UID)
+	// once the tracked lock holds it (see current).
+	observed(rec resourcelock.LeaderElectionRecord)
 	// absent is called when a read finds no lock object.
 	absent()
 	// wrote is called after a successful create or update. since is the
@@ -70,7 +70,10 @@ type trackedLock struct {
 
 	// last is the record as last read or written: it is what the inner lock's
 	// cached object holds, and so what its next update is conditioned on.
+	// It is the election's record: every other part reads it from here.
 	last       *resourcelock.LeaderElectionRecord
+	uid        types.UID // of the object that holds last
+	gone       bool      // the last read found no lock object
 	precise    []byte    // last's precise form
 	lastChange time.Time // when this candidate first saw precise
 	visible    []byte    // last's visible form
@@ -102,6 +105,7 @@ func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	}
 	if err != nil {
 		if apierrors.IsNotFound(err) {
+			l.gone = true
 			l.obs.absent()
 			if holder, left := l.heldByAnother(); left > 0 {
 				// client-go would create the lock at once. Its holder may
@@ -120,7 +124,7 @@ func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	l.succeeded()
 	l.checkSharedID(r)
 	l.remember(r)
-	l.obs.observed(r.rec, r.uid)
+	l.obs.observed(r.rec)
 	rec := r.rec
 	if l.freeWhenExpired && rec.HolderIdentity != "" && rec.HolderIdentity != l.id && !time.Now().Before(l.expiry()) {
 		// Expired by this candidate's count, which client-go's would reach
@@ -128,6 +132,16 @@ func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 		rec.HolderIdentity = ""
 	}
 	return &rec, r.precise, nil
+}
+
+// current returns the record the lock holds as last read or written, the UID
+// of its object, and whether the lock has been read at all. A lock found
+// missing holds the empty record.
+func (l *trackedLock) current() (rec resourcelock.LeaderElectionRecord, uid types.UID, known bool) {
+	if l.gone || l.last == nil {
+		return resourcelock.LeaderElectionRecord{}, "", l.gone
+	}
+	return *l.last, l.uid, true
 }
 
 // expiry is when the lease of the last record seen runs out for this
@@ -173,7 +187,7 @@ func (l *trackedLock) remember(r lockRead) {
 		}
 	}
 	rec := r.rec
-	l.last = &rec
+	l.last, l.uid, l.gone = &rec, r.uid, false
 	l.deletedHeldBy = ""
 }
 
@@ -252,10 +266,10 @@ func (l *trackedLock) write(ctx context.Context, verb string, rec resourcelock.L
 	l.succeeded()
 	l.precise, l.lastChange = r.precise, r.seen
 	written := r.rec
-	l.last = &written
+	l.last, l.uid, l.gone = &written, r.uid, false
 	l.deletedHeldBy = ""
 	l.written = r.precise
-	l.obs.observed(r.rec, r.uid)
+	l.obs.observed(r.rec)
 	l.obs.wrote(r.rec, since)
 	return nil
 }

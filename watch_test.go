@@ -204,8 +204,8 @@ func TestCrashFailoverAtTheLeaseWithWatch(t *testing.T) {
 		b := start(t, c, "b", lock)
 		time.Sleep(2*maxRetryWait + 370*time.Millisecond)
 		synctest.Wait()
-		since := a.e.view.Load().renewed // what followers count from, at the latest
-		a.stop(t)                        // like a crash: no release
+		since := a.e.views.load().renewed // what followers count from, at the latest
+		a.stop(t)                         // like a crash: no release
 		stopped := time.Now()
 		_, took := waitLeader(t, 3*testTTL, b) // in steps of 10ms
 		takeover := stopped.Add(took)

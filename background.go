@@ -1,0 +1,63 @@
+package elector
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// ShutdownBudget is how long Run takes at most to return once its context
+// is cancelled, given the renew deadline: the release of the lock (at most
+// the renew deadline) and the last Pod label and Events (until the budget
+// runs out) share it. On top of it come the started-leading callback's own
+// return and the release delay, which Run waits for first. Size a Pod's
+// terminationGracePeriodSeconds from it: with the default TTL of 10s it is
+// 3.33s + 1s.
+func ShutdownBudget(renewDeadline time.Duration) time.Duration { return renewDeadline + time.Second }
+
+// flushTimeout bounds the background flush when Run returns without a
+// shutdown budget (it cannot: only cancellation ends Run).
+const flushTimeout = time.Second
+
+// backgroundWorker is work that Run hands off so that the election never
+// waits for it: the Pod label and Events.
+type backgroundWorker interface {
+	// run works until finish has been called and the work is done, or ctx
+	// ends.
+	run(ctx context.Context)
+	// finish asks run to complete the work at hand and return.
+	finish()
+}
+
+// startBackground runs the workers that are not nil, each on a goroutine of
+// its own, and returns the function that stops them: it calls finish on each,
+// gives them until by (or flushTimeout, if by is zero) to complete, and waits
+// for them to return. Their context is detached from ctx, which is cancelled
+// by then: the standby label and the stopped-leading Events must still be
+// sent.
+func startBackground(ctx context.Context, labels *podLabeler, events *eventRecorder) (stop func(by time.Time)) {
+	var workers []backgroundWorker
+	if labels != nil {
+		workers = append(workers, labels)
+	}
+	if events != nil {
+		workers = append(workers, events)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() { w.run(ctx) })
+	}
+	return func(by time.Time) {
+		for _, w := range workers {
+			w.finish()
+		}
+		if by.IsZero() {
+			by = time.Now().Add(flushTimeout)
+		}
+		deadline := time.AfterFunc(time.Until(by), cancel)
+		wg.Wait()
+		deadline.Stop()
+		cancel()
+	}
+}
