@@ -197,9 +197,10 @@ func WithRetryPeriod(d time.Duration) Option {
 // of k8s.io/client-go/kubernetes/fake both satisfy it, so either can be passed
 // to WithClient as it is.
 //
-// The Elector asks for no more than this so that a program that does not link
-// client-go's full clientset (every API group's client and types) does not
-// have to: WithRESTConfig builds only these two groups' clients.
+// The Elector asks for no more than this, and WithRESTConfig builds only these
+// two groups' clients. (A program still links client-go's full clientset:
+// client-go's resourcelock package, which defines the leader record, imports
+// it.)
 type Client interface {
 	CoordinationV1() coordinationv1client.CoordinationV1Interface
 	CoreV1() corev1client.CoreV1Interface
@@ -214,8 +215,9 @@ func WithClient(c Client) Option {
 }
 
 // WithRESTConfig builds the clientset from cfg. The Elector works on a copy:
-// it sets a user agent if cfg has none, and, for LockEndpoints, drops the API
-// server's per-request deprecation warning for v1 Endpoints. Set exactly one
+// it sets a user agent if cfg has none, and, for LockEndpoints and
+// LockEndpointsLeases, drops the API server's per-request deprecation warning
+// for v1 Endpoints. Set exactly one
 // of WithClient and WithRESTConfig.
 func WithRESTConfig(cfg *rest.Config) Option {
 	return optionFunc(func(o *options) { o.restConfig, o.restConfigErr = cfg, nil })
@@ -279,8 +281,10 @@ func WithWatch(enabled bool) Option {
 	return optionFunc(func(o *options) { o.watch = enabled })
 }
 
-// WithMetricsGatherers adds gatherers whose metrics GET /metrics serves after
-// the Elector's own, such as the Go runtime's in a binary.
+// WithMetricsGatherers sets the gatherers whose metrics GET /metrics serves
+// after the Elector's own, such as the Go runtime's in a binary. Like every
+// option, a second WithMetricsGatherers replaces the first: pass them all in
+// one.
 // Default: none.
 func WithMetricsGatherers(g ...prometheus.Gatherer) Option {
 	return optionFunc(func(o *options) { o.gatherers = g })

@@ -31,9 +31,9 @@ import (
 type Status struct {
 	// IsLeader reports whether this candidate leads: it holds the lock, its
 	// term has not ended, and ValidUntil has not passed on the monotonic
-	// clock. A leader that was paused or cut
-	// off from the API server reports false as soon as that time has passed,
-	// before anyone else can have taken over.
+	// clock. A leader that was paused or cut off from the API server reports
+	// false as soon as that time has passed, before anyone else can have
+	// taken over.
 	IsLeader bool `json:"is_leader"`
 	// Leader is the holder named by the lock record as last read or written,
 	// "" before the first read and after a release.
