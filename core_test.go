@@ -202,6 +202,13 @@ func TestObserveSendsChangesAndEndsWithRun(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- e.Run(ctx) }()
+		stopped := false
+		defer func() { // fail fast: a failing check must not leave Run running
+			if !stopped {
+				cancel()
+				<-done
+			}
+		}()
 		var got []Status
 		var leading bool
 		for !leading {
@@ -221,6 +228,7 @@ func TestObserveSendsChangesAndEndsWithRun(t *testing.T) {
 		}
 		cancel()
 		<-done
+		stopped = true
 		var last Status
 		for s := range ch { // closed when Run has returned
 			last = s

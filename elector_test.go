@@ -140,7 +140,18 @@ func start(t *testing.T, c *fakekube.Cluster, id string, lock LockType, opts ...
 // callback (the default waits for its context).
 func startWork(t *testing.T, c *fakekube.Cluster, id string, lock LockType, work func(context.Context), opts ...Option) *candidate {
 	t.Helper()
+	return startFaulted(t, c, id, lock, work, nil, opts...)
+}
+
+// startFaulted is startWork with a fault that every request of the candidate
+// fails with from its first on (nil for none): a fault stored after start
+// may come after the candidate's first read.
+func startFaulted(t *testing.T, c *fakekube.Cluster, id string, lock LockType, work func(context.Context), fault error, opts ...Option) *candidate {
+	t.Helper()
 	cand := &candidate{id: id, client: c.Client(), log: &callbackLog{t: t, id: id, onStart: work}, done: make(chan error, 1)}
+	if fault != nil {
+		cand.fault.Store(&fault)
+	}
 	// Reactors must be in place before the client is used.
 	cand.client.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if err := cand.fault.Load(); err != nil {

@@ -272,12 +272,16 @@ func TestReadyzAfterFirstRead(t *testing.T) {
 			t.Fatalf("GET /readyz before Run = %d, want 503", got)
 		}
 		// A candidate that cannot read the lock stays unready.
-		blocked := start(t, c, "b", LockLeases)
 		denied := errors.New(`leases.coordination.k8s.io "example" is forbidden`)
-		blocked.fault.Store(&denied)
+		blocked := startFaulted(t, c, "b", LockLeases, nil, denied)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- e.Run(ctx) }()
+		// Fail fast: a failing check must not leave Run running.
+		defer func() {
+			cancel()
+			<-done
+		}()
 		synctest.Wait()
 		if got := serveGET(e, "/readyz").Code; got != http.StatusOK {
 			t.Fatalf("GET /readyz after the first read = %d, want 200", got)
@@ -287,8 +291,6 @@ func TestReadyzAfterFirstRead(t *testing.T) {
 		if got := serveGET(blocked.e, "/readyz").Code; got != http.StatusServiceUnavailable {
 			t.Fatalf("GET /readyz on a candidate that cannot read the lock = %d, want 503", got)
 		}
-		cancel()
-		<-done
 	})
 }
 
