@@ -74,10 +74,10 @@ func checkViews(t *testing.T, id string, views []*view) {
 // through a takeover by a third party, an expiry, a resignation and a
 // release.
 func TestEveryViewIsConsistent(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
-		a := start(t, c, "a", lock)
-		b := start(t, c, "b", lock)
+		a := k.start(t, c, "a")
+		b := k.start(t, c, "b")
 		stopA, stopB := followViews(t, a.e), followViews(t, b.e)
 		leader, _ := waitLeader(t, testTTL, a, b)
 		time.Sleep(maxRetryWait)
@@ -85,10 +85,10 @@ func TestEveryViewIsConsistent(t *testing.T) {
 
 		// A third party takes the lock; its lease runs out.
 		admin := c.Client()
-		rec := lockHolder(t, admin, lock)
+		rec := lockHolder(t, admin, k.lock)
 		rec.HolderIdentity = "intruder"
 		rec.LeaderTransitions++
-		writeRecord(t, admin, lock, rec)
+		writeRecord(t, admin, k.lock, rec)
 		leader, _ = waitLeader(t, 3*testTTL, a, b)
 
 		// The leader resigns; the other takes over.
@@ -111,7 +111,7 @@ func TestEveryViewIsConsistent(t *testing.T) {
 // token of its own term, never a later one, and its valid-until ends with
 // the term.
 func TestLeaderWorkGetsItsOwnTerm(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		terms := make(chan Term, 4)
 		var ctxs []context.Context
@@ -124,7 +124,7 @@ func TestLeaderWorkGetsItsOwnTerm(t *testing.T) {
 			terms <- term
 			<-ctx.Done()
 		}
-		a := startWork(t, c, "a", lock, work)
+		a := k.startWork(t, c, "a", work)
 		waitLeader(t, testTTL, a)
 		synctest.Wait()
 		first := <-terms
@@ -140,7 +140,7 @@ func TestLeaderWorkGetsItsOwnTerm(t *testing.T) {
 		}
 
 		// b takes over by resignation; a leads again later with a higher token.
-		b := startWork(t, c, "b", lock, work)
+		b := k.startWork(t, c, "b", work)
 		time.Sleep(maxRetryWait)
 		synctest.Wait()
 		if err := a.e.ResignFor(context.Background(), 0); err != nil {
@@ -164,10 +164,10 @@ func TestLeaderWorkGetsItsOwnTerm(t *testing.T) {
 // in flight: when it lands, it must not start a term on the cancelled
 // context.
 func TestCancelWithRenewalInFlightStartsNoTerm(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		var logs logSink
-		a := start(t, c, "a", lock, WithLogger(logs.logger()))
+		a := k.start(t, c, "a", WithLogger(logs.logger()))
 		waitLeader(t, testTTL, a)
 		synctest.Wait()
 		a.stall.Store(int64(testRetry)) // the next renewal takes a retry period

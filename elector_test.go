@@ -174,9 +174,6 @@ func startFaulted(t *testing.T, c *fakekube.Cluster, id string, lock LockType, w
 	all := append([]Option{
 		WithClient(cand.client), WithID(id), WithLockType(lock), WithTTL(testTTL),
 	}, cand.log.options()...)
-	if polling(t) {
-		all = append(all, WithWatch(false))
-	}
 	e, err := New(testElection, append(all, opts...)...)
 	if err != nil {
 		t.Fatalf("New(%s): %v", id, err)
@@ -293,34 +290,56 @@ func migrating(lock LockType) (LockType, bool) {
 	return "", false
 }
 
+// kit is one case of forEachLock: a lock type and an election mode. Its
+// start helpers start candidates in that mode.
+type kit struct {
+	lock LockType
+	poll bool // WithWatch(false)
+}
+
+func (k kit) opts(opts []Option) []Option {
+	if k.poll {
+		return append([]Option{WithWatch(false)}, opts...)
+	}
+	return opts
+}
+
+func (k kit) start(t *testing.T, c *fakekube.Cluster, id string, opts ...Option) *candidate {
+	t.Helper()
+	return start(t, c, id, k.lock, k.opts(opts)...)
+}
+
+func (k kit) startWork(t *testing.T, c *fakekube.Cluster, id string, work func(context.Context), opts ...Option) *candidate {
+	t.Helper()
+	return startWork(t, c, id, k.lock, work, k.opts(opts)...)
+}
+
+func (k kit) startFaulted(t *testing.T, c *fakekube.Cluster, id string, work func(context.Context), fault error, opts ...Option) *candidate {
+	t.Helper()
+	return startFaulted(t, c, id, k.lock, work, fault, k.opts(opts)...)
+}
+
 // forEachLock runs f for every lock type, in watch mode and polling mode,
 // each in a synctest bubble.
-func forEachLock(t *testing.T, f func(t *testing.T, lock LockType)) {
+func forEachLock(t *testing.T, f func(t *testing.T, k kit)) {
 	for _, lock := range LockTypes() {
-		for _, watch := range []bool{true, false} {
-			name := string(lock) + "/poll"
-			if watch {
-				name = string(lock) + "/watch"
+		for _, poll := range []bool{false, true} {
+			name := string(lock) + "/watch"
+			if poll {
+				name = string(lock) + "/poll"
 			}
 			t.Run(name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					pollMode.Store(t, !watch)
-					defer pollMode.Delete(t)
-					f(t, lock)
-				})
+				synctest.Test(t, func(t *testing.T) { f(t, kit{lock: lock, poll: poll}) })
 			})
 		}
 	}
 }
 
-// pollMode holds the tests that forEachLock runs with WithWatch(false).
-var pollMode sync.Map // *testing.T -> bool
-
 func TestExactlyOneLeaderAndAllAgree(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		cands := []*candidate{
-			start(t, c, "a", lock), start(t, c, "b", lock), start(t, c, "c", lock),
+			k.start(t, c, "a"), k.start(t, c, "b"), k.start(t, c, "c"),
 		}
 		leader, _ := waitLeader(t, testTTL, cands...)
 		// Followers learn the leader at their next attempt.
@@ -339,7 +358,7 @@ func TestExactlyOneLeaderAndAllAgree(t *testing.T) {
 				}
 			}
 		}
-		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != leader.id {
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != leader.id {
 			t.Fatalf("lock records holder %q, want %q", rec.HolderIdentity, leader.id)
 		}
 		for _, cand := range cands {
@@ -355,11 +374,11 @@ func TestExactlyOneLeaderAndAllAgree(t *testing.T) {
 }
 
 func TestCancelReleasesAndHandsOverWithinARetry(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
-		cands := []*candidate{start(t, c, "a", lock), start(t, c, "b", lock), start(t, c, "c", lock)}
+		cands := []*candidate{k.start(t, c, "a"), k.start(t, c, "b"), k.start(t, c, "c")}
 		old, _ := waitLeader(t, testTTL, cands...)
-		before := lockHolder(t, c.Client(), lock)
+		before := lockHolder(t, c.Client(), k.lock)
 
 		old.stop(t) // returns once Run has released the lock
 		if s := old.e.Status(); s.IsLeader {
@@ -380,7 +399,7 @@ func TestCancelReleasesAndHandsOverWithinARetry(t *testing.T) {
 		if took > maxRetryWait {
 			t.Fatalf("handover took %s, want at most one jittered retry period (%s)", took, maxRetryWait)
 		}
-		after := lockHolder(t, c.Client(), lock)
+		after := lockHolder(t, c.Client(), k.lock)
 		if after.HolderIdentity != next.id {
 			t.Fatalf("lock holder %q, want %q", after.HolderIdentity, next.id)
 		}
@@ -391,14 +410,14 @@ func TestCancelReleasesAndHandsOverWithinARetry(t *testing.T) {
 }
 
 func TestCrashedLeaderIsReplacedAfterTTL(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
-		a := start(t, c, "a", lock, WithReleaseOnCancel(false))
+		a := k.start(t, c, "a", WithReleaseOnCancel(false))
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", lock)
+		b := k.start(t, c, "b")
 		synctest.Wait()
 		a.stop(t) // like a crash: no release
-		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "a" {
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "a" {
 			t.Fatalf("holder after stop without release = %q, want a", rec.HolderIdentity)
 		}
 		_, took := waitLeader(t, 3*testTTL, b)
@@ -410,11 +429,11 @@ func TestCrashedLeaderIsReplacedAfterTTL(t *testing.T) {
 }
 
 func TestRejoinsAfterLosingLeadership(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
-		a := start(t, c, "a", lock)
+		a := k.start(t, c, "a")
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", lock)
+		b := k.start(t, c, "b")
 		synctest.Wait()
 
 		// Cut a off: its renewals fail, so it must step down within the
@@ -447,11 +466,11 @@ func TestRejoinsAfterLosingLeadership(t *testing.T) {
 }
 
 func TestRunWaitsForLeaderWorkBeforeReleasing(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		const drain = 1500 * time.Millisecond
 		var drained time.Time // written by the callback; read after Run returns
-		a := startWork(t, c, "a", lock, func(ctx context.Context) {
+		a := k.startWork(t, c, "a", func(ctx context.Context) {
 			<-ctx.Done()
 			time.Sleep(drain) // leader work winding down
 			drained = time.Now()
@@ -464,7 +483,7 @@ func TestRunWaitsForLeaderWorkBeforeReleasing(t *testing.T) {
 		if a.e.Status().IsLeader {
 			t.Fatal("a reports is_leader after its context was cancelled")
 		}
-		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "a" {
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "a" {
 			t.Fatalf("lock released while leader work was still running (holder %q)", rec.HolderIdentity)
 		}
 		if err := <-a.done; err != nil {
@@ -474,7 +493,7 @@ func TestRunWaitsForLeaderWorkBeforeReleasing(t *testing.T) {
 		if drained.IsZero() {
 			t.Fatal("Run returned before the started-leading callback")
 		}
-		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "" {
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "" {
 			t.Fatalf("lock holder after Run = %q, want released", rec.HolderIdentity)
 		}
 		if got := a.log.terms(); !slices.Equal(got, []string{"started", "stopped"}) {
@@ -484,11 +503,11 @@ func TestRunWaitsForLeaderWorkBeforeReleasing(t *testing.T) {
 }
 
 func TestFollowerGetsNoTermCallbacks(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
-		a := start(t, c, "a", lock)
+		a := k.start(t, c, "a")
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", lock)
+		b := k.start(t, c, "b")
 		time.Sleep(2 * testTTL)
 		synctest.Wait()
 		b.stop(t)
@@ -507,11 +526,11 @@ func TestFollowerGetsNoTermCallbacks(t *testing.T) {
 // performs (read the lock, then write a blank holder with the fresh
 // resourceVersion) after another candidate has taken the lock.
 func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		newTracked := func(id string) *trackedLock {
-			inner := newObjectLock(lock, "default", testElection, id, c.Client(), nil)
-			return &trackedLock{inner: inner, kind: lockKind(lock), id: id, timeout: time.Second, obs: nopObserver{}}
+			inner := newObjectLock(k.lock, "default", testElection, id, c.Client(), nil)
+			return &trackedLock{inner: inner, kind: lockKind(k.lock), id: id, timeout: time.Second, obs: nopObserver{}}
 		}
 		ctx := context.Background()
 		now := metav1.Now()
@@ -534,7 +553,7 @@ func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 		if !errors.Is(err, errNotHolder) {
 			t.Fatalf("release of b's lock by a: err = %v, want errNotHolder", err)
 		}
-		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "b" {
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "b" {
 			t.Fatalf("holder = %q after a's refused release, want b", rec.HolderIdentity)
 		}
 		// And a release from a stale cache (no fresh read) loses the race.
@@ -545,7 +564,7 @@ func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 		if err := a.Update(ctx, resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1}); err == nil {
 			t.Fatal("release with a stale resourceVersion succeeded")
 		}
-		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "b" {
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "b" {
 			t.Fatalf("holder = %q after stale release, want b", rec.HolderIdentity)
 		}
 	})
@@ -817,15 +836,15 @@ func TestConcurrentStatusAndHTTPWhileRunning(t *testing.T) {
 // leadership, and stop its leader work, before the follower can take over,
 // so that no instant has two leaders.
 func TestStalledLeaderStopsReportingBeforeTakeover(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		var workEnded time.Time
-		a := startWork(t, c, "a", lock, func(ctx context.Context) {
+		a := k.startWork(t, c, "a", func(ctx context.Context) {
 			<-ctx.Done()
 			workEnded = time.Now()
 		})
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", lock)
+		b := k.start(t, c, "b")
 		time.Sleep(maxRetryWait)
 		synctest.Wait()
 
@@ -868,19 +887,19 @@ func TestStalledLeaderStopsReportingBeforeTakeover(t *testing.T) {
 // behind the leader's back: the read that shows it must end the term, rather
 // than client-go's renew loop running on to its deadline.
 func TestTakeoverSeenStopsLeadershipAtOnce(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		var workEnded time.Time
-		a := startWork(t, c, "a", lock, func(ctx context.Context) {
+		a := k.startWork(t, c, "a", func(ctx context.Context) {
 			<-ctx.Done()
 			workEnded = time.Now()
 		})
 		waitLeader(t, testTTL, a)
 		admin := c.Client()
-		rec := lockHolder(t, admin, lock)
+		rec := lockHolder(t, admin, k.lock)
 		rec.HolderIdentity = "intruder"
 		rec.LeaderTransitions++
-		writeRecord(t, admin, lock, rec)
+		writeRecord(t, admin, k.lock, rec)
 
 		for a.e.Status().Leader != "intruder" {
 			time.Sleep(time.Millisecond)
@@ -940,11 +959,11 @@ func writeRecord(t *testing.T, client kubernetes.Interface, lock LockType, rec r
 // release and by expiry, and checks that each new leader's token is higher
 // than its predecessor's, within one lock object.
 func TestFencingTokenGrowsWithEveryHolder(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		cands := []*candidate{
-			start(t, c, "a", lock, WithReleaseOnCancel(false)),
-			start(t, c, "b", lock), start(t, c, "c", lock), start(t, c, "d", lock),
+			k.start(t, c, "a", WithReleaseOnCancel(false)),
+			k.start(t, c, "b"), k.start(t, c, "c"), k.start(t, c, "d"),
 		}
 		var uid string
 		last := -1
@@ -979,11 +998,11 @@ func TestFencingTokenGrowsWithEveryHolder(t *testing.T) {
 }
 
 func TestResignHandsOverAndRejoinsAfterCooldown(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
-		a := start(t, c, "a", lock)
+		a := k.start(t, c, "a")
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", lock)
+		b := k.start(t, c, "b")
 		time.Sleep(maxRetryWait)
 		synctest.Wait()
 
@@ -998,7 +1017,7 @@ func TestResignHandsOverAndRejoinsAfterCooldown(t *testing.T) {
 		if a.e.Status().IsLeader {
 			t.Fatal("a reports leadership after Resign returned")
 		}
-		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "" && rec.HolderIdentity != "b" {
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "" && rec.HolderIdentity != "b" {
 			t.Fatalf("holder after Resign = %q, want released", rec.HolderIdentity)
 		}
 		if _, took := waitLeader(t, testTTL, a, b); took > maxRetryWait {
@@ -1035,10 +1054,10 @@ func TestResignNeedsRun(t *testing.T) {
 }
 
 func TestReleaseDelayReportsNotLeaderFirst(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		const delay = 2 * time.Second
-		a := start(t, c, "a", lock, WithReleaseDelay(delay))
+		a := k.start(t, c, "a", WithReleaseDelay(delay))
 		waitLeader(t, testTTL, a)
 		a.cancel()
 		synctest.Wait()
@@ -1048,7 +1067,7 @@ func TestReleaseDelayReportsNotLeaderFirst(t *testing.T) {
 		}
 		time.Sleep(delay - 100*time.Millisecond)
 		synctest.Wait()
-		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "a" {
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "a" {
 			t.Fatalf("lock released %s after cancel, before the %s release delay", time.Since(cancelled), delay)
 		}
 		if err := <-a.done; err != nil {
@@ -1058,7 +1077,7 @@ func TestReleaseDelayReportsNotLeaderFirst(t *testing.T) {
 		if took := time.Since(cancelled); took < delay {
 			t.Fatalf("Run returned %s after cancel, before the release delay", took)
 		}
-		if rec := lockHolder(t, c.Client(), lock); rec.HolderIdentity != "" {
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "" {
 			t.Fatalf("holder after Run = %q, want released", rec.HolderIdentity)
 		}
 	})
@@ -1119,12 +1138,12 @@ func TestMigrationFromConfigMapsToLeases(t *testing.T) {
 // tell them apart, but a candidate that reads a record in its name that it
 // did not write says so, loudly.
 func TestSharedIDIsReported(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		var logs [2]logSink
-		a := start(t, c, "a", lock, WithLogger(logs[0].logger()))
+		a := k.start(t, c, "a", WithLogger(logs[0].logger()))
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "a", lock, WithLogger(logs[1].logger()))
+		b := k.start(t, c, "a", WithLogger(logs[1].logger()))
 		time.Sleep(3 * testTTL)
 		synctest.Wait()
 		a.stop(t)
@@ -1150,16 +1169,16 @@ func TestThirdPartyLeaseDurations(t *testing.T) {
 		{"huge", 1 << 30, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			forEachLock(t, func(t *testing.T, lock LockType) {
+			forEachLock(t, func(t *testing.T, k kit) {
 				c := fakekube.NewCluster()
-				a, b := start(t, c, "a", lock), start(t, c, "b", lock)
+				a, b := k.start(t, c, "a"), k.start(t, c, "b")
 				waitLeader(t, testTTL, a, b)
 				admin := c.Client()
-				rec := lockHolder(t, admin, lock)
+				rec := lockHolder(t, admin, k.lock)
 				rec.HolderIdentity = "intruder"
 				rec.LeaseDurationSeconds = tc.seconds
 				rec.LeaderTransitions++
-				writeRecord(t, admin, lock, rec)
+				writeRecord(t, admin, k.lock, rec)
 
 				begin := time.Now()
 				var took time.Duration
@@ -1183,7 +1202,7 @@ func TestThirdPartyLeaseDurations(t *testing.T) {
 				// unknown holder, which stands until the records stop
 				// changing for a lease duration.
 				limit := 2 * maxRetryWait
-				if _, ok := migrating(lock); ok {
+				if _, ok := migrating(k.lock); ok {
 					limit = testTTL + maxRetryWait
 				}
 				switch {
@@ -1201,10 +1220,10 @@ func TestThirdPartyLeaseDurations(t *testing.T) {
 // is lost (a client timeout) shows up in the next read as a record this
 // candidate did not see written. It is not another process with its ID.
 func TestUnansweredRenewalIsNotASharedID(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		var logs logSink
-		a := start(t, c, "a", lock, WithLogger(logs.logger()))
+		a := k.start(t, c, "a", WithLogger(logs.logger()))
 		waitLeader(t, testTTL, a)
 		// The next update is applied, then its answer is lost.
 		a.loseAnswer.Store(true)

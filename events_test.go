@@ -56,16 +56,16 @@ func listEvents(t *testing.T, c *fakekube.Cluster) []event {
 }
 
 func TestEventsOnLockAndPod(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
 		pod := createPod(t, c, "pod-a", nil)
-		a := start(t, c, "a", lock, WithPodName("pod-a"), WithEvents(true))
+		a := k.start(t, c, "a", WithPodName("pod-a"), WithEvents(true))
 		waitLeader(t, testTTL, a)
 		synctest.Wait()
 
 		kind, version := map[LockType]string{LockLeases: "Lease", LockConfigMaps: "ConfigMap", LockEndpoints: "Endpoints",
-			LockConfigMapsLeases: "ConfigMap", LockEndpointsLeases: "Endpoints"}[lock], "v1"
-		if lock == LockLeases {
+			LockConfigMapsLeases: "ConfigMap", LockEndpointsLeases: "Endpoints"}[k.lock], "v1"
+		if k.lock == LockLeases {
 			version = "coordination.k8s.io/v1"
 		}
 		lockUID := types.UID(a.e.Status().LockUID)

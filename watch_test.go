@@ -17,18 +17,18 @@ import (
 // until b has read the lock and follows.
 func leaderAndFollower(t *testing.T, c *fakekube.Cluster, lock LockType) (a, b *candidate) {
 	t.Helper()
-	a = start(t, c, "a", lock)
+	return kit{lock: lock}.leaderAndFollower(t, c)
+}
+
+// leaderAndFollower is the package function in k's mode.
+func (k kit) leaderAndFollower(t *testing.T, c *fakekube.Cluster) (a, b *candidate) {
+	t.Helper()
+	a = k.start(t, c, "a")
 	waitLeader(t, testTTL, a)
-	b = start(t, c, "b", lock)
+	b = k.start(t, c, "b")
 	time.Sleep(2 * maxRetryWait)
 	synctest.Wait()
 	return a, b
-}
-
-// polling reports whether forEachLock runs t in polling mode.
-func polling(t *testing.T) bool {
-	v, _ := pollMode.Load(t)
-	return v == true
 }
 
 // deleteLock deletes the lock object(s) of lock.
@@ -65,10 +65,10 @@ func reads(c *candidate) int {
 }
 
 func TestIdleFollowerSendsNoRequestsWithWatch(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
-		poll := polling(t)
+	forEachLock(t, func(t *testing.T, k kit) {
+		poll := k.poll
 		c := fakekube.NewCluster()
-		_, b := leaderAndFollower(t, c, lock)
+		_, b := k.leaderAndFollower(t, c)
 		before := reads(b)
 		time.Sleep(3 * testTTL)
 		synctest.Wait()
@@ -90,10 +90,10 @@ func TestIdleFollowerSendsNoRequestsWithWatch(t *testing.T) {
 }
 
 func TestReleasedLockIsTakenAtOnceWithWatch(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
-		poll := polling(t)
+	forEachLock(t, func(t *testing.T, k kit) {
+		poll := k.poll
 		c := fakekube.NewCluster()
-		a, b := leaderAndFollower(t, c, lock)
+		a, b := k.leaderAndFollower(t, c)
 
 		a.stop(t) // releases
 		_, took := waitLeader(t, testTTL, b)
@@ -161,12 +161,12 @@ func TestReleaseDoesNotStampedeFollowers(t *testing.T) {
 // released one, its holder may still be acting, so nobody else may create
 // it before the lease they last saw renewed runs out.
 func TestDeletedLockIsNotTakenWhileItsLeaseRuns(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
-		a, b := leaderAndFollower(t, c, lock)
+		a, b := k.leaderAndFollower(t, c)
 		timeout := errors.New("connection timed out")
 		a.fault.Store(&timeout) // a cannot recreate it
-		deleteLock(t, c, lock)
+		deleteLock(t, c, k.lock)
 		begin := time.Now()
 		for !b.e.Status().IsLeader {
 			if ids := leaders(a, b); len(ids) > 1 {
@@ -194,14 +194,14 @@ func TestDeletedLockIsNotTakenWhileItsLeaseRuns(t *testing.T) {
 // the lease it saw renewed runs out, and tries at that instant (plus the
 // drift margin) rather than at its next jittered retry.
 func TestCrashFailoverAtTheLeaseWithWatch(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
-		if polling(t) {
+	forEachLock(t, func(t *testing.T, k kit) {
+		if k.poll {
 			t.Skip("polling keeps client-go's retry cadence: TestCrashedLeaderIsReplacedAfterTTL")
 		}
 		c := fakekube.NewCluster()
-		a := start(t, c, "a", lock, WithReleaseOnCancel(false))
+		a := k.start(t, c, "a", WithReleaseOnCancel(false))
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", lock)
+		b := k.start(t, c, "b")
 		time.Sleep(2*maxRetryWait + 370*time.Millisecond)
 		synctest.Wait()
 		since := a.e.views.load().renewed // what followers count from, at the latest
@@ -225,18 +225,18 @@ func TestCrashFailoverAtTheLeaseWithWatch(t *testing.T) {
 // saw, but no longer than their own TTL, as a candidate that starts after
 // the deletion (and saw nothing) does not wait at all.
 func TestDeletedLockWaitIsAtMostOneTTL(t *testing.T) {
-	forEachLock(t, func(t *testing.T, lock LockType) {
+	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
-		a, b := leaderAndFollower(t, c, lock)
+		a, b := k.leaderAndFollower(t, c)
 		admin := c.Client()
-		rec := lockHolder(t, admin, lock)
+		rec := lockHolder(t, admin, k.lock)
 		rec.HolderIdentity, rec.LeaseDurationSeconds = "intruder", 3600
 		rec.LeaderTransitions++
-		writeRecord(t, admin, lock, rec)
+		writeRecord(t, admin, k.lock, rec)
 		written := time.Now()
 		time.Sleep(time.Second)
 		synctest.Wait()
-		deleteLock(t, c, lock)
+		deleteLock(t, c, k.lock)
 		leader, _ := waitLeader(t, 3*testTTL, a, b)
 		// The candidates read the lock (from the watch, or the API server)
 		// at least once a jittered retry: the last change they saw came at
