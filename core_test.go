@@ -209,15 +209,16 @@ func TestObserveSendsChangesAndEndsWithRun(t *testing.T) {
 				<-done
 			}
 		}()
-		var got []Status
-		var leading bool
-		for !leading {
-			s, ok := <-ch
-			if !ok {
-				t.Fatal("the channel closed while Run runs")
+		for leading := false; !leading; {
+			select {
+			case s, ok := <-ch:
+				if !ok {
+					t.Fatal("the channel closed while Run runs")
+				}
+				leading = s.IsLeader
+			case <-time.After(testTTL):
+				t.Fatal("Observe sent no status that leads within a TTL of Run")
 			}
-			got = append(got, s)
-			leading = s.IsLeader
 		}
 		time.Sleep(3 * testTTL) // renewals: no statuses
 		synctest.Wait()

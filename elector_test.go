@@ -901,7 +901,10 @@ func TestTakeoverSeenStopsLeadershipAtOnce(t *testing.T) {
 		rec.LeaderTransitions++
 		writeRecord(t, admin, k.lock, rec)
 
-		for a.e.Status().Leader != "intruder" {
+		for begin := time.Now(); a.e.Status().Leader != "intruder"; {
+			if time.Since(begin) > 2*maxRetryWait {
+				t.Fatalf("a did not read the intruder's record within two retries: %+v", a.e.Status())
+			}
 			time.Sleep(time.Millisecond)
 			synctest.Wait()
 		}

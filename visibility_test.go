@@ -211,7 +211,10 @@ func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, 
 		cancel()
 		<-done
 	}()
-	for !a.Status().IsLeader {
+	for begin := time.Now(); !a.Status().IsLeader; {
+		if time.Since(begin) > ttl {
+			t.Fatalf("the leader-to-be did not lead within a TTL: %+v", a.Status())
+		}
 		time.Sleep(10 * time.Millisecond)
 		synctest.Wait()
 	}
