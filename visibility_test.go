@@ -203,13 +203,10 @@ func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	stopA := runElector(a)
 	defer func() {
 		close(thaw)
-		cancel()
-		<-done
+		stopA()
 	}()
 	for begin := time.Now(); !a.Status().IsLeader; {
 		if time.Since(begin) > ttl {
@@ -231,13 +228,7 @@ func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	bctx, bcancel := context.WithCancel(context.Background())
-	bdone := make(chan error, 1)
-	go func() { bdone <- b.Run(bctx) }()
-	defer func() {
-		bcancel()
-		<-bdone
-	}()
+	defer runElector(b)()
 	// Both followers have read the lock at least once before the count.
 	time.Sleep(3 * retry)
 	synctest.Wait()
@@ -267,5 +258,17 @@ func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, 
 		}
 		time.Sleep(time.Millisecond)
 		synctest.Wait()
+	}
+}
+
+// runElector runs e until the returned function is called, which waits for
+// Run to return.
+func runElector(e *Elector) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	return func() {
+		cancel()
+		<-done
 	}
 }
