@@ -58,24 +58,54 @@ func (e *Elector) PID() int { return e.cmd.Process.Pid }
 // RSS returns the elector's resident set size in bytes.
 func (e *Elector) RSS() (int64, error) { return ProcRSS(e.PID()) }
 
+// Memory returns the elector's resident memory.
+func (e *Elector) Memory() (ProcMemory, error) { return ReadProcMemory(e.PID()) }
+
+// ProcMemory is the resident memory of a process, in bytes, from
+// /proc/<pid>/status.
+type ProcMemory struct {
+	RSS  int64 // VmRSS: all resident pages, RssAnon + RssFile + RssShmem
+	Anon int64 // RssAnon: anonymous pages (heap, stacks), private and not reclaimable without swap
+	File int64 // RssFile: file-backed pages (the binary's text among them), shared and reclaimable
+}
+
 // ProcRSS returns the resident set size (VmRSS in /proc/<pid>/status) of a
 // process in bytes.
 func ProcRSS(pid int) (int64, error) {
+	m, err := ReadProcMemory(pid)
+	return m.RSS, err
+}
+
+// ReadProcMemory reads VmRSS, RssAnon and RssFile from /proc/<pid>/status.
+func ReadProcMemory(pid int) (ProcMemory, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return ProcMemory{}, err
 	}
+	var m ProcMemory
+	fields := map[string]*int64{"VmRSS:": &m.RSS, "RssAnon:": &m.Anon, "RssFile:": &m.File}
 	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		for name, dst := range fields {
+			rest, ok := strings.CutPrefix(line, name)
+			if !ok {
+				continue
+			}
 			f := strings.Fields(rest) // "12345 kB"
 			if len(f) != 2 || f[1] != "kB" {
-				return 0, fmt.Errorf("pid %d: unexpected VmRSS line %q", pid, line)
+				return ProcMemory{}, fmt.Errorf("pid %d: unexpected %s line %q", pid, name, line)
 			}
 			kb, err := strconv.ParseInt(f[0], 10, 64)
-			return kb << 10, err
+			if err != nil {
+				return ProcMemory{}, fmt.Errorf("pid %d: %s: %w", pid, name, err)
+			}
+			*dst = kb << 10
+			delete(fields, name)
 		}
 	}
-	return 0, fmt.Errorf("pid %d: no VmRSS in /proc/%d/status", pid, pid)
+	for name := range fields {
+		return ProcMemory{}, fmt.Errorf("pid %d: no %s in /proc/%d/status", pid, strings.TrimSuffix(name, ":"), pid)
+	}
+	return m, nil
 }
 
 // WaitUp polls GET / every interval until it succeeds or ctx ends, and
