@@ -209,17 +209,19 @@ func (b *bench) steadyStates(ctx context.Context, mode string) error {
 					return err
 				}
 			}
-			if r.rssLeader, err = leader.e.RSS(); err != nil {
+			if r.memLeader, err = leader.e.Memory(); err != nil {
 				return err
 			}
 			for _, f := range followers {
-				rss, err := f.e.RSS()
+				m, err := f.e.Memory()
 				if err != nil {
 					return err
 				}
-				r.rssFollower = max(r.rssFollower, rss)
+				if m.RSS > r.memFollower.RSS {
+					r.memFollower = m
+				}
 			}
-			b.logf("idle RSS: leader %.1f MB, follower %.1f MB", float64(r.rssLeader)/1e6, float64(r.rssFollower)/1e6)
+			b.logf("idle RSS: leader %s, follower %s", fmtMemory(r.memLeader), fmtMemory(r.memFollower))
 			return nil
 		}()
 		g.stop()
@@ -424,14 +426,10 @@ func (b *bench) manyElections(ctx context.Context, mode string) error {
 
 // reference measures the idle RSS of the reference program, alone on the
 // API server so that its renewals count in no window. The program has no
-// modes: it runs once and every mode's column shows the same figure.
+// modes: it runs once, and the table shows it in a column of its own.
 func (b *bench) reference(ctx context.Context, mode string) error {
-	r := b.result(mode)
-	for _, other := range b.active() {
-		if rss := b.result(other).rssMinimal; rss > 0 {
-			r.rssMinimal = rss
-			return nil
-		}
+	if b.ref.mem.RSS > 0 {
+		return nil
 	}
 	cmd := exec.Command(b.minimal, "-kubeconfig="+b.kubecfg, "-namespace="+b.namespace,
 		"-election=reference", "-id=reference", "-ttl="+defaultTTL.String())
@@ -447,11 +445,11 @@ func (b *bench) reference(ctx context.Context, mode string) error {
 	if err := sleep(ctx, b.idle); err != nil {
 		return err
 	}
-	rss, err := fleet.ProcRSS(cmd.Process.Pid)
+	m, err := fleet.ReadProcMemory(cmd.Process.Pid)
 	if err != nil {
 		return fmt.Errorf("the reference program: %w", err)
 	}
-	r.rssMinimal = rss
-	b.logf("reference program: idle RSS %.1f MB after %s", float64(rss)/1e6, b.idle)
+	b.ref.mem = m
+	b.logf("reference program: idle RSS %s after %s", fmtMemory(m), b.idle)
 	return nil
 }

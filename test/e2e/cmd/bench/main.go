@@ -115,6 +115,7 @@ type bench struct {
 	baseline    rates   // API requests per minute without any elector
 	baseWatches float64 // open watches on leases without any elector
 	res         map[string]*modeResult
+	ref         refResult // the reference program's: plain client-go
 	began       time.Time
 	loadStart   string          // /proc/loadavg when the run began
 	only        map[string]bool // -only, nil for all
@@ -324,8 +325,8 @@ func (b *bench) measure(ctx context.Context) error {
 	}
 	for _, mode := range b.active() {
 		b.result(mode).binarySize = size.Size()
-		b.result(mode).minimalSize = ref.Size()
 	}
+	b.ref.size = ref.Size()
 	return nil
 }
 

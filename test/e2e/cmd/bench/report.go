@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/k8s-elector/elector/test/e2e/internal/controlplane"
+	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 )
 
 // dist is the figures of repeated measurements.
@@ -41,10 +43,8 @@ type modeResult struct {
 	shutdown               dist // SIGTERM to exit of a leader
 	graceful, crash        map[time.Duration]dist
 	steady                 map[time.Duration]steady
-	rssLeader, rssFollower int64 // bytes
+	memLeader, memFollower fleet.ProcMemory // idle; the follower with the larger VmRSS
 	binarySize             int64
-	minimalSize            int64 // the reference program's
-	rssMinimal             int64 // the reference program's idle RSS
 	load                   loadResult
 	loadOne                loadResult // with one connection
 	bigFleet               rates      // the whole election of many candidates
@@ -69,6 +69,13 @@ func (b *bench) result(mode string) *modeResult {
 	return r
 }
 
+// refResult holds the figures of the reference program, plain client-go,
+// which has no modes.
+type refResult struct {
+	size int64
+	mem  fleet.ProcMemory // idle, as a leader alone
+}
+
 // cell is one mode's figure in a row: v is what the ratio compares.
 type cell struct {
 	v    float64
@@ -84,6 +91,7 @@ type target struct {
 type tableRow struct {
 	metric string
 	cells  map[string]string
+	ref    string // the reference program's figure; "" for none
 	ratio  string
 	target string
 }
@@ -91,6 +99,14 @@ type tableRow struct {
 type table struct {
 	b    *bench
 	rows []tableRow
+}
+
+// withRef sets the reference program's figure of the last row added; get
+// returns false when it has none.
+func (t *table) withRef(get func(r *refResult) (cell, bool)) {
+	if c, ok := get(&t.b.ref); ok {
+		t.rows[len(t.rows)-1].ref = c.text
+	}
 }
 
 // add adds a row; get returns false when the mode has no figure for it.
@@ -158,6 +174,11 @@ func fmtSeconds(s float64) string {
 }
 
 func fmtMB(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+
+// fmtMemory formats VmRSS and its anonymous and file-backed parts.
+func fmtMemory(m fleet.ProcMemory) string {
+	return fmt.Sprintf("%s (RssAnon %s, RssFile %s)", fmtMB(m.RSS), fmtMB(m.Anon), fmtMB(m.File))
+}
 
 func distCell(d dist) (cell, bool) {
 	if len(d) == 0 {
@@ -281,21 +302,36 @@ func (b *bench) rows() *table {
 	}
 
 	idle := fmt.Sprintf("after ≥ %s idle, TTL %s", b.idle, defaultTTL)
+	refMem := func(part func(fleet.ProcMemory) int64) func(r *refResult) (cell, bool) {
+		return func(r *refResult) (cell, bool) {
+			v := part(r.mem)
+			return cell{float64(v), fmtMB(v)}, r.mem.RSS > 0
+		}
+	}
 	t.add("idle RSS, leader, "+idle, func(r *modeResult) (cell, bool) {
-		return cell{float64(r.rssLeader), fmtMB(r.rssLeader)}, r.rssLeader > 0
-	}, target{"≤ 20 MB", only(bothModes, func(r *modeResult) bool { return r.rssLeader <= 20e6 })})
+		return cell{float64(r.memLeader.RSS), fmtMB(r.memLeader.RSS)}, r.memLeader.RSS > 0
+	}, target{"≤ 20 MB", only(bothModes, func(r *modeResult) bool { return r.memLeader.RSS <= 20e6 })})
+	t.withRef(refMem(func(m fleet.ProcMemory) int64 { return m.RSS }))
 	t.add("idle RSS, follower (max of 2), "+idle, func(r *modeResult) (cell, bool) {
-		return cell{float64(r.rssFollower), fmtMB(r.rssFollower)}, r.rssFollower > 0
-	}, target{"≤ 20 MB", only(bothModes, func(r *modeResult) bool { return r.rssFollower <= 20e6 })})
+		return cell{float64(r.memFollower.RSS), fmtMB(r.memFollower.RSS)}, r.memFollower.RSS > 0
+	}, target{"≤ 20 MB", only(bothModes, func(r *modeResult) bool { return r.memFollower.RSS <= 20e6 })})
+	for _, p := range []struct {
+		name string
+		get  func(fleet.ProcMemory) int64
+	}{
+		{"RssAnon (anonymous: private, not reclaimable)", func(m fleet.ProcMemory) int64 { return m.Anon }},
+		{"RssFile (file-backed: shared, reclaimable)", func(m fleet.ProcMemory) int64 { return m.File }},
+	} {
+		t.add("  of which "+p.name+", leader / follower", func(r *modeResult) (cell, bool) {
+			l, f := p.get(r.memLeader), p.get(r.memFollower)
+			return cell{float64(l), fmt.Sprintf("%.1f / %.1f MB", float64(l)/1e6, float64(f)/1e6)}, r.memLeader.RSS > 0
+		}, target{})
+		t.withRef(refMem(p.get))
+	}
 	t.add("binary size (stripped, CGO_ENABLED=0)", func(r *modeResult) (cell, bool) {
 		return cell{float64(r.binarySize), fmtMB(r.binarySize)}, r.binarySize > 0
 	}, target{"≤ 28 MB", only(bothModes, func(r *modeResult) bool { return r.binarySize <= 28e6 })})
-	t.add("  reference: client-go leaderelection alone (bench/internal/minimal), stripped", func(r *modeResult) (cell, bool) {
-		return cell{float64(r.minimalSize), fmtMB(r.minimalSize)}, r.minimalSize > 0
-	}, target{})
-	t.add(fmt.Sprintf("  reference: its idle RSS as a leader, after %s, TTL %s", b.idle, defaultTTL), func(r *modeResult) (cell, bool) {
-		return cell{float64(r.rssMinimal), fmtMB(r.rssMinimal)}, r.rssMinimal > 0
-	}, target{})
+	t.withRef(func(r *refResult) (cell, bool) { return cell{float64(r.size), fmtMB(r.size)}, r.size > 0 })
 	t.add(fmt.Sprintf("cold start: exec → first 200 on GET /, %s", reps(3*b.firstReps)),
 		func(r *modeResult) (cell, bool) { return distCell(r.coldStart) }, target{})
 	t.add(fmt.Sprintf("shutdown of a leader: SIGTERM → exit, %s", reps(b.gracefulRep*len(b.failoverTTL))),
@@ -394,12 +430,21 @@ func (t *table) addRates(metric string, get func(*modeResult) (rates, bool), tot
 
 // render writes the table as an aligned markdown table.
 func (t *table) render() string {
-	head := append(append([]string{"metric"}, t.b.modes...), "ratio "+ratioName(t.b.modes), "target")
+	// The reference program's column, only if it has a figure.
+	ref := slices.ContainsFunc(t.rows, func(r tableRow) bool { return r.ref != "" })
+	head := append([]string{"metric"}, t.b.modes...)
+	if ref {
+		head = append(head, refColumn)
+	}
+	head = append(head, "ratio "+ratioName(t.b.modes), "target")
 	lines := [][]string{head}
 	for _, r := range t.rows {
 		l := []string{r.metric}
 		for _, m := range t.b.modes {
 			l = append(l, r.cells[m])
+		}
+		if ref {
+			l = append(l, cmp.Or(r.ref, "–"))
 		}
 		lines = append(lines, append(l, r.ratio, r.target))
 	}
@@ -442,6 +487,9 @@ func ratioName(modes []string) string {
 	}
 	return ""
 }
+
+// refColumn heads the reference program's column.
+const refColumn = "client-go"
 
 type report struct{ text, markdown string }
 
@@ -491,8 +539,8 @@ func (b *bench) report() report {
 		"Time to first leader: a fresh election; from starting the first of 3 processes to the first is_leader:true; 'election only' starts at the leader's own first answer to GET /. Cold start: from exec of one process to its first 200 on GET / (polled every 2 ms); the mode plays no part before the first answer unless the binary does mode-specific work before it serves HTTP, so a difference between the columns is noise from the host.",
 		"Failover: a group of 3 agrees on a leader, idles a retry period (at least 1 s), the bench signals the leader (SIGTERM: graceful, releases the lock; SIGKILL: crash) and times until another elector reports is_leader:true; a fresh follower then replaces the old leader.",
 		fmt.Sprintf("API requests: kube-apiserver's own counter apiserver_request_total{resource=%q} from GET /metrics (admin client), difference over a %s window, per minute, all response codes. The counter is global and not per client, so every experiment runs alone, and: baseline = a window without any elector (the API server's own lease renewals; %.1f/min here); leader = window with the leader alone − baseline; each follower = (window with leader + 2 followers − leader-alone window) / 2; per elector = (fleet window − baseline) / 3. A WATCH is counted when it ends (client-go ends a watch after 5–10 min), so an open watch appears in 'open lease watches' (apiserver_longrunning_requests) rather than in the rate. Differences of small counts are noisy by about ±1 request per window.", lockResource, b.window, b.baseline.total()),
-		fmt.Sprintf("Idle RSS: VmRSS from /proc/<pid>/status of the leader and followers of the TTL %s fleet after the steady-state windows (each elector ran ≥ %s). MB = 10^6 bytes.", defaultTTL, b.idle),
-		"Reference: cmd/bench/internal/minimal holds a Lease with client-go's leaderelection and LeaseLock on a coordination/v1 client from a kubeconfig, and nothing else (no HTTP server, metrics, structured logging or watch), built like k8s-elector; it runs alone (no other elector, no API window) in an election of its own at TTL 10s, as leader, and its RSS is read as the electors' are, after the same idle time; it has no modes, so both columns show the one run. It is the floor that client-go sets for any elector built on it.",
+		fmt.Sprintf("Idle RSS: VmRSS from /proc/<pid>/status of the leader and followers of the TTL %s fleet after the steady-state windows (each elector ran ≥ %s). RssAnon and RssFile, from the same file, are its anonymous part (heap, stacks, the Go runtime: private, and reclaimable only by swapping) and its file-backed part (mostly the mapped binary: shared by every process that runs the same file, and dropped by the kernel under pressure and read back when needed); VmRSS = RssAnon + RssFile + RssShmem. The follower's parts are those of the follower with the larger VmRSS. MB = 10^6 bytes.", defaultTTL, b.idle),
+		fmt.Sprintf("%s column: the reference program cmd/bench/internal/minimal, client-go's leaderelection with a LeaseLock on a coordination/v1 client from a kubeconfig and nothing else (no HTTP server, metrics, structured logging or watch), with k8s-elector's default timing (lease TTL, renew deadline TTL/3, RP TTL/6), built like k8s-elector. It has no modes. Idle RSS: one program alone (no other elector, no API window) in an election of its own at TTL %s, as leader, read as the electors' are after the same idle time. It is the floor that client-go sets for any elector built on it.", refColumn, defaultTTL),
 		fmt.Sprintf("GET / load: %d goroutines, each with its own keep-alive connection and one request at a time (closed loop, so the elector is saturated), for %s after a 0.5 s warm-up, against the leader; a minimal HTTP/1.1 client measures each request. Placement: %s; the API server and etcd share the %d CPUs.", b.loadConns, b.loadFor, b.pin, numCPU()),
 		fmt.Sprintf("Scale, library: one process (cmd/bench/internal/scaleworker, stripped) runs %d Electors (elector.WithRESTConfig, one candidate each, WithWatch per mode) in one namespace; RSS and requests per election over a %s window once all lead.", b.elections, b.window),
 		fmt.Sprintf("Scale, candidates: %d k8s-elector processes in one election at TTL %s; API load of the whole fleet over a %s window, then SIGTERM failovers of the leader. Requests per failover: those counted from just before the SIGTERM to %s after it, less %s of the fleet's steady rate and the baseline (so ± a few from noise), with the 409 Conflict answers among them.", b.candidates, defaultTTL, b.window, burstWindow, burstWindow),

@@ -55,9 +55,6 @@ func HasFlag(binary, name string) (bool, error) {
 // PID returns the process ID of the elector.
 func (e *Elector) PID() int { return e.cmd.Process.Pid }
 
-// RSS returns the elector's resident set size in bytes.
-func (e *Elector) RSS() (int64, error) { return ProcRSS(e.PID()) }
-
 // Memory returns the elector's resident memory.
 func (e *Elector) Memory() (ProcMemory, error) { return ReadProcMemory(e.PID()) }
 
