@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -82,11 +83,14 @@ func (b *bench) firstLeader(ctx context.Context, mode string) error {
 
 // failovers measures, for each TTL, graceful (SIGTERM) and then crash
 // (SIGKILL) failovers of the leader of a group of 3; after each, a new
-// follower replaces the old leader.
+// follower replaces the old leader. After the last mode, it measures crash
+// failovers of plain client-go.
 func (b *bench) failovers(ctx context.Context, mode string) error {
 	r := b.result(mode)
 	for _, ttl := range b.failoverTTL {
-		g := b.newGroup(ctx, mode, fmt.Sprintf("failover-%s-%ds", mode, int(ttl.Seconds())), ttl)
+		election := fmt.Sprintf("failover-%s-%ds", mode, int(ttl.Seconds()))
+		g := b.newGroup(ctx, mode, election, ttl)
+		lw := b.watchLease(ctx, election)
 		err := func() error {
 			n := 0
 			next := func() error {
@@ -110,6 +114,30 @@ func (b *bench) failovers(ctx context.Context, mode string) error {
 				if err := sleep(ctx, settle(ttl)); err != nil {
 					return err
 				}
+				if sig == syscall.SIGKILL {
+					c, err := b.crash(ctx, lw, ttl, func(h string) bool { return h == leader.e.ID }, func(string) (time.Time, error) {
+						t0, _, err := g.signal(leader, syscall.SIGKILL)
+						return t0, err
+					})
+					if err != nil {
+						return fmt.Errorf("%w\n%s", err, g.describe())
+					}
+					m, at, err := g.newLeader(leader, c.killed, 10*time.Second, "is_leader:true of the new holder "+c.holder)
+					if err != nil {
+						return err
+					}
+					if m.e.ID != c.holder {
+						return fmt.Errorf("the Lease names %s as the holder after SIGKILL to %s, but %s reported is_leader:true", c.holder, leader.e.ID, m.e.ID)
+					}
+					if err := next(); err != nil {
+						return err
+					}
+					r.crash[ttl] = append(r.crash[ttl], c.took.Seconds())
+					r.crashPast[ttl] = append(r.crashPast[ttl], c.pastLease.Seconds())
+					r.crashReport = append(r.crashReport, at.Sub(c.at).Seconds())
+					b.logf("TTL %s: %s; is_leader:true %s after the Lease", ttl, c, fmtSeconds(at.Sub(c.at).Seconds()))
+					continue
+				}
 				took, exited, err := g.failover(leader, sig, 3*ttl+10*time.Second)
 				if err != nil {
 					return err
@@ -117,12 +145,8 @@ func (b *bench) failovers(ctx context.Context, mode string) error {
 				if err := next(); err != nil {
 					return err
 				}
-				if sig == syscall.SIGTERM {
-					r.graceful[ttl] = append(r.graceful[ttl], took.Seconds())
-					exits = append(exits, exited)
-				} else {
-					r.crash[ttl] = append(r.crash[ttl], took.Seconds())
-				}
+				r.graceful[ttl] = append(r.graceful[ttl], took.Seconds())
+				exits = append(exits, exited)
 				b.logf("TTL %s: %v failover in %s", ttl, sig, took.Round(time.Millisecond))
 			}
 			// The old leaders exit while the next repetitions run.
@@ -139,11 +163,90 @@ func (b *bench) failovers(ctx context.Context, mode string) error {
 			return nil
 		}()
 		g.stop()
+		lw.stop()
+		if err != nil {
+			return err
+		}
+	}
+	if a := b.active(); mode == a[len(a)-1] {
+		return b.clientGoCrashes(ctx)
+	}
+	return nil
+}
+
+// clientGoCrashes measures crash failovers of plain client-go the way
+// failovers does k8s-elector's: for each TTL, a group of 3 reference
+// programs in an election of its own; SIGKILL of the holder, timed on the
+// bench's watch of the Lease, then a fresh program replaces it.
+func (b *bench) clientGoCrashes(ctx context.Context) error {
+	b.logf("== crash failover, client-go (the reference program)")
+	for _, ttl := range b.failoverTTL {
+		election := fmt.Sprintf("failover-client-go-%ds", int(ttl.Seconds()))
+		lw := b.watchLease(ctx, election)
+		procs := map[string]*refProc{}
+		err := func() error {
+			n := 0
+			next := func() error {
+				n++
+				p, err := b.startRef(election, fmt.Sprintf("client-go-%d", n), ttl)
+				if err == nil {
+					procs[p.id] = p
+				}
+				return err
+			}
+			for range 3 {
+				if err := next(); err != nil {
+					return err
+				}
+			}
+			holds := func(h string) bool { p := procs[h]; return p != nil && !p.exited() }
+			for range b.crashReps {
+				// The programs have no status to agree on: the settle
+				// alone gives a fresh one time to see the holder.
+				if err := sleep(ctx, settle(ttl)); err != nil {
+					return err
+				}
+				c, err := b.crash(ctx, lw, ttl, holds, func(h string) (time.Time, error) {
+					p := procs[h]
+					delete(procs, h)
+					return p.kill()
+				})
+				if err != nil {
+					return fmt.Errorf("%w%s", err, describeRefs(procs))
+				}
+				if err := next(); err != nil {
+					return err
+				}
+				b.ref.crash[ttl] = append(b.ref.crash[ttl], c.took.Seconds())
+				b.ref.crashPast[ttl] = append(b.ref.crashPast[ttl], c.pastLease.Seconds())
+				b.logf("client-go, TTL %s: %s", ttl, c)
+			}
+			return nil
+		}()
+		for _, p := range procs {
+			_, _ = p.kill()
+			<-p.done
+		}
+		lw.stop()
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// describeRefs lists the reference programs, and the log tail of any that
+// exited, for errors.
+func describeRefs(procs map[string]*refProc) string {
+	var b strings.Builder
+	for _, id := range slices.Sorted(maps.Keys(procs)) {
+		p := procs[id]
+		fmt.Fprintf(&b, "\n  %s: exited=%v", id, p.exited())
+		if p.exited() {
+			fmt.Fprintf(&b, "; log:\n%s", tail(p.log.String(), 20))
+		}
+	}
+	return b.String()
 }
 
 // steadyStates measures API requests per minute for each TTL: one window

@@ -3,8 +3,8 @@
 // (-watch=false) side by side, with the ratio between them and the targets of
 // the performance issue. It is what `make bench` runs; it is not part of CI.
 //
-//	cd test/e2e && go run ./cmd/bench            # full run, about 20 minutes
-//	cd test/e2e && go run ./cmd/bench -quick     # shorter windows, fewer repetitions: about 7 minutes
+//	cd test/e2e && go run ./cmd/bench            # full run, about 25 minutes
+//	cd test/e2e && go run ./cmd/bench -quick     # shorter windows, fewer repetitions: about 9 minutes
 //	go run ./cmd/bench -modes=poll -out=bench.md # one mode; a markdown copy
 //
 // Without -kubeconfig it starts the local control plane (kube-apiserver and
@@ -86,14 +86,14 @@ type plan struct {
 func newPlan(quick bool) plan {
 	p := plan{
 		quick: quick, window: 60 * time.Second, idle: time.Minute,
-		firstReps: 5, gracefulRep: 5, crashReps: 4, bigReps: 3,
+		firstReps: 5, gracefulRep: 5, crashReps: 7, bigReps: 3,
 		candidates: 50, elections: 500, loadConns: 8, loadFor: 5 * time.Second, loadOneFor: 2 * time.Second,
 		failoverTTL: []time.Duration{3 * time.Second, 10 * time.Second},
 		steadyTTL:   []time.Duration{3 * time.Second, 10 * time.Second},
 	}
 	if quick {
 		p.window, p.idle = 20*time.Second, 15*time.Second
-		p.firstReps, p.gracefulRep, p.crashReps, p.bigReps = 3, 3, 2, 1
+		p.firstReps, p.gracefulRep, p.crashReps, p.bigReps = 3, 3, 3, 1
 		// The default TTL only: each steady state costs two windows.
 		p.steadyTTL = []time.Duration{10 * time.Second}
 	}
@@ -128,7 +128,7 @@ func run(ctx context.Context, args []string) error {
 	// own (-kubeconfig among them) on the global one.
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var (
-		quick      = fs.Bool("quick", false, "A shorter run: 20s windows, 15s idle, fewer repetitions, steady state at TTL 10s only (about 7 minutes).")
+		quick      = fs.Bool("quick", false, "A shorter run: 20s windows, 15s idle, fewer repetitions, steady state at TTL 10s only (about 9 minutes).")
 		modes      = fs.String("modes", "watch,poll", "The modes to measure, in column order: watch (-watch=true), poll (-watch=false).")
 		binary     = fs.String("binary", "", "The k8s-elector binary to measure (default: build it stripped from this repository).")
 		kubeconfig = fs.String("kubeconfig", "", "Measure on this cluster instead of a local control plane. Its user must read /metrics and create namespaces.")
@@ -143,7 +143,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	b := &bench{plan: newPlan(*quick), res: map[string]*modeResult{}, began: time.Now(), logw: os.Stderr, loadStart: loadAvg(), pin: newPinning()}
+	b := &bench{plan: newPlan(*quick), res: map[string]*modeResult{}, ref: newRefResult(), began: time.Now(), logw: os.Stderr, loadStart: loadAvg(), pin: newPinning()}
 	if *only != "" {
 		b.only = map[string]bool{}
 		for k := range strings.SplitSeq(*only, ",") {

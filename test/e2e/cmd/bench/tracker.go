@@ -177,15 +177,27 @@ func (g *group) stable(limit time.Duration) (*member, error) {
 // exited receives how long after the signal it did (or -1 if it had to be
 // killed after 30s).
 func (g *group) failover(leader *member, sig syscall.Signal, limit time.Duration) (took time.Duration, exited <-chan time.Duration, err error) {
+	t0, exited, err := g.signal(leader, sig)
+	if err != nil {
+		return 0, nil, err
+	}
+	_, at, err := g.newLeader(leader, t0, limit, fmt.Sprintf("another leader after %v to %s", sig, leader.e.ID))
+	return at.Sub(t0), exited, err
+}
+
+// signal stops following the leader and sends it sig, and returns when it
+// did. exited receives how long after that the process exited (or -1 if it
+// had to be killed after 30s).
+func (g *group) signal(leader *member, sig syscall.Signal) (t0 time.Time, exited <-chan time.Duration, err error) {
 	g.mu.Lock()
 	leader.stopping = true
 	g.mu.Unlock()
 	// Its status is of no interest any more; and an open GET /watch stream
 	// would hold its HTTP server's graceful shutdown.
 	leader.cancel()
-	t0 := time.Now()
+	t0 = time.Now()
 	if err := leader.e.Signal(sig); err != nil {
-		return 0, nil, err
+		return t0, nil, err
 	}
 	exit := make(chan time.Duration, 1)
 	go func() {
@@ -199,16 +211,22 @@ func (g *group) failover(leader *member, sig syscall.Signal, limit time.Duration
 			g.b.logf("%s: HTTP server did not shut down cleanly", leader.e.ID)
 		}
 	}()
-	err = g.wait(limit, fmt.Sprintf("another leader after %v to %s", sig, leader.e.ID), func() bool {
-		for _, m := range g.members {
-			if m != leader && m.cur.IsLeader && m.leaderSince.After(t0) {
-				took = m.leaderSince.Sub(t0)
+	return t0, exit, nil
+}
+
+// newLeader waits up to limit for a member other than old to report
+// is_leader:true after since, and returns it and when its report arrived.
+func (g *group) newLeader(old *member, since time.Time, limit time.Duration, what string) (m *member, at time.Time, err error) {
+	err = g.wait(limit, what, func() bool {
+		for _, c := range g.members {
+			if c != old && c.cur.IsLeader && c.leaderSince.After(since) {
+				m, at = c, c.leaderSince
 				return true
 			}
 		}
 		return false
 	})
-	return took, exit, err
+	return m, at, err
 }
 
 // stop kills every member, then stops following. Nothing is measured any
