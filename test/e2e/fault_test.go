@@ -106,10 +106,21 @@ func startFaultFleet(t *testing.T, lock string) *faultFleet {
 // throttled, behind HTTPS proxies that can answer 429 (f.throttlers).
 func startFaultFleetVia(t *testing.T, lock string, throttled bool) *faultFleet {
 	t.Helper()
-	u, err := url.Parse(cp.Admin.Host)
-	if err != nil {
-		t.Fatal(err)
+	f := newFaultFleet(t, lock)
+	for i := range 3 {
+		f.add(fleet.Config{
+			Binary: binary, Election: faultElection,
+			Namespace: f.ns, LockType: lock, TTL: ttl,
+		}, fmt.Sprintf("%s-%d", lock, i), throttled)
 	}
+	return f
+}
+
+// newFaultFleet returns a fleet of no electors in a new namespace, with its
+// recorder running; on failure, its cleanup logs the faults and the
+// timeline.
+func newFaultFleet(t *testing.T, lock string) *faultFleet {
+	t.Helper()
 	f := &faultFleet{t: t, ns: newNamespace(t), lock: lock, rec: history.NewRecorder()}
 	t.Cleanup(func() {
 		h := f.rec.Stop()
@@ -121,43 +132,53 @@ func startFaultFleetVia(t *testing.T, lock string, throttled bool) *faultFleet {
 				strings.Join(f.marks, "\n"), h.Timeline(h.Begin, h.End))
 		}
 	})
-	for i := range 3 {
-		id := fmt.Sprintf("%s-%d", lock, i)
-		var cfg *rest.Config
-		var p *faultproxy.Proxy
-		if throttled {
-			th, err := faultproxy.NewThrottler(cp.Admin)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(th.Close)
-			f.throttlers = append(f.throttlers, th)
-			cfg = th.Config()
-		} else {
-			var err error
-			if p, err = faultproxy.New(u.Host); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Close() })
-			// The admin credentials, with the proxy as the server: TLS
-			// passes through the proxy, and the serving certificate is
-			// valid for 127.0.0.1.
-			cfg = rest.CopyConfig(cp.Admin)
-			cfg.Host = "https://" + p.Addr()
+	return f
+}
+
+// add starts the elector id with cfg behind a TCP proxy of its own or, with
+// throttled, an HTTPS proxy that can answer 429, and records its answers.
+// It fills in cfg.Kubeconfig.
+func (f *faultFleet) add(cfg fleet.Config, id string, throttled bool) *fleet.Elector {
+	t := f.t
+	t.Helper()
+	var rc *rest.Config
+	var p *faultproxy.Proxy
+	var th *faultproxy.Throttler
+	if throttled {
+		var err error
+		if th, err = faultproxy.NewThrottler(cp.Admin); err != nil {
+			t.Fatal(err)
 		}
-		kubeconfig, err := cp.WriteKubeconfig(f.ns+"-"+id, cfg)
+		t.Cleanup(th.Close)
+		rc = th.Config()
+	} else {
+		u, err := url.Parse(cp.Admin.Host)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := startElector(t, fleet.Config{
-			Binary: binary, Kubeconfig: kubeconfig, Election: faultElection,
-			Namespace: f.ns, LockType: lock, TTL: ttl,
-		}, id)
-		f.electors = append(f.electors, e)
-		f.proxies = append(f.proxies, p)
-		f.rec.Add(id, e.Status)
+		if p, err = faultproxy.New(u.Host); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		// The admin credentials, with the proxy as the server: TLS
+		// passes through the proxy, and the serving certificate is
+		// valid for 127.0.0.1.
+		rc = rest.CopyConfig(cp.Admin)
+		rc.Host = "https://" + p.Addr()
 	}
-	return f
+	kubeconfig, err := cp.WriteKubeconfig(f.ns+"-"+id, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Kubeconfig = kubeconfig
+	e := startElector(t, cfg, id)
+	f.electors = append(f.electors, e)
+	f.proxies = append(f.proxies, p)
+	if throttled {
+		f.throttlers = append(f.throttlers, th)
+	}
+	f.rec.Add(id, e.Status)
+	return e
 }
 
 // mark notes a fault in the test log and returns when it was injected.
