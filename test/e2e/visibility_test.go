@@ -71,9 +71,15 @@ type visibilityResult struct {
 // other. Over the whole recording: never two leaders, no stale write
 // accepted by the fenced store, and the invariants of TestFault.
 //
-// Each attempt logs its margin: the new leader's acquisition time less the
-// old leader's last reported valid_until (negative is two leaders); the
-// test ends with the minimum and median per scenario.
+// Each attempt also checks and logs its margin: the new leader's acquisition
+// time (its acquireTime in the Lease) less the old leader's last reported
+// valid_until, which must be positive even when the old leader was resumed
+// too late to show two leaders; the test ends with the minimum and median
+// per scenario.
+//
+// Each scenario runs at TTL 2s and 3s, with the k8s-electors watching the
+// lock and polling it (-watch=false): 8 combinations, in parallel as
+// TestFault's scenarios, about two minutes in all on 2 cores.
 func TestVisibility(t *testing.T) {
 	plain := buildPlainFollower(t)
 	var (
@@ -192,9 +198,8 @@ func runVisibility(t *testing.T, c visibilityCase, plainBinary string) visibilit
 	return res
 }
 
-// attempt freezes the leader l right after a same-second renewal, as the
-// package doc of TestVisibility says, and checks what it answers when it
-// resumes. It returns the margin (the new leader's acquisition less l's last
+// attempt freezes the leader l right after a same-second renewal, as
+// TestVisibility's doc says, and checks what it answers when it resumes. It returns the margin (the new leader's acquisition less l's last
 // valid_until) and when the partition healed.
 func (v *visibilityFleet) attempt(n int, l *fleet.Elector) (margin time.Duration, healed time.Time) {
 	t := v.t
@@ -284,6 +289,13 @@ func (v *visibilityFleet) attempt(n int, l *fleet.Elector) (margin time.Duration
 	}
 	t.Logf("attempt %d: %s (token %s) last reported valid_until %s; %s (token %s) acquired at %s (%s): margin %s; %d overlaps",
 		n, l.ID, held.Token(), stamp(lastValid), next.ID, first.Token(), stamp(acquired), how, margin.Round(time.Millisecond), overlaps)
+	// Whether or not the old leader was resumed in time to say so, its
+	// claim must end before anyone else can acquire: a follower's clock
+	// starts no earlier than the first write of the second it last saw.
+	if margin <= 0 {
+		t.Errorf("attempt %d: %s acquired at %s, %s before %s's last valid_until %s; want after it",
+			n, next.ID, micros(acquired), -margin, l.ID, micros(lastValid))
+	}
 	if lastValid.IsZero() {
 		t.Errorf("attempt %d: no answer of %s with is_leader=true and token %s, want its valid_until before the freeze", n, l.ID, held.Token())
 	}
