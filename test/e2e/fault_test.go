@@ -723,7 +723,7 @@ func faultHolderRewritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mark("rewrote the holder of lease %s/%s from %s to intruder (transitions %d)", f.ns, faultElection, l.ID, intruderTransitions)
-	next, s := f.leader(recoverWithin, rewritten, func(s history.Sample) bool { return s.Status.LeaderTransitions > int64(intruderTransitions) })
+	next, s := f.leader(recoverWithin, rewritten, func(s history.Sample) bool { return s.Status.LeaderTransitions > int(intruderTransitions) })
 	f.mark("%s leads, token %s", next.ID, s.Token())
 	time.Sleep(retry)
 	h := f.check(rewritten)

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	elector "github.com/k8s-elector/elector"
 	"net"
 	"net/http"
 	"os"
@@ -182,20 +183,10 @@ func (c *candidate) wrote(l *coordinationv1.Lease, sent time.Time) {
 	}
 }
 
-// status is GET / : k8s-elector's field names and time layouts.
-type status struct {
-	IsLeader          bool   `json:"is_leader"`
-	Leader            string `json:"leader"`
-	Node              string `json:"node"`
-	Timestamp         string `json:"timestamp"`
-	LockUID           string `json:"lock_uid,omitempty"`
-	LeaderTransitions int32  `json:"leader_transitions"`
-	ValidUntil        string `json:"valid_until,omitempty"`
-}
-
-func (c *candidate) status() status {
+// status is GET / : k8s-elector's Status, so that its JSON is the same.
+func (c *candidate) status() elector.Status {
 	now := time.Now()
-	s := status{Node: c.id, Timestamp: now.UTC().Format(time.RFC3339)}
+	s := elector.Status{Node: c.id, Timestamp: now}
 	r := c.round.Load()
 	if r != nil {
 		s.Leader = r.le.GetLeader()
@@ -206,10 +197,10 @@ func (c *candidate) status() status {
 	st := c.seen
 	if s.IsLeader {
 		st = c.mine
-		// Cut to milliseconds as k8s-elector does: never later than the belief.
-		s.ValidUntil = st.sent.Add(st.lease).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		// Status's JSON cuts it to milliseconds: never later than the belief.
+		s.ValidUntil = st.sent.Add(st.lease)
 	}
-	s.LockUID, s.LeaderTransitions = st.uid, st.transitions
+	s.LockUID, s.LeaderTransitions = st.uid, int(st.transitions)
 	return s
 }
 

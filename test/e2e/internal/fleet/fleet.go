@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	elector "github.com/k8s-elector/elector"
 	"io"
 	"net"
 	"net/http"
@@ -32,17 +33,9 @@ func Build(root, dir string) (string, error) {
 	return bin, nil
 }
 
-// Status is the part of GET / the suite reads.
-type Status struct {
-	IsLeader          bool   `json:"is_leader"`
-	Leader            string `json:"leader"`
-	Node              string `json:"node"`
-	LockUID           string `json:"lock_uid"`
-	LeaderTransitions int64  `json:"leader_transitions"`
-	// ValidUntil is when the leader's leadership ends unless it renews
-	// (milliseconds); zero when the elector does not lead.
-	ValidUntil time.Time `json:"valid_until"`
-}
+// Status is the body of GET /: the library's own type, decoded as a client
+// of the binary would.
+type Status = elector.Status
 
 // Elector is one running k8s-elector process.
 type Elector struct {

@@ -97,7 +97,7 @@ func (s Sample) Leading() bool { return s.Err == nil && s.Status.IsLeader }
 
 // Token is the fencing token the answer reports.
 func (s Sample) Token() Token {
-	return Token{UID: s.Status.LockUID, Transitions: s.Status.LeaderTransitions}
+	return Token{UID: s.Status.LockUID, Transitions: int64(s.Status.LeaderTransitions)}
 }
 
 // claimEnd is the latest instant the sample can speak for.

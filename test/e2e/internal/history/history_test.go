@@ -40,7 +40,7 @@ func (b *builder) lead(id string, from, to int, uid string, n int64) *builder {
 func (b *builder) follow(id string, from, to int, leader, uid string, n int64) *builder {
 	for ms := from; ms <= to; ms += 15 {
 		b.add(Sample{Elector: id, Start: at(ms), End: at(ms + 1),
-			Status: fleet.Status{Node: id, Leader: leader, LockUID: uid, LeaderTransitions: n}})
+			Status: fleet.Status{Node: id, Leader: leader, LockUID: uid, LeaderTransitions: int(n)}})
 	}
 	return b
 }
@@ -56,7 +56,7 @@ func (b *builder) refused(id string, from, to int) *builder {
 
 func leading(id string, start, end int, uid string, n int64, validUntil int) Sample {
 	return Sample{Elector: id, Start: at(start), End: at(end), Status: fleet.Status{
-		IsLeader: true, Node: id, Leader: id, LockUID: uid, LeaderTransitions: n, ValidUntil: at(validUntil)}}
+		IsLeader: true, Node: id, Leader: id, LockUID: uid, LeaderTransitions: int(n), ValidUntil: at(validUntil)}}
 }
 
 func failed(id string, start, end int) Sample {
