@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 )
 
 // crashSlack is what the crash failover targets allow beyond the lease: a
@@ -67,13 +67,13 @@ func (c crashResult) String() string {
 type refProc struct {
 	id   string
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *fleet.SyncBuffer
 	done chan struct{} // closed when it has exited
 }
 
 // startRef starts a reference program with identity id in election.
 func (b *bench) startRef(election, id string, ttl time.Duration) (*refProc, error) {
-	p := &refProc{id: id, log: &lockedBuffer{}, done: make(chan struct{})}
+	p := &refProc{id: id, log: &fleet.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(b.minimal, "-kubeconfig="+b.kubecfg, "-namespace="+b.namespace,
 		"-election="+election, "-id="+id, "-ttl="+ttl.String())
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -102,22 +102,4 @@ func (p *refProc) exited() bool {
 func (p *refProc) kill() (time.Time, error) {
 	t := time.Now()
 	return t, p.cmd.Process.Kill()
-}
-
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -43,7 +43,7 @@ type Elector struct {
 	Addr string // host:port of its HTTP API
 
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *SyncBuffer
 	done   chan struct{}
 	waited error
 }
@@ -74,7 +74,7 @@ func Start(c Config, id string) (*Elector, error) {
 		"-lock-type=" + c.LockType, "-ttl=" + c.TTL.String(),
 	}
 	args = append(args, c.Extra...)
-	e := &Elector{ID: id, Addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
+	e := &Elector{ID: id, Addr: addr, log: &SyncBuffer{}, done: make(chan struct{})}
 	if len(c.Wrap) > 0 {
 		args = append(append(slices.Clone(c.Wrap[1:]), c.Binary), args...)
 		e.cmd = exec.Command(c.Wrap[0], args...)
@@ -177,18 +177,20 @@ func (e *Elector) Kill() {
 // Logs returns what the process has written so far.
 func (e *Elector) Logs() string { return e.log.String() }
 
-type syncBuffer struct {
+// SyncBuffer collects a process's output while it runs; it is safe for
+// concurrent use.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
