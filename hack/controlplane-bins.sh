@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the pinned kube-apiserver and etcd that the end-to-end suite and
 # `make demo` run, from the Go module proxy (module hack/tools), and caches them
-# under .cache/controlplane/<version>/. Prints the directory holding them.
+# in the user's cache directory ($XDG_CACHE_HOME, else ~/.cache), under
+# k8s-elector/controlplane/<version>/, so that every clone on the machine
+# (and CI on it) shares one build. CONTROLPLANE_BIN_DIR picks another
+# directory. Prints the directory holding them.
 #
 # The first build compiles most of Kubernetes: about 4-8 minutes on 2 cores.
 # Later runs find the cache and return at once.
@@ -15,7 +18,8 @@ if [[ -z "${version}" || -z "${etcd_version}" ]]; then
 	echo "controlplane-bins: cannot read pinned versions from ${tools}/go.mod" >&2
 	exit 1
 fi
-dir="${CONTROLPLANE_BIN_DIR:-${root}/.cache/controlplane/${version}-etcd-${etcd_version}}"
+cache="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}"
+dir="${CONTROLPLANE_BIN_DIR:-${cache}/k8s-elector/controlplane/${version}-etcd-${etcd_version}}"
 mkdir -p "${dir}"
 
 build() { # name package
