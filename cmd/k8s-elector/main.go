@@ -276,28 +276,24 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// restConfig loads the client configuration: the -kubeconfig file if given,
-// else the in-cluster configuration, else $KUBECONFIG or ~/.kube/config as
-// kubectl loads them.
+// restConfig loads the client configuration: the -kubeconfig file if given
+// (see loadKubeconfig), else the in-cluster configuration, else $KUBECONFIG
+// or ~/.kube/config as kubectl loads them.
 func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("cannot load -kubeconfig=%s: %w", kubeconfig, err)
-		}
-		return cfg, nil
+		return loadKubeconfig(kubeconfig)
 	}
 	cfg, err := rest.InClusterConfig()
 	if err == nil {
 		return cfg, nil
 	}
 	if !errors.Is(err, rest.ErrNotInCluster) {
-		return nil, fmt.Errorf("in-cluster config: %w", err)
+		return nil, fmt.Errorf("in-cluster config: %w", oneLine(err))
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("not running in a cluster, and no usable kubeconfig in $KUBECONFIG or ~/.kube/config (%w): set -kubeconfig", err)
+		return nil, fmt.Errorf("not running in a cluster, and no usable kubeconfig in $KUBECONFIG or ~/.kube/config (%w): set -kubeconfig", oneLine(err))
 	}
 	return cfg, nil
 }
