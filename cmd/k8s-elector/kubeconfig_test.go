@@ -370,3 +370,40 @@ func TestUsableKubeconfig(t *testing.T) {
 		})
 	}
 }
+
+// FuzzKubeconfig runs the config path on arbitrary files: it must not panic,
+// an error must be one line that names the file, and a config it accepts must
+// be one that elector.New can build a client from, so that no problem
+// reaches the user without the file's name.
+func FuzzKubeconfig(f *testing.F) {
+	for _, tc := range brokenKubeconfigs(f, f.TempDir()) {
+		if tc.path == nil {
+			f.Add([]byte(tc.file))
+		}
+	}
+	for _, tc := range usableKubeconfigs(f) {
+		if tc.files == nil {
+			f.Add([]byte(tc.file))
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "kubeconfig")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := restConfig(path)
+		if err != nil {
+			msg := err.Error()
+			if strings.ContainsAny(msg, "\n\r") {
+				t.Fatalf("got an error of several lines, want one: %q", msg)
+			}
+			if !strings.Contains(msg, "-kubeconfig="+path+": ") {
+				t.Fatalf("got %q, want an error that names -kubeconfig=%s", msg, path)
+			}
+			return
+		}
+		if _, err := elector.New("example", elector.WithRESTConfig(cfg)); err != nil {
+			t.Fatalf("restConfig accepted a config that elector.New rejects: got %q, want no error", err)
+		}
+	})
+}
