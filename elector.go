@@ -119,7 +119,7 @@ func New(election string, opts ...Option) (*Elector, error) {
 		client:   client,
 		views:    vs,
 		metrics:  newMetrics(o.namespace+"/"+election, o.id, vs),
-		pass:     passControl{id: o.id},
+		pass:     passControl{id: o.id, ttl: o.ttl},
 	}, nil
 }
 

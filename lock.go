@@ -73,7 +73,7 @@ var _ objectLock = (*kindLock[coordinationv1.Lease, *coordinationv1.Lease])(nil)
 func (l *kindLock[T, P]) get(ctx context.Context) (lockRead, error) {
 	if obj, at, ok := l.cache.get(); ok {
 		if obj == nil {
-			return lockRead{cached: true}, apierrors.NewNotFound(l.cache.gr, l.name)
+			return lockRead{cached: true, seen: at}, apierrors.NewNotFound(l.cache.gr, l.name)
 		}
 		r, err := l.read(obj, at)
 		r.cached = true

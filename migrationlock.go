@@ -41,7 +41,7 @@ func (m *migrationLock) get(ctx context.Context) (lockRead, error) {
 			r.cached = r.cached && lr.cached
 			return r, nil
 		}
-		return lockRead{cached: r.cached && lr.cached}, err
+		return lockRead{cached: r.cached && lr.cached, seen: later(r.seen, lr.seen)}, err
 	}
 	return m.join(r, lr), nil
 }

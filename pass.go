@@ -16,7 +16,8 @@ import (
 // another holder, or Resign asked. It is safe for concurrent use: the watch,
 // the timers, Resign and the election goroutine all call it.
 type passControl struct {
-	id string // this candidate's ID
+	id  string        // this candidate's ID
+	ttl time.Duration // its lease duration
 
 	mu        sync.Mutex
 	stop      context.CancelFunc // ends the current pass; nil between passes
@@ -106,12 +107,18 @@ func (p *passControl) lockChanged(rec resourcelock.LeaderElectionRecord, deleted
 		// before that lease runs out.
 		p.cancelKick()
 	}
+	heldByAnother := holder != "" && holder != p.id && holder != "?"
 	switch {
 	case !p.following && (deleted || holder != "" && holder != p.id):
 		p.stop()
+	case p.following && deleted && heldByAnother:
+		// Deleted while another held it: the tracked lock creates it only
+		// once that lease (at most this candidate's TTL) has run out
+		// since the deletion.
+		p.scheduleKick(deletedWait(rec.LeaseDurationSeconds, p.ttl) + rand.N(kickSpread))
 	case p.following && free:
 		p.scheduleKick(rand.N(kickSpread))
-	case p.following && holder != p.id && holder != "?":
+	case p.following && heldByAnother:
 		// The tracked lock hands the record over as free from the same
 		// instant: the lease counted from this delivery, plus the drift
 		// margin. Every follower tries at once; all but one conflict.

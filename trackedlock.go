@@ -74,6 +74,7 @@ type trackedLock struct {
 	last       *resourcelock.LeaderElectionRecord
 	uid        types.UID // of the object that holds last
 	gone       bool      // the last read found no lock object
+	goneSince  time.Time // when a read first found it missing
 	precise    []byte    // last's precise form
 	lastChange time.Time // when this candidate first saw precise
 	visible    []byte    // last's visible form
@@ -105,12 +106,19 @@ func (l *trackedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	}
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			l.gone = true
+			if !l.gone {
+				// The watch saw the deletion when it delivered it; a read
+				// from the API server, now.
+				l.gone, l.goneSince = true, r.seen
+				if !r.cached {
+					l.goneSince = time.Now()
+				}
+			}
 			l.obs.absent()
 			if holder, left := l.heldByAnother(); left > 0 {
 				// client-go would create the lock at once. Its holder may
-				// still be acting: it was deleted, not released. Wait until
-				// the lease that we last saw renewed would have run out.
+				// still be acting: it was deleted, not released, and it may
+				// have renewed after our last read.
 				if l.deletedHeldBy != holder {
 					l.deletedHeldBy = holder
 					l.log.Info("lock object deleted while another candidate held it; not creating it before that lease runs out",
@@ -191,17 +199,25 @@ func (l *trackedLock) remember(r lockRead) {
 	l.deletedHeldBy = ""
 }
 
-// heldByAnother returns the holder of the last record seen, if it is another
-// candidate, and how long its lease runs on for this candidate: from when it
-// saw the record change, for the record's lease duration but no longer than
-// its own TTL. A deleted lock is a reset by whoever deleted it: a holder
-// with a longer lease than this candidate's is not waited for.
+// heldByAnother returns, for a lock found missing, the holder of the last
+// record seen, if it is another candidate, and how long this candidate waits
+// before it creates the lock: the record's lease duration, but no longer than
+// its own TTL, from when it found the lock missing. The holder renewed at
+// the latest just before the deletion, and perhaps after this candidate last
+// read the lock, so the wait cannot count from the last change it saw. A
+// deleted lock is a reset by whoever deleted it: a holder with a longer
+// lease than this candidate's is not waited for.
 func (l *trackedLock) heldByAnother() (string, time.Duration) {
 	if l.last == nil || l.last.HolderIdentity == "" || l.last.HolderIdentity == l.id {
 		return "", 0
 	}
-	lease := min(time.Duration(l.last.LeaseDurationSeconds)*time.Second, l.ttl)
-	return l.last.HolderIdentity, time.Until(l.lastChange.Add(lease))
+	return l.last.HolderIdentity, time.Until(l.goneSince.Add(deletedWait(l.last.LeaseDurationSeconds, l.ttl)))
+}
+
+// deletedWait is how long a candidate waits before it creates a lock it
+// found deleted while another held it with a lease of leaseSeconds.
+func deletedWait(leaseSeconds int, ttl time.Duration) time.Duration {
+	return min(time.Duration(leaseSeconds)*time.Second, ttl)
 }
 
 func (l *trackedLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {

@@ -166,6 +166,7 @@ func TestDeletedLockIsNotTakenWhileItsLeaseRuns(t *testing.T) {
 		a, b := k.leaderAndFollower(t, c)
 		timeout := errors.New("connection timed out")
 		a.fault.Store(&timeout) // a cannot recreate it
+		claim := a.e.Status().ValidUntil
 		deleteLock(t, c, k.lock)
 		begin := time.Now()
 		for !b.e.Status().IsLeader {
@@ -181,6 +182,9 @@ func TestDeletedLockIsNotTakenWhileItsLeaseRuns(t *testing.T) {
 		took := time.Since(begin)
 		if a.e.Status().IsLeader {
 			t.Fatal("a and b both lead")
+		}
+		if created := begin.Add(took); created.Before(claim.Add(driftMargin(testTTL))) {
+			t.Errorf("b created the deleted lock at %s, before a's valid_until %s plus the drift margin", created, claim)
 		}
 		// b saw a's last renewal at most one retry period before the
 		// deletion.
@@ -221,9 +225,10 @@ func TestCrashFailoverAtTheLeaseWithWatch(t *testing.T) {
 }
 
 // TestDeletedLockWaitIsAtMostOneTTL deletes a lock that a third party held
-// with a lease of an hour: the candidates that saw it wait out what they
-// saw, but no longer than their own TTL, as a candidate that starts after
-// the deletion (and saw nothing) does not wait at all.
+// with a lease of an hour: the candidates that saw it wait for that lease
+// from when they found the lock missing, but no longer than their own TTL,
+// as a candidate that starts after the deletion (and saw nothing) does not
+// wait at all.
 func TestDeletedLockWaitIsAtMostOneTTL(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
@@ -233,18 +238,18 @@ func TestDeletedLockWaitIsAtMostOneTTL(t *testing.T) {
 		rec.HolderIdentity, rec.LeaseDurationSeconds = "intruder", 3600
 		rec.LeaderTransitions++
 		writeRecord(t, admin, k.lock, rec)
-		written := time.Now()
-		time.Sleep(time.Second)
+		time.Sleep(2 * maxRetryWait) // both read the intruder's record
 		synctest.Wait()
 		deleteLock(t, c, k.lock)
+		deleted := time.Now()
 		leader, _ := waitLeader(t, 3*testTTL, a, b)
-		// The candidates read the lock (from the watch, or the API server)
-		// at least once a jittered retry: the last change they saw came at
-		// most that long before the intruder's write.
-		took := time.Since(written)
-		if took < testTTL-maxRetryWait || took > testTTL+maxRetryWait+100*time.Millisecond {
-			t.Errorf("%s created the deleted lock %s after the intruder's write, want one TTL (%s) after the last change it saw",
-				leader.id, took, testTTL)
+		// A candidate finds the lock missing at once with the watch, else
+		// at its next read; it then creates it at its next attempt after
+		// one TTL.
+		took := time.Since(deleted)
+		if ceiling := testTTL + 2*maxRetryWait + 100*time.Millisecond; took < testTTL || took > ceiling {
+			t.Errorf("%s created the deleted lock %s after the deletion, want one TTL (%s) after it found it missing, within %s",
+				leader.id, took, testTTL, ceiling)
 		}
 	})
 }
