@@ -39,6 +39,7 @@ type campaign struct {
 	onStarted   func(context.Context)
 	onStopped   func()
 	onNewLeader func(string)
+	ahead       time.Duration // how long before validUntil a term ends: the command's fence
 
 	leader string // the holder as last reported
 	term   *term  // the current term, nil while following
@@ -99,14 +100,21 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, since time.Time)
 	}
 	lease := time.Duration(rec.LeaseDurationSeconds) * time.Second
 	validUntil := since.Add(lease - driftMargin(lease))
-	if since.IsZero() || !time.Now().Before(validUntil) {
-		c.log.V(1).Info("renewal gives no lease: followers cannot tell it from a record of unknown age", "renewTime", rec.RenewTime)
+	if since.IsZero() || !time.Now().Before(validUntil.Add(-c.ahead)) {
+		c.log.V(1).Info("renewal gives no lease: it came too late, or followers cannot tell it from a record of unknown age", "renewTime", rec.RenewTime)
 		return
 	}
 	if t := c.term; t != nil && t.ctx.Err() != nil {
 		// The term ran out (a pause, or renewals slower than the lease)
 		// although the lock is still ours: end it and start a new one, so
-		// that leader work that stopped is started again.
+		// that leader work that stopped is started again; once that work
+		// has returned, so as not to hold up the renewal.
+		select {
+		case <-t.done:
+		default:
+			c.publish()
+			return
+		}
 		c.endTerm()
 	}
 	if t := c.term; t != nil {
@@ -119,11 +127,11 @@ func (c *campaign) wrote(rec resourcelock.LeaderElectionRecord, since time.Time)
 	}
 	c.pass.leading()
 	_, uid, _ := c.lock.current()
-	t := &term{lease: lease, done: make(chan struct{}), lock: c.lockRef}
+	t := &term{lease: lease, ahead: c.ahead, done: make(chan struct{}), lock: c.lockRef}
 	t.lock.UID = uid
 	t.token = Term{LockUID: string(uid), LeaderTransitions: rec.LeaderTransitions, t: t}
 	t.ctx, t.cancel = context.WithCancel(context.WithValue(c.ctx, termKey{}, t))
-	t.expire = time.AfterFunc(time.Until(validUntil), t.cancel)
+	t.expire = time.AfterFunc(time.Hour, t.cancel) // set by extend
 	t.extend(since, lease, validUntil)
 	c.term = t
 	c.metrics.transitions.Inc()
@@ -220,7 +228,7 @@ func (c *campaign) publish() {
 		renewTime:   rec.RenewTime.Time,
 	}
 	if t := c.term; t != nil && t.ctx.Err() == nil && rec.HolderIdentity == c.id {
-		v.leading, v.validUntil = true, t.validUntil
+		v.leading, v.validUntil, v.endsAt = true, t.validUntil, t.endsAt()
 		v.renewed, v.lease = t.renewed, t.lease
 	}
 	c.views.publish(v)

@@ -81,6 +81,7 @@ type Elector struct {
 	views    *views
 	metrics  *metrics
 	pass     passControl
+	cmd      *supervisor // nil without WithCommand
 	running  atomic.Bool
 
 	handlerOnce sync.Once
@@ -113,14 +114,28 @@ func New(election string, opts ...Option) (*Elector, error) {
 		return nil, errors.Join(err)
 	}
 	vs := newViews(o.id)
-	return &Elector{
+	e := &Elector{
 		election: election,
 		o:        o,
 		client:   client,
 		views:    vs,
-		metrics:  newMetrics(o.namespace+"/"+election, o.id, vs),
+		metrics:  newMetrics(o.namespace+"/"+election, o.id, vs, o.command != nil),
 		pass:     passControl{id: o.id, ttl: o.ttl},
-	}, nil
+	}
+	if o.command != nil {
+		s := &supervisor{
+			path:  o.commandPath,
+			argv:  o.command,
+			env:   []string{EnvElection + "=" + election, EnvNamespace + "=" + o.namespace, EnvID + "=" + o.id},
+			grace: o.commandGrace, margin: driftMargin(o.ttl),
+			exit: o.commandExit, ttl: o.ttl,
+			start: o.startProcess, pass: &e.pass, views: vs, metrics: e.metrics,
+		}
+		s.reaper = newReaper(s.pid)
+		vs.publishCommand(CommandStatus{State: CommandNotRunning})
+		e.cmd = s
+	}
+	return e, nil
 }
 
 // Status returns a consistent snapshot of the election as this Elector sees
@@ -169,6 +184,22 @@ func (e *Elector) Run(ctx context.Context) error {
 		pass: &e.pass, views: e.views, metrics: e.metrics,
 		lockRef:   lockRef(e.o.lockType, e.o.namespace, e.election),
 		onStarted: e.o.onStarted, onStopped: e.o.onStopped, onNewLeader: e.o.onNewLeader,
+	}
+	if e.cmd != nil {
+		c.onStarted, c.ahead = e.cmd.lead, e.cmd.fence()
+		if e.cmd.reaper != nil {
+			// Orphans keep coming while the command stops at shutdown.
+			rctx, stopReaping := context.WithCancel(context.WithoutCancel(ctx))
+			reaped := make(chan struct{})
+			go func() {
+				defer close(reaped)
+				e.cmd.reaper.run(rctx)
+			}()
+			defer func() {
+				stopReaping()
+				<-reaped
+			}()
+		}
 	}
 	if e.o.podName != "" {
 		c.labels = newPodLabeler(e.client, &e.o, log)
@@ -258,7 +289,12 @@ func (e *Elector) Run(ctx context.Context) error {
 			log.Info("stopping")
 		}
 		led := c.endTerm()
-		releasing := led && (req != nil || stopping && e.o.releaseOnCancel)
+		// Under CommandExitStop, a command that exited on its own ends Run.
+		exited := e.cmd.takeExit()
+		if exited != nil {
+			stopping = true
+		}
+		releasing := led && (req != nil || exited != nil || stopping && e.o.releaseOnCancel)
 		if releasing {
 			if d := e.o.releaseDelay; d > 0 {
 				// Not leader any more, as Status says; give applications that
@@ -283,6 +319,10 @@ func (e *Elector) Run(ctx context.Context) error {
 			} else {
 				req.done <- ErrNotLeader
 			}
+		}
+		if exited != nil {
+			log.Info("stopped: the command exited", "code", exited.Code)
+			return exited
 		}
 		if stopping {
 			log.Info("stopped")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -26,7 +27,13 @@ import (
 	"github.com/k8s-elector/elector/internal/record"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childParentEnv) != "" {
+		runCommandParent()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // Timing used by the election tests: TTL 6s, renew deadline 2s, retry 1s.
 const (
@@ -171,9 +178,16 @@ func startFaulted(t *testing.T, c *fakekube.Cluster, id string, lock LockType, w
 		}
 		return false, nil, nil
 	})
-	all := append([]Option{
-		WithClient(cand.client), WithID(id), WithLockType(lock), WithTTL(testTTL),
-	}, cand.log.options()...)
+	all := []Option{WithClient(cand.client), WithID(id), WithLockType(lock), WithTTL(testTTL)}
+	// A command is the leader work of its own: it takes no started-leading
+	// callback.
+	var probe options
+	for _, o := range opts {
+		o.apply(&probe)
+	}
+	if probe.command == nil {
+		all = append(all, cand.log.options()...)
+	}
 	e, err := New(testElection, append(all, opts...)...)
 	if err != nil {
 		t.Fatalf("New(%s): %v", id, err)

@@ -2,6 +2,7 @@ package elector
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,11 +18,16 @@ type metrics struct {
 	transitions prometheus.Counter
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
+
+	// With WithCommand only.
+	commandStarts prometheus.Counter
+	commandExits  *prometheus.CounterVec
+	commandKills  prometheus.Counter
 }
 
 // newMetrics returns the metrics of candidate id in election (namespace/name),
-// whose gauges read vs.
-func newMetrics(election, id string, vs *views) *metrics {
+// whose gauges read vs; with command, also those of the command.
+func newMetrics(election, id string, vs *views, command bool) *metrics {
 	labels := prometheus.Labels{"election": election, "identity": id}
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
@@ -60,7 +66,27 @@ func newMetrics(election, id string, vs *views) *metrics {
 			return float64(v.renewed.UnixNano()) / 1e9
 		}),
 	)
+	if command {
+		m.commandStarts = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "k8s_elector_command_starts_total", ConstLabels: labels,
+			Help: "Times the command (WithCommand, or the arguments after --) was started.",
+		})
+		m.commandExits = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "k8s_elector_command_exits_total", ConstLabels: labels,
+			Help: "Exits of the command, by exit code (128 plus the signal number for a signal; 126 and 127 when it could not be started).",
+		}, []string{"code"})
+		m.commandKills = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "k8s_elector_command_kills_total", ConstLabels: labels,
+			Help: "Times the command was sent SIGKILL because it had not exited within its grace period.",
+		})
+		m.registry.MustRegister(m.commandStarts, m.commandExits, m.commandKills)
+	}
 	return m
+}
+
+// commandExited counts an exit of the command.
+func (m *metrics) commandExited(code int) {
+	m.commandExits.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
 // cachedRead counts a read of the lock served by the watch (WithWatch).

@@ -63,7 +63,7 @@ func (e *Elector) observe(ctx context.Context, ch chan Status) {
 		}
 		expiry.Stop()
 		if s.IsLeader {
-			expiry.Reset(time.Until(v.validUntil))
+			expiry.Reset(time.Until(v.endsAt))
 		}
 		select {
 		case <-v.changed:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
@@ -127,6 +128,11 @@ type options struct {
 	onStarted       func(context.Context)
 	onStopped       func()
 	onNewLeader     func(string)
+	command         []string      // the command and its arguments; nil without WithCommand
+	commandPath     string        // command[0] as found by validate
+	commandGrace    time.Duration // filled by validate
+	commandExit     CommandExit
+	startProcess    startFunc // tests start fake processes
 }
 
 // defaults returns every default in one place. The ID defaults to the
@@ -144,6 +150,8 @@ func defaults() options {
 		releaseOnCancel: true,
 		healthTolerance: DefaultHealthTolerance,
 		podLabelKey:     DefaultPodLabelKey,
+		commandExit:     CommandExitResign,
+		startProcess:    startProcess,
 	}
 }
 
@@ -360,6 +368,115 @@ func WithOnNewLeader(f func(identity string)) Option {
 	return optionFunc(func(o *options) { o.onNewLeader = f })
 }
 
+// WithCommand runs a program while this candidate leads, as its leader work:
+// name (looked up in $PATH unless it contains a slash) with args. The
+// command starts when a term starts, in a process group of its own, with
+// stdin closed (/dev/null), the process's stdout and stderr, and its
+// environment plus the election's (EnvElection, EnvNamespace, EnvID) and the
+// term's fencing token (EnvLockUID, EnvLeaderTransitions).
+//
+// When the term ends, for any reason, the process group gets SIGTERM, and
+// SIGKILL after the grace period (WithCommandGrace); whatever is left of the
+// group when the command exits is killed too. The term ends early enough for
+// the command to be dead before anyone else can lead: if renewals stop, it
+// ends the grace period and the drift margin (TTL/50) before ValidUntil, so
+// SIGKILL comes at the latest that margin before ValidUntil. Run releases
+// the lock only after the command has exited. The command is started with
+// the parent-death signal, so it dies with the Elector's process even when
+// that is killed with SIGKILL. When the command exits on its own, what
+// follows is WithCommandExit's. As PID 1 (the init process of a
+// container), the Elector also reaps the orphans the kernel hands it.
+//
+// A supervisor that is itself frozen (SIGSTOP, a frozen cgroup) cannot stop
+// its command: writes that must never overlap still need the fencing token.
+// It cannot be combined with WithOnStartedLeading; it needs Linux.
+// Default: none.
+func WithCommand(name string, args ...string) Option {
+	return optionFunc(func(o *options) { o.command = append([]string{name}, args...) })
+}
+
+// WithCommandGrace sets how long the command has to exit after SIGTERM
+// before it gets SIGKILL. It must be shorter than the TTL, and short enough
+// that the term, which ends this long plus the drift margin before
+// ValidUntil, outlasts the longest gap between renewals that followers see
+// (1s plus two retry periods): New reports the longest it accepts. 0 is the
+// default.
+// Default: TTL/3, or that longest grace period if it is shorter (TTLs below
+// 4s with the default retry period).
+func WithCommandGrace(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.commandGrace = d })
+}
+
+// WithCommandExit sets what happens when the command exits on its own while
+// this candidate leads (or cannot be started): CommandExitResign or
+// CommandExitStop. Either way, the exit code is logged and counted in the
+// metrics.
+// Default: CommandExitResign.
+func WithCommandExit(p CommandExit) Option {
+	return optionFunc(func(o *options) { o.commandExit = p })
+}
+
+// maxCommandGrace is the longest grace period a term of lease duration ttl
+// can hold with renewals every retry period: the term ends grace plus the
+// drift margin before the lease, which counts from the last renewal that
+// followers can see, and those come up to holdSpan apart.
+func maxCommandGrace(ttl, retry time.Duration) time.Duration {
+	return ttl - 2*driftMargin(ttl) - holdSpan(retry)
+}
+
+// validateCommand checks the WithCommand options and fills the grace
+// period; the timings must be valid.
+func (o *options) validateCommand(bad func(format string, args ...any), timingsOK bool) {
+	if o.command == nil {
+		return
+	}
+	switch name := o.command[0]; {
+	case !commandSupported:
+		bad("WithCommand needs Linux: the command must die with the Elector, which only Linux's parent-death signal ensures")
+	case strings.TrimSpace(name) == "":
+		bad("the command is empty: want a program to run, such as %q", "/usr/local/bin/my-singleton")
+	default:
+		path, err := exec.LookPath(name)
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			err = ee.Err
+		}
+		switch {
+		case err != nil:
+			bad("the command %q cannot be run: %v", name, err)
+		default:
+			o.commandPath = path
+		}
+	}
+	if o.onStarted != nil {
+		bad("both WithCommand and WithOnStartedLeading are set: the command is the leader work; set only one")
+	}
+	if o.commandExit != CommandExitResign && o.commandExit != CommandExitStop {
+		bad("command exit policy %q is not supported: want %s or %s", o.commandExit, CommandExitResign, CommandExitStop)
+	}
+	if !timingsOK {
+		return
+	}
+	longest := maxCommandGrace(o.ttl, o.retryPeriod)
+	switch g := o.commandGrace; {
+	case g < 0:
+		bad("command grace period %s is negative: want 0 (for the default, TTL/3) or more", g)
+	case g >= o.ttl:
+		bad("command grace period %s must be shorter than the TTL %s", g, o.ttl)
+	case longest <= 0:
+		bad("TTL %s leaves no room for a command grace period with a retry period of %s: "+
+			"the lease less twice its drift margin (%s) must outlast 1s plus two retry periods (%s)",
+			o.ttl, o.retryPeriod, o.ttl-2*driftMargin(o.ttl), holdSpan(o.retryPeriod))
+	case g > longest:
+		bad("command grace period %s is too long for a TTL of %s: the command is stopped the grace period "+
+			"and the drift margin (%s) before the lease ends, and that must outlast the longest gap between "+
+			"renewals that followers see (1s plus two retry periods, %s): want at most %s",
+			g, o.ttl, driftMargin(o.ttl), holdSpan(o.retryPeriod), longest)
+	case g == 0:
+		o.commandGrace = min(o.ttl/3, longest)
+	}
+}
+
 // validate fills the derived timings and reports every problem at once.
 func (o *options) validate(election string) error {
 	var errs []error
@@ -391,7 +508,7 @@ func (o *options) validate(election string) error {
 		bad("lock type %q is not supported: want one of %s", o.lockType, joinLockTypes())
 	}
 
-	ttlOK := true
+	ttlOK, timingsOK := true, false
 	switch {
 	case o.ttl < MinTTL:
 		ttlOK = false
@@ -413,6 +530,7 @@ func (o *options) validate(election string) error {
 		o.retryPeriod = o.ttl / DefaultRetryPeriodDivisor
 	}
 	if ttlOK && o.renewDeadline > 0 && o.retryPeriod > 0 {
+		n := len(errs)
 		if o.renewDeadline >= o.ttl {
 			bad("renew deadline %s must be shorter than the TTL %s", o.renewDeadline, o.ttl)
 		}
@@ -423,7 +541,9 @@ func (o *options) validate(election string) error {
 			bad("TTL %s is too short for a retry period of %s: followers see at most one renewal a second, "+
 				"so the lease less its drift margin (%s) must outlast 1s plus two retry periods (%s)", o.ttl, o.retryPeriod, held, need)
 		}
+		timingsOK = len(errs) == n
 	}
+	o.validateCommand(bad, timingsOK)
 
 	if o.podName != "" {
 		if msgs := validation.IsDNS1123Subdomain(o.podName); len(msgs) > 0 {

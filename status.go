@@ -3,6 +3,7 @@ package elector
 import (
 	"encoding/json"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +31,8 @@ import (
 // its successor's work.
 type Status struct {
 	// IsLeader reports whether this candidate leads: it holds the lock, its
-	// term has not ended, and ValidUntil has not passed on the monotonic
-	// clock. A leader that was paused or cut off from the API server reports
+	// term has not ended, and ValidUntil (less the command's fence, see
+	// ValidUntil) has not passed on the monotonic clock. A leader that was paused or cut off from the API server reports
 	// false as soon as that time has passed, before anyone else can have
 	// taken over.
 	IsLeader bool `json:"is_leader"`
@@ -59,8 +60,15 @@ type Status struct {
 	// now compare. The record has whole-second times, and a follower counts
 	// the lease from when it saw that record change, so a renewal in the same
 	// second as the one before does not move ValidUntil. Zero, and absent
-	// from JSON, whenever IsLeader is false.
+	// from JSON, whenever IsLeader is false. With WithCommand, the term, and
+	// IsLeader, end the command's grace period plus the drift margin before
+	// ValidUntil unless the leader renews, so that the command is dead by
+	// then.
 	ValidUntil time.Time `json:"valid_until,omitzero"`
+
+	// Command is the state of the command run under WithCommand; zero, and
+	// absent from JSON, without one.
+	Command CommandStatus `json:"command,omitzero"`
 }
 
 // jsonTime is the layout of the times Status adds to the original fields:
@@ -79,18 +87,20 @@ func formatTime(t time.Time) string {
 // milliseconds.
 func (s Status) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		IsLeader          bool   `json:"is_leader"`
-		Leader            string `json:"leader"`
-		Node              string `json:"node"`
-		Timestamp         string `json:"timestamp"`
-		LockUID           string `json:"lock_uid,omitempty"`
-		LeaderTransitions int    `json:"leader_transitions"`
-		AcquireTime       string `json:"acquire_time,omitempty"`
-		RenewTime         string `json:"renew_time,omitempty"`
-		ValidUntil        string `json:"valid_until,omitempty"`
+		IsLeader          bool          `json:"is_leader"`
+		Leader            string        `json:"leader"`
+		Node              string        `json:"node"`
+		Timestamp         string        `json:"timestamp"`
+		LockUID           string        `json:"lock_uid,omitempty"`
+		LeaderTransitions int           `json:"leader_transitions"`
+		AcquireTime       string        `json:"acquire_time,omitempty"`
+		RenewTime         string        `json:"renew_time,omitempty"`
+		ValidUntil        string        `json:"valid_until,omitempty"`
+		Command           CommandStatus `json:"command,omitzero"`
 	}{
 		s.IsLeader, s.Leader, s.Node, s.Timestamp.UTC().Format(time.RFC3339),
 		s.LockUID, s.LeaderTransitions, formatTime(s.AcquireTime), formatTime(s.RenewTime), formatTime(s.ValidUntil),
+		s.Command,
 	})
 }
 
@@ -102,12 +112,14 @@ type view struct {
 	leader      string
 	leading     bool
 	validUntil  time.Time // with a monotonic reading
+	endsAt      time.Time // when the term ends unless renewed: validUntil less the command's fence
 	uid         types.UID
 	transitions int
 	acquireTime time.Time
 	renewTime   time.Time
 	renewed     time.Time     // on the leader: what its lease counts from (see term)
 	lease       time.Duration // on the leader: lease duration of that write
+	command     CommandStatus // published by the command's supervisor
 
 	// changed is closed when a newer view replaces this one; next is that
 	// view, set before changed is closed, so that a reader can follow every
@@ -134,6 +146,7 @@ func (v *view) status(id string, now time.Time) Status {
 		LeaderTransitions: v.transitions,
 		AcquireTime:       v.acquireTime,
 		RenewTime:         v.renewTime,
+		Command:           v.command,
 	}
 	if s.IsLeader {
 		// Round trips through JSON drop the monotonic reading anyway; strip it
@@ -143,13 +156,15 @@ func (v *view) status(id string, now time.Time) Status {
 	return s
 }
 
-func (v *view) leadingAt(now time.Time) bool { return v.leading && now.Before(v.validUntil) }
+func (v *view) leadingAt(now time.Time) bool { return v.leading && now.Before(v.endsAt) }
 
 // views owns the published view of one candidate and the GET / body rendered
-// from it. Only one goroutine at a time publishes (New, then Run's); any
-// number read.
+// from it. Two writers publish, each its own part: the election goroutine
+// (New's, then Run's) all but the command, and the command's supervisor the
+// command. Any number read.
 type views struct {
 	id       string
+	mu       sync.Mutex // serialises publishers
 	cur      atomic.Pointer[view]
 	rendered atomic.Pointer[statusJSON] // the last GET / body, see body
 }
@@ -166,9 +181,28 @@ func (vs *views) load() *view { return vs.cur.Load() }
 // status is the Status at now.
 func (vs *views) status(now time.Time) Status { return vs.load().status(vs.id, now) }
 
-// publish replaces the current view with v, if v shows something else, and
-// wakes everyone waiting for a change.
+// publish replaces the election's part of the current view with v's.
 func (vs *views) publish(v view) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if old := vs.cur.Load(); old != nil {
+		v.command = old.command
+	}
+	vs.store(v)
+}
+
+// publishCommand replaces the command's part of the current view.
+func (vs *views) publishCommand(c CommandStatus) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	v := *vs.cur.Load()
+	v.command = c
+	vs.store(v)
+}
+
+// store replaces the current view with v, if v shows something else, and
+// wakes everyone waiting for a change. vs.mu is held.
+func (vs *views) store(v view) {
 	if old := vs.cur.Load(); old != nil && old.same(&v) {
 		return
 	}

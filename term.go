@@ -19,7 +19,8 @@ func driftMargin(lease time.Duration) time.Duration { return lease / 50 }
 type term struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
-	expire     *time.Timer               // cancels ctx at validUntil
+	expire     *time.Timer               // cancels ctx at validUntil - ahead
+	ahead      time.Duration             // the command's fence (see supervisor.fence), else 0
 	renewed    time.Time                 // what the lease counts from: see lockObserver.wrote
 	lease      time.Duration             // lease duration of that write
 	validUntil time.Time                 // renewed + lease - drift margin; monotonic
@@ -30,12 +31,15 @@ type term struct {
 	lock       corev1.ObjectReference    // the lock object the term holds, for Events
 }
 
-// extend moves the end of the term to validUntil.
+// extend moves the end of the term to validUntil, less ahead.
 func (t *term) extend(renewed time.Time, lease time.Duration, validUntil time.Time) {
 	t.renewed, t.lease, t.validUntil = renewed, lease, validUntil
 	t.until.Store(&validUntil)
-	t.expire.Reset(time.Until(validUntil))
+	t.expire.Reset(time.Until(t.endsAt()))
 }
+
+// endsAt is when the term ends unless the leader renews.
+func (t *term) endsAt() time.Time { return t.validUntil.Add(-t.ahead) }
 
 // Term is one term of leadership as its leader work sees it: the fencing
 // token of that term, and how long it is valid. Get it from the context
