@@ -65,6 +65,10 @@ type config struct {
 	podLabelKey  string
 	events       bool
 	version      bool
+
+	command   []string // the arguments after --
+	execGrace time.Duration
+	execExit  string
 }
 
 func newFlagSet(c *config) *flag.FlagSet {
@@ -84,6 +88,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.podLabelKey, "pod-label-key", elector.DefaultPodLabelKey, "The label key that -pod-name sets on the Pod.")
 	fs.BoolVar(&c.events, "events", true, "Record Kubernetes Events when this elector starts or stops leading.")
 	fs.BoolVar(&c.watch, "watch", true, "Watch the lock object: followers send no periodic requests and take over a released lock within milliseconds. With -watch=false the election polls the lock every retry period, as client-go does.")
+	fs.DurationVar(&c.execGrace, "exec-grace", 0, "With a command after --: how long it has to exit after SIGTERM before it gets SIGKILL. 0 means TTL/3, or less at TTLs below 4s, so that it is dead before its lease ends. Must be shorter than the TTL.")
+	fs.StringVar(&c.execExit, "exec-exit", string(elector.CommandExitResign), "With a command after --: what to do when it exits on its own while leading. resign: release the lock, stay out for a TTL, and campaign again; exit: release the lock and exit with the command's exit code.")
 	fs.BoolVar(&c.version, "version", false, "Print the version and exit.")
 	return fs
 }
@@ -140,12 +146,22 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 			fs.PrintDefaults()
 			fmt.Fprintf(stdout, "\nEvery flag can also be set by an environment variable %s<FLAG>, such as\n"+
 				"ELECTOR_ELECTION=example or ELECTOR_LOCK_TYPE=configmaps; a flag on the command line wins.\n", envPrefix)
+			fmt.Fprint(stdout, "\nk8s-elector [flags] -- command [args...] runs the command only while leading: it starts\n"+
+				"when a term starts, with ELECTOR_LOCK_UID and ELECTOR_LEADER_TRANSITIONS (the fencing token) in\n"+
+				"its environment, and gets SIGTERM when the term ends, then SIGKILL after -exec-grace, before\n"+
+				"anyone else can lead. SIGHUP, SIGUSR1 and SIGUSR2 are passed on to it.\n")
 			return exitOK
 		}
 		return usageError(stderr, err)
 	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, fmt.Errorf("unexpected argument %q: all settings are flags", fs.Arg(0)))
+	if rest := fs.Args(); len(rest) > 0 || len(args) > 0 && afterDash(args, rest) {
+		if !afterDash(args, rest) {
+			return usageError(stderr, fmt.Errorf("unexpected argument %q: all settings are flags; put a command to run while leading after --", fs.Arg(0)))
+		}
+		if len(rest) == 0 {
+			return usageError(stderr, errors.New("no command after --: want k8s-elector [flags] -- command [args...]"))
+		}
+		c.command = rest
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		return usageError(stderr, err)
@@ -184,6 +200,14 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 	if c.idSet {
 		opts = append(opts, elector.WithID(c.id))
 	}
+	if c.command != nil {
+		opts = append(opts,
+			elector.WithCommand(c.command[0], c.command[1:]...),
+			elector.WithCommandGrace(c.execGrace),
+			elector.WithCommandExit(elector.CommandExit(c.execExit)))
+	} else if err := commandFlagsAlone(fs); err != nil {
+		return usageError(stderr, err)
+	}
 	e, err := elector.New(c.election, opts...)
 	if err != nil {
 		return usageError(stderr, err)
@@ -210,6 +234,10 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if c.command != nil {
+		stopForwarding := forwardSignals(e, log)
+		defer stopForwarding()
+	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- e.Run(ctx) }()
 
@@ -227,7 +255,13 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 	if !stopped {
 		err = <-runErr
 	}
-	if err != nil {
+	var exited *elector.ExitError
+	switch {
+	case errors.As(err, &exited):
+		// -exec-exit=exit: the command's code is ours, so that the
+		// kubelet restarts the container as if it were the command.
+		code = exited.Code
+	case err != nil:
 		log.Error(err, "elector stopped")
 		code = exitFailure
 	}
@@ -239,6 +273,48 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 	return code
+}
+
+// afterDash reports whether rest, what flag parsing left of args, follows
+// a "--" that ended the flags.
+func afterDash(args, rest []string) bool {
+	n := len(args) - len(rest)
+	return n > 0 && args[n-1] == "--"
+}
+
+// commandFlagsAlone rejects the flags of a command without one.
+func commandFlagsAlone(fs *flag.FlagSet) error {
+	var errs []error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "exec-grace" || f.Name == "exec-exit" {
+			errs = append(errs, fmt.Errorf("-%s is set, but there is no command: put one after --", f.Name))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// forwardSignals passes SIGHUP, SIGUSR1 and SIGUSR2 on to the command until
+// the returned function is called; it returns once the forwarding goroutine
+// has exited.
+func forwardSignals(e *elector.Elector, log logr.Logger) (stop func()) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sig := range sigs {
+			if err := e.SignalCommand(sig); err != nil {
+				log.V(1).Info("signal not forwarded", "signal", sig.String(), "reason", err.Error())
+			} else {
+				log.V(1).Info("signal forwarded to the command", "signal", sig.String())
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(sigs)
+		<-done
+	}
 }
 
 func usageError(stderr io.Writer, err error) int {
