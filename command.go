@@ -88,8 +88,9 @@ type exitStatus struct {
 // process is a started command; the supervisor waits for it exactly once.
 type process interface {
 	pid() int
-	// signal sends sig to the process group.
-	signal(sig syscall.Signal) error
+	// signal sends sig to the process group, or with group false to the
+	// process alone.
+	signal(sig syscall.Signal, group bool) error
 	// wait blocks until the process has exited and is reaped.
 	wait() exitStatus
 }
@@ -191,7 +192,7 @@ func (s *supervisor) lead(ctx context.Context) {
 		}
 	}
 	log.Info("stopping the command", "pid", pid, "killIn", time.Until(killAt).Round(time.Millisecond))
-	if err := p.signal(syscall.SIGTERM); err != nil {
+	if err := p.signal(syscall.SIGTERM, true); err != nil {
 		log.V(1).Info("cannot signal the command", "signal", "SIGTERM", "err", err.Error())
 	}
 	kill := time.NewTimer(time.Until(killAt))
@@ -201,7 +202,7 @@ func (s *supervisor) lead(ctx context.Context) {
 	case st = <-done:
 	case <-kill.C:
 		log.Info("the command did not stop in time: killing it", "pid", pid)
-		if err := p.signal(syscall.SIGKILL); err != nil {
+		if err := p.signal(syscall.SIGKILL, true); err != nil {
 			log.V(1).Info("cannot signal the command", "signal", "SIGKILL", "err", err.Error())
 		}
 		s.metrics.commandKills.Inc()
@@ -213,7 +214,7 @@ func (s *supervisor) lead(ctx context.Context) {
 // finish accounts for the exit of p: whatever is left of its process group
 // is killed, so that nothing the command started outlives it.
 func (s *supervisor) finish(log logr.Logger, p process, st exitStatus) {
-	_ = p.signal(syscall.SIGKILL) // usually ESRCH: the group is gone
+	_ = p.signal(syscall.SIGKILL, true) // usually ESRCH: the group is gone
 	s.mu.Lock()
 	s.proc = nil
 	s.mu.Unlock()
@@ -257,9 +258,11 @@ func (s *supervisor) takeExit() *ExitError {
 	return s.exited.Swap(nil)
 }
 
-// SignalCommand sends sig to the process group of the command run under
-// WithCommand. It returns ErrNoCommand if no command runs. The command-line
-// tool forwards SIGHUP, SIGUSR1 and SIGUSR2 with it.
+// SignalCommand sends sig to the command run under WithCommand: to its
+// process alone, not its process group, so that a signal it handles (SIGHUP
+// to reload, say) does not kill the helpers it started. It returns
+// ErrNoCommand if no command runs. The command-line tool forwards SIGHUP,
+// SIGUSR1 and SIGUSR2 with it.
 func (e *Elector) SignalCommand(sig os.Signal) error {
 	s := e.cmd
 	if s == nil {
@@ -274,7 +277,7 @@ func (e *Elector) SignalCommand(sig os.Signal) error {
 	if s.proc == nil {
 		return ErrNoCommand
 	}
-	if err := s.proc.signal(ss); err != nil {
+	if err := s.proc.signal(ss, false); err != nil {
 		return fmt.Errorf("elector: signal the command: %w", err)
 	}
 	return nil

@@ -41,7 +41,7 @@ type fakeProc struct {
 
 func (p *fakeProc) pid() int { return 1000 + p.n }
 
-func (p *fakeProc) signal(sig syscall.Signal) error {
+func (p *fakeProc) signal(sig syscall.Signal, group bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.ended.IsZero() {
@@ -61,6 +61,9 @@ func (p *fakeProc) signal(sig syscall.Signal) error {
 		}
 		p.exitLocked(128 + int(syscall.SIGKILL))
 	default:
+		if group {
+			sig = -sig // marks a signal sent to the group
+		}
 		p.other = append(p.other, sig)
 	}
 	return nil

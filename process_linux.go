@@ -40,7 +40,10 @@ func startProcess(path string, argv, env []string) (process, error) {
 
 func (p execProcess) pid() int { return p.cmd.Process.Pid }
 
-func (p execProcess) signal(sig syscall.Signal) error {
+func (p execProcess) signal(sig syscall.Signal, group bool) error {
+	if !group {
+		return p.cmd.Process.Signal(sig)
+	}
 	// The process group has the command's PID as its ID.
 	return syscall.Kill(-p.cmd.Process.Pid, sig)
 }

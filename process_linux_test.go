@@ -48,7 +48,8 @@ func eventually(limit time.Duration, cond func() bool) bool {
 
 // TestStartProcessGroupEnvAndStdin starts a real shell: it leads a process
 // group of its own, gets the environment it is given, and has /dev/null as
-// stdin; a signal to the group reaches the shell's own children.
+// stdin; a signal to the group reaches the shell's own children, and one to
+// the process only the shell.
 func TestStartProcessGroupEnvAndStdin(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
@@ -75,11 +76,20 @@ func TestStartProcessGroupEnvAndStdin(t *testing.T) {
 	if _, pgid, _ := procStat(sleeper); pgid != p.pid() {
 		t.Errorf("its child's process group is %d, want the command's (%d)", pgid, p.pid())
 	}
-	if err := p.signal(syscall.SIGTERM); err != nil {
+	// A forwarded signal reaches the command alone: the shell dies of
+	// SIGHUP, its child lives on.
+	if err := p.signal(syscall.SIGHUP, false); err != nil {
 		t.Fatal(err)
 	}
-	if st := p.wait(); st.code != 128+int(syscall.SIGTERM) {
-		t.Errorf("exit %+v, want code %d for SIGTERM", st, 128+int(syscall.SIGTERM))
+	if st := p.wait(); st.code != 128+int(syscall.SIGHUP) {
+		t.Errorf("exit %+v, want code %d for SIGHUP", st, 128+int(syscall.SIGHUP))
+	}
+	if !alive(sleeper) {
+		t.Fatalf("the command's child %d died of a signal sent to the command alone", sleeper)
+	}
+	// What is left of the group gets the group's signals.
+	if err := p.signal(syscall.SIGTERM, true); err != nil {
+		t.Fatal(err)
 	}
 	if !eventually(10*time.Second, func() bool { return !alive(sleeper) }) {
 		t.Errorf("the command's child %d outlived the SIGTERM sent to the group", sleeper)
