@@ -37,6 +37,16 @@
 // by a request or more, and a candidate cut off from the API server cannot
 // change it at all.
 //
+// # Running a command
+//
+// WithCommand makes a program the leader work: it runs only while this
+// candidate leads, gets the term's fencing token in its environment, and is
+// stopped (SIGTERM, then SIGKILL after WithCommandGrace) when the term ends.
+// The term ends early enough for it to be dead before any follower can
+// acquire; Run releases the lock only once it has exited; and it dies with
+// the process, even by SIGKILL. The command-line tool runs its arguments
+// after -- this way.
+//
 // # What is not guaranteed
 //
 // Leader election on the Kubernetes API gives no fencing: a leader that is
@@ -91,8 +101,9 @@ type Elector struct {
 // New returns an Elector for the named election. The name is the name of the
 // lock object, so it must be a valid DNS-1123 subdomain. New validates every
 // option and reports all problems at once, joined (errors.Join), each with
-// the value and what is accepted; it does no I/O and does not touch the
-// cluster.
+// the value and what is accepted; it does not touch the cluster, and its only
+// I/O is reading the hostname (for the default ID) and looking the command
+// of WithCommand up.
 func New(election string, opts ...Option) (*Elector, error) {
 	o := defaults()
 	var errs []error

@@ -46,7 +46,7 @@ func applyManifests(t *testing.T, objs []*unstructured.Unstructured, dryRun bool
 func TestManifestsAreAccepted(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
-	for _, dir := range []string{"base", "example", "flowschema"} {
+	for _, dir := range []string{"base", "example", "flowschema", "singleton"} {
 		t.Run(dir, func(t *testing.T) {
 			objs := buildManifests(t, dir, ns)
 			if len(objs) == 0 {
