@@ -59,6 +59,9 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"-pod-name string\n    \tThe name of this elector's Pod (from the Downward API). When set, the Pod is labelled <key>=leader or standby.",
 		"-pod-label-key string\n    \tThe label key that -pod-name sets on the Pod. (default \"k8s-elector/status\")",
 		"-events\n    \tRecord Kubernetes Events when this elector starts or stops leading. (default true)",
+		"-exec-grace duration\n    \tWith a command after --: how long it has to exit after SIGTERM before it gets SIGKILL.",
+		"-exec-exit string\n    \tWith a command after --: what to do when it exits on its own while leading.",
+		"k8s-elector [flags] -- command [args...] runs the command only while leading",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-h output lacks %q:\n%s", want, out)
@@ -73,6 +76,10 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok := []string{"-kubeconfig=" + kc, "-election=example"}
+	notExec := filepath.Join(t.TempDir(), "program")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -101,6 +108,18 @@ func TestBadInput(t *testing.T) {
 		{"missing kubeconfig", []string{"-kubeconfig=/nonexistent/kubeconfig", "-election=example"}, "cannot load -kubeconfig=/nonexistent/kubeconfig"},
 		{"garbage kubeconfig", []string{"-kubeconfig=" + garbage, "-election=example"}, "cannot load -kubeconfig=" + garbage},
 		{"kubeconfig and flag problems together", []string{"-kubeconfig=/nonexistent", "-election=Bad"}, "not a valid object name"},
+		{"no command after --", append(ok, "--"), "no command after --: want k8s-elector [flags] -- command [args...]"},
+		{"stray argument before --", append(ok, "extra", "--", "sh"), `unexpected argument "extra"`},
+		{"command not found", append(ok, "--", "no-such-command-k8s-elector"), `the command "no-such-command-k8s-elector" cannot be run: executable file not found in $PATH`},
+		{"command not executable", append(ok, "--", notExec), `the command "` + notExec + `" cannot be run: permission denied`},
+		{"command a directory", append(ok, "--", "/"), `the command "/" cannot be run: is a directory`},
+		{"empty command", append(ok, "--", ""), "the command is empty"},
+		{"negative grace", append(ok, "-exec-grace=-1s", "--", "sh"), "command grace period -1s is negative"},
+		{"grace of the TTL", append(ok, "-ttl=6s", "-exec-grace=6s", "--", "sh"), "command grace period 6s must be shorter than the TTL 6s"},
+		{"grace too long", append(ok, "-ttl=6s", "-exec-grace=3s", "--", "sh"), "command grace period 3s is too long for a TTL of 6s"},
+		{"bad exit policy", append(ok, "-exec-exit=restart", "--", "sh"), `command exit policy "restart" is not supported: want resign or exit`},
+		{"grace without a command", append(ok, "-exec-grace=1s"), "-exec-grace is set, but there is no command: put one after --"},
+		{"exit policy without a command", append(ok, "-exec-exit=exit"), "-exec-exit is set, but there is no command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runCLI(context.Background(), tc.args...)
