@@ -79,6 +79,7 @@ type plan struct {
 	loadConns   int           // concurrent keep-alive connections for GET /
 	loadFor     time.Duration // how long GET / is loaded
 	loadOneFor  time.Duration // how long GET / is loaded on one connection
+	cmdReps     int           // fresh elections for the time from term start to command start
 	failoverTTL []time.Duration
 	steadyTTL   []time.Duration
 }
@@ -88,12 +89,13 @@ func newPlan(quick bool) plan {
 		quick: quick, window: 60 * time.Second, idle: time.Minute,
 		firstReps: 5, gracefulRep: 5, crashReps: 7, bigReps: 3,
 		candidates: 50, elections: 500, loadConns: 8, loadFor: 5 * time.Second, loadOneFor: 2 * time.Second,
+		cmdReps:     5,
 		failoverTTL: []time.Duration{3 * time.Second, 10 * time.Second},
 		steadyTTL:   []time.Duration{3 * time.Second, 10 * time.Second},
 	}
 	if quick {
 		p.window, p.idle = 20*time.Second, 15*time.Second
-		p.firstReps, p.gracefulRep, p.crashReps, p.bigReps = 3, 3, 3, 1
+		p.firstReps, p.gracefulRep, p.crashReps, p.bigReps, p.cmdReps = 3, 3, 3, 1, 3
 		// The default TTL only: each steady state costs two windows.
 		p.steadyTTL = []time.Duration{10 * time.Second}
 	}
@@ -105,7 +107,10 @@ type bench struct {
 	plan
 	modes       []string // the modes measured, in column order
 	hasWatch    bool     // the binary has -watch
+	hasCommand  bool     // the binary runs a command after -- (it has -exec-grace)
 	binary      string
+	child       string // the command the command experiments run (benchchild)
+	tmp         string // the run's scratch directory
 	worker      string // the library scale program
 	minimal     string // the reference program, client-go's leaderelection alone
 	kubecfg     string // kubeconfig file for the electors
@@ -133,7 +138,7 @@ func run(ctx context.Context, args []string) error {
 		binary     = fs.String("binary", "", "The k8s-elector binary to measure (default: build it stripped from this repository).")
 		kubeconfig = fs.String("kubeconfig", "", "Measure on this cluster instead of a local control plane. Its user must read /metrics and create namespaces.")
 		out        = fs.String("out", "", "Also write the table, with its header and footer, to this markdown file.")
-		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, reference, load, candidates, elections), for development.")
+		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, reference, load, candidates, elections, command), for development.")
 		candidates = fs.Int("candidates", 0, "Candidates of the one-election scale experiment (default 50).")
 		window     = fs.Duration("window", 0, "Length of each API request window (default 60s, 20s with -quick; a multiple of 10s keeps the API server's own lease renewals even).")
 	)
@@ -175,6 +180,10 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	b.tmp = tmp
+	if err := os.Mkdir(filepath.Join(tmp, "commands"), 0o755); err != nil {
+		return err
+	}
 
 	// Build while the control plane starts.
 	b.binary = *binary
@@ -197,7 +206,12 @@ func run(ctx context.Context, args []string) error {
 		}
 		b.minimal = filepath.Join(tmp, "minimal")
 		b.logf("building the reference program")
-		buildErr = fleet.BuildStripped(filepath.Join(root, "test", "e2e"), "./cmd/bench/internal/minimal", b.minimal)
+		if buildErr = fleet.BuildStripped(filepath.Join(root, "test", "e2e"), "./cmd/bench/internal/minimal", b.minimal); buildErr != nil {
+			return
+		}
+		b.child = filepath.Join(tmp, "benchchild")
+		b.logf("building the command the electors run")
+		buildErr = fleet.BuildStripped(filepath.Join(root, "test", "e2e"), "./cmd/bench/internal/benchchild", b.child)
 	})
 	var cp *controlplane.ControlPlane
 	if *kubeconfig == "" {
@@ -239,6 +253,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	if b.hasWatch, err = fleet.HasFlag(b.binary, "watch"); err != nil {
+		return err
+	}
+	if b.hasCommand, err = fleet.HasFlag(b.binary, "exec-grace"); err != nil {
 		return err
 	}
 	if !b.hasWatch && slices.Contains(b.modes, modeWatch) {
@@ -303,6 +320,7 @@ func (b *bench) measure(ctx context.Context) error {
 		{"load", "GET / load", b.getLoad},
 		{"candidates", fmt.Sprintf("%d candidates", b.candidates), b.manyCandidates},
 		{"elections", fmt.Sprintf("%d elections in one process", b.elections), b.manyElections},
+		{"command", "command under k8s-elector", b.commands},
 	}
 	for _, s := range steps {
 		if b.only != nil && !b.only[s.key] {

@@ -56,6 +56,7 @@ type modeResult struct {
 	scaleRSS               int64
 	scaleLost              int // terms started during the window: leadership lost and regained
 	scalePerElection       rates
+	cmd                    commandResult // the command experiments
 }
 
 func (b *bench) result(mode string) *modeResult {
@@ -411,6 +412,7 @@ func (b *bench) rows() *table {
 			return true, r.bigFleet.total() <= s.fleet.total()+2*extra
 		},
 	})
+	b.commandRows(t)
 	return t
 }
 
@@ -570,6 +572,7 @@ func (b *bench) report() report {
 		fmt.Sprintf("GET / load: %d goroutines, each with its own keep-alive connection and one request at a time (closed loop, so the elector is saturated), for %s after a 0.5 s warm-up, against the leader; a minimal HTTP/1.1 client measures each request. Placement: %s; the API server and etcd share the %d CPUs.", b.loadConns, b.loadFor, b.pin, numCPU()),
 		fmt.Sprintf("Scale, library: one process (cmd/bench/internal/scaleworker, stripped) runs %d Electors (elector.WithRESTConfig, one candidate each, WithWatch per mode) in one namespace; RSS and requests per election over a %s window once all lead.", b.elections, b.window),
 		fmt.Sprintf("Scale, candidates: %d k8s-elector processes in one election at TTL %s; API load of the whole fleet over a %s window, then SIGTERM failovers of the leader. Requests per failover: those counted from just before the SIGTERM to %s after it, less %s of the fleet's steady rate and the baseline (so ± a few from noise), with the 409 Conflict answers among them.", b.candidates, defaultTTL, b.window, burstWindow, burstWindow),
+		b.commandNote(),
 		"Targets are those of the performance issue; ✓/✗ check the max of repeated measurements (crash failover: the median and the max), and 2.2×RP is client-go's longest jittered retry wait.",
 	}
 	for _, n := range notes {
@@ -609,7 +612,7 @@ func verbName(v string) string {
 // by the lease watches the API server saw open: an elector in watch mode
 // holds one, a polling elector none.
 func (b *bench) modeWarnings() []string {
-	var w []string
+	w := b.commandWarnings()
 	for _, mode := range b.active() {
 		for _, ttl := range b.steadyTTL {
 			s, ok := b.res[mode].steady[ttl]
