@@ -37,12 +37,20 @@ type commandResult struct {
 	orphans   int // commands that outlived their elector's SIGKILL
 }
 
-// cpuResult compares a leader that runs a sleeping command with two that run
-// none, over the same window.
+// cpuResult compares two leaders that run a sleeping command with two that
+// run none, over the same window.
 type cpuResult struct {
 	window  time.Duration
-	with    procRates
+	with    [2]procRates
 	without [2]procRates
+}
+
+// figures returns one figure of the leaders with and without the command.
+func (c *cpuResult) figures(get func(procRates) float64) (with, without [2]float64) {
+	for i := range 2 {
+		with[i], without[i] = get(c.with[i]), get(c.without[i])
+	}
+	return with, without
 }
 
 // procRates are a process's counters per second of a window.
@@ -54,6 +62,11 @@ type procRates struct {
 	resCPU   float64 // resolution of cpu over the window, ms/s
 	resCount float64 // resolution of the switch counts, 1/s
 }
+
+func (p procRates) cpuMS() float64    { return p.cpu }
+func (p procRates) schedMS() float64  { return p.sched }
+func (p procRates) volPS() float64    { return p.vol }
+func (p procRates) nonvolPS() float64 { return p.nonvol }
 
 // userHZ is the unit of utime and stime in /proc/<pid>/stat: USER_HZ, 100
 // on every Linux architecture Go supports.
@@ -137,12 +150,14 @@ func perSecond(c0, c1 procCounters) procRates {
 	}
 }
 
-// withinNoise reports whether with differs from the mean of the two without
-// by at most twice their own difference, or twice the counter's resolution
-// over the window if that is larger.
-func withinNoise(with float64, without [2]float64, res float64) bool {
-	noise := max(math.Abs(without[0]-without[1]), res)
-	return math.Abs(with-(without[0]+without[1])/2) <= 2*noise
+// withinNoise reports whether the mean of with exceeds the mean of without
+// by no more than the spread: the larger difference within either pair, or
+// the counter's resolution over the window if that is larger still. A
+// command costs nothing if the electors that run one are not set apart from
+// those that run none by more than they differ among themselves.
+func withinNoise(with, without [2]float64, res float64) bool {
+	spread := max(math.Abs(with[0]-with[1]), math.Abs(without[0]-without[1]), res)
+	return (with[0]+with[1])/2-(without[0]+without[1])/2 <= spread
 }
 
 // commands runs the command experiments.
@@ -438,23 +453,38 @@ func (b *bench) commandHandovers(ctx context.Context, mode string) error {
 	return nil
 }
 
-// commandCPU runs three electors, each alone in an election of its own at the
-// default TTL: one with a sleeping command, two without; once all three lead,
+// commandCPU runs four electors, each alone in an election of its own at
+// the default TTL: two with a sleeping command, two without; once all lead,
 // it reads their CPU time and context switches over one window.
 func (b *bench) commandCPU(ctx context.Context, mode string) error {
 	r := &b.result(mode).cmd
 	ttl := defaultTTL
-	with := b.newCommandGroup(ctx, mode, "cmdcpu-with-"+mode, ttl)
-	defer with.stop(r)
-	groups := []*group{with.group}
+	var (
+		groups []*group
+		with   []*commandGroup
+		ms     []*member
+	)
+	defer func() {
+		for _, g := range with {
+			g.stop(r)
+		}
+		for _, g := range groups[len(with):] {
+			g.stop()
+		}
+	}()
 	for i := range 2 {
-		g := b.newGroup(ctx, mode, fmt.Sprintf("cmdcpu-without-%d-%s", i+1, mode), ttl)
-		defer g.stop()
-		groups = append(groups, g)
+		g := b.newCommandGroup(ctx, mode, fmt.Sprintf("cmdcpu-with-%d-%s", i+1, mode), ttl)
+		with, groups = append(with, g), append(groups, g.group)
 	}
-	var ms []*member
+	for i := range 2 {
+		groups = append(groups, b.newGroup(ctx, mode, fmt.Sprintf("cmdcpu-without-%d-%s", i+1, mode), ttl))
+	}
 	for i, g := range groups {
-		m, err := g.start([]string{"cpu-with", "cpu-without-1", "cpu-without-2"}[i])
+		id := fmt.Sprintf("cpu-with-%d", i+1)
+		if i >= len(with) {
+			id = fmt.Sprintf("cpu-without-%d", i-len(with)+1)
+		}
+		m, err := g.start(id)
 		if err != nil {
 			return err
 		}
@@ -465,10 +495,14 @@ func (b *bench) commandCPU(ctx context.Context, mode string) error {
 			return err
 		}
 	}
-	child, err := b.awaitEvent(ctx, with.file, 10*time.Second, "the command's start",
-		func(e childrec.Event) bool { return e.Kind == childrec.Start })
-	if err != nil {
-		return err
+	var children []childrec.Event
+	for _, g := range with {
+		c, err := b.awaitEvent(ctx, g.file, 10*time.Second, "the command's start",
+			func(e childrec.Event) bool { return e.Kind == childrec.Start })
+		if err != nil {
+			return err
+		}
+		children = append(children, c)
 	}
 	if err := sleep(ctx, settle(ttl)+2*time.Second); err != nil {
 		return err
@@ -500,19 +534,25 @@ func (b *bench) commandCPU(ctx context.Context, mode string) error {
 			return fmt.Errorf("%s stopped leading during the window: %v", ms[i].e.ID, err)
 		}
 	}
-	if evs, err := childrec.Read(with.file); err != nil {
-		return err
-	} else if len(evs) != 1 || !b.isChild(child.PID) {
-		return fmt.Errorf("the command did not run through the window alone: %d events, running=%v", len(evs), b.isChild(child.PID))
+	for i, g := range with {
+		if evs, err := childrec.Read(g.file); err != nil {
+			return err
+		} else if len(evs) != 1 || !b.isChild(children[i].PID) {
+			return fmt.Errorf("the command of %s did not run through the window alone: %d events, running=%v", ms[i].e.ID, len(evs), b.isChild(children[i].PID))
+		}
 	}
-	res := &cpuResult{window: b.window, with: perSecond(c0[0], c1[0])}
+	res := &cpuResult{window: b.window}
 	for i := range 2 {
-		res.without[i] = perSecond(c0[i+1], c1[i+1])
+		res.with[i] = perSecond(c0[i], c1[i])
+		res.without[i] = perSecond(c0[i+2], c1[i+2])
 	}
 	r.cpu = res
-	b.logf("leader CPU over %s, with a sleeping command vs without (2): utime+stime %.2f vs %.2f, %.2f ms/s; schedstat %.3f vs %.3f, %.3f ms/s; voluntary switches %.2f vs %.2f, %.2f /s; involuntary %.2f vs %.2f, %.2f /s",
-		b.window, res.with.cpu, res.without[0].cpu, res.without[1].cpu, res.with.sched, res.without[0].sched, res.without[1].sched,
-		res.with.vol, res.without[0].vol, res.without[1].vol, res.with.nonvol, res.without[0].nonvol, res.without[1].nonvol)
+	f := func(get func(procRates) float64, format string) string {
+		return fmt.Sprintf(format+", "+format+" vs "+format+", "+format,
+			get(res.with[0]), get(res.with[1]), get(res.without[0]), get(res.without[1]))
+	}
+	b.logf("leaders' CPU over %s, 2 with a sleeping command vs 2 without: utime+stime %s ms/s; schedstat %s ms/s; voluntary switches %s /s; involuntary %s /s",
+		b.window, f(procRates.cpuMS, "%.2f"), f(procRates.schedMS, "%.3f"), f(procRates.volPS, "%.2f"), f(procRates.nonvolPS, "%.2f"))
 	return nil
 }
 
@@ -554,26 +594,31 @@ func (b *bench) commandRows(t *table) {
 			if c == nil {
 				return cell{}, false
 			}
-			return cell{get(c.with), fmt.Sprintf("%.2f vs %.2f, %.2f %s", get(c.with), get(c.without[0]), get(c.without[1]), unit)}, true
+			w, o := c.figures(get)
+			return cell{(w[0] + w[1]) / 2, fmt.Sprintf("%.2f, %.2f vs %.2f, %.2f %s", w[0], w[1], o[0], o[1], unit)}, true
 		}, target{
-			text: "no cost: within noise",
+			text: "no cost: with ≤ without + spread",
 			check: only(bothModes, func(r *modeResult) bool {
 				c := r.cmd.cpu
-				return c != nil && withinNoise(get(c.with), [2]float64{get(c.without[0]), get(c.without[1])}, res(c.with))
+				if c == nil {
+					return false
+				}
+				w, o := c.figures(get)
+				return withinNoise(w, o, res(c.with[0]))
 			}),
 		}, true)
 	}
-	cpuRow(fmt.Sprintf("command: leader's CPU (utime+stime), with a sleeping command vs 2 without, TTL %s, %s", defaultTTL, window), "ms/s",
-		func(p procRates) float64 { return p.cpu }, func(p procRates) float64 { return p.resCPU })
+	cpuRow(fmt.Sprintf("command: leaders' CPU (utime+stime), 2 with a sleeping command vs 2 without, TTL %s, %s", defaultTTL, window), "ms/s",
+		procRates.cpuMS, func(p procRates) float64 { return p.resCPU })
 	cpuRow("  the same, on-CPU time from schedstat", "ms/s",
-		func(p procRates) float64 { return p.sched }, func(p procRates) float64 { return 0 })
-	cpuRow("  voluntary context switches, with vs 2 without", "/s",
-		func(p procRates) float64 { return p.vol }, func(p procRates) float64 { return p.resCount })
+		procRates.schedMS, func(procRates) float64 { return 0 })
+	cpuRow("  voluntary context switches, 2 with vs 2 without", "/s",
+		procRates.volPS, func(p procRates) float64 { return p.resCount })
 }
 
 // commandNote is the footer's note on the command rows.
 func (b *bench) commandNote() string {
-	return fmt.Sprintf("Command: `k8s-elector [flags] -- benchchild -out=FILE` (cmd/bench/internal/benchchild, stripped), which appends to FILE, in one write each, the instant of its main's first statement (after exec and the Go runtime's start), of its receipt of SIGTERM and of its last statement before it exits at once, each on CLOCK_MONOTONIC and the wall clock; between them it sleeps on a channel, never waking up. Term start → command start: one elector alone in a fresh election, %d times; from the time (\"ts\", RFC3339Nano) of its %q log line, written once the write of the lock record that made it leader succeeded, to the command's first statement on the wall clock (the same host, so the same clock); and to the elector's own %q line. Graceful handover: a group of 3 electors with the command at TTL %s; once they agree on a leader and idle a retry period, the bench reads CLOCK_MONOTONIC and sends the leader SIGTERM, and times until another elector's command starts, on CLOCK_MONOTONIC; its parts are from the command's record, and the target allows 150 ms beyond the command's own exit, per repetition; a fresh follower then replaces the old leader. The log shows each handover's timeline. CPU: three electors at TTL %s, each alone in an election of its own and leading, one with the command and two without; after they settle, over one %s window: utime+stime from /proc/<pid>/stat (all threads; %d ms ticks), on-CPU time summed over the threads' /proc/<pid>/task/<tid>/schedstat (nanoseconds), and voluntary context switches summed over the threads' status files, per second. The claim holds (✓) if the figure with the command differs from the mean of the two without by at most twice their own difference, or twice the counter's resolution over the window if larger.",
+	return fmt.Sprintf("Command: `k8s-elector [flags] -- benchchild -out=FILE` (cmd/bench/internal/benchchild, stripped), which appends to FILE, in one write each, the instant of its main's first statement (after exec and the Go runtime's start), of its receipt of SIGTERM and of its last statement before it exits at once, each on CLOCK_MONOTONIC and the wall clock; between them it sleeps on a channel, never waking up. Term start → command start: one elector alone in a fresh election, %d times; from the time (\"ts\", RFC3339Nano) of its %q log line, written once the write of the lock record that made it leader succeeded, to the command's first statement on the wall clock (the same host, so the same clock); and to the elector's own %q line. Graceful handover: a group of 3 electors with the command at TTL %s; once they agree on a leader and idle a retry period, the bench reads CLOCK_MONOTONIC and sends the leader SIGTERM, and times until another elector's command starts, on CLOCK_MONOTONIC; its parts are from the command's record, and the target allows 150 ms beyond the command's own exit, per repetition; a fresh follower then replaces the old leader. The log shows each handover's timeline. CPU: four electors at TTL %s, each alone in an election of its own and leading, two with the command and two without; after they settle, over one %s window: utime+stime from /proc/<pid>/stat (all threads; %d ms ticks), on-CPU time summed over the threads' /proc/<pid>/task/<tid>/schedstat (nanoseconds), and voluntary context switches summed over the threads' status files, per second. The claim holds (✓) if the mean of the two with the command exceeds the mean of the two without by no more than the spread: the larger difference within either pair, or the counter's resolution over the window if that is larger.",
 		b.cmdReps, msgBecameLeader, msgStartedCommand, defaultTTL, defaultTTL, b.window, 1000/userHZ)
 }
 
