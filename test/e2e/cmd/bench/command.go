@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/test/e2e/cmd/bench/internal/childrec"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 )
@@ -34,7 +35,8 @@ type commandResult struct {
 	afterExit dist // the old command's last statement → the new command's first
 	lessExit  dist // handover less the command's own exit, per repetition
 	cpu       *cpuResult
-	orphans   int // commands that outlived their elector's SIGKILL
+	killed    int // commands that were running when their elector got SIGKILL
+	orphans   int // of those, the ones that outlived it
 }
 
 // cpuResult compares two leaders that run a sleeping command with two that
@@ -175,6 +177,8 @@ func (b *bench) commands(ctx context.Context, mode string) error {
 	if err := b.commandCPU(ctx, mode); err != nil {
 		return fmt.Errorf("CPU with a sleeping command: %w", err)
 	}
+	r := b.result(mode).cmd
+	b.logf("%d of %d commands running when their elector got SIGKILL died with it", r.killed-r.orphans, r.killed)
 	return nil
 }
 
@@ -216,6 +220,7 @@ func (g *commandGroup) stop(r *commandResult) {
 		if e.Kind != childrec.Start || exited[e.PID] {
 			continue
 		}
+		r.killed++
 		for g.b.isChild(e.PID) && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -293,6 +298,20 @@ func awaitLog(ctx context.Context, e *fleet.Elector, limit time.Duration, msg st
 	}
 }
 
+// checkRunning checks that GET / of e reports its command running with the
+// PID that the command recorded.
+func checkRunning(ctx context.Context, e *fleet.Elector, pid int) error {
+	s, err := e.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if s.Command.State != elector.CommandRunning || s.Command.PID != pid {
+		return fmt.Errorf("GET / on %s reports the command %q with pid %d, want %q with pid %d",
+			e.ID, s.Command.State, s.Command.PID, elector.CommandRunning, pid)
+	}
+	return nil
+}
+
 // Log messages of k8s-elector that the command experiments time.
 const (
 	msgBecameLeader   = "became leader"
@@ -317,6 +336,9 @@ func (b *bench) commandStarts(ctx context.Context, mode string) error {
 			}
 			if ev.PPID != m.e.PID() {
 				return fmt.Errorf("the command %d has parent %d, not the elector %d", ev.PID, ev.PPID, m.e.PID())
+			}
+			if err := checkRunning(ctx, m.e, ev.PID); err != nil {
+				return err
 			}
 			became, err := awaitLog(ctx, m.e, 5*time.Second, msgBecameLeader)
 			if err != nil {
@@ -539,6 +561,9 @@ func (b *bench) commandCPU(ctx context.Context, mode string) error {
 			return err
 		} else if len(evs) != 1 || !b.isChild(children[i].PID) {
 			return fmt.Errorf("the command of %s did not run through the window alone: %d events, running=%v", ms[i].e.ID, len(evs), b.isChild(children[i].PID))
+		}
+		if err := checkRunning(ctx, ms[i].e, children[i].PID); err != nil {
+			return err
 		}
 	}
 	res := &cpuResult{window: b.window}

@@ -6,6 +6,7 @@
 //	cd test/e2e && go run ./cmd/bench            # full run, about 25 minutes
 //	cd test/e2e && go run ./cmd/bench -quick     # shorter windows, fewer repetitions: about 9 minutes
 //	go run ./cmd/bench -modes=poll -out=bench.md # one mode; a markdown copy
+//	go run ./cmd/bench -quick -only=command      # the rows of k8s-elector -- command alone: about 2 minutes
 //
 // Without -kubeconfig it starts the local control plane (kube-apiserver and
 // etcd, see internal/controlplane). It builds k8s-elector stripped
