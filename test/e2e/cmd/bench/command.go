@@ -61,8 +61,8 @@ type procRates struct {
 	sched    float64 // on-CPU time from schedstat, ms/s
 	vol      float64 // voluntary context switches/s
 	nonvol   float64 // involuntary context switches/s
-	resCPU   float64 // resolution of cpu over the window, ms/s
-	resCount float64 // resolution of the switch counts, 1/s
+	resCPU   float64 // what rounding to whole ticks can move a difference of two cpu figures by, ms/s
+	resCount float64 // one context switch over the window, 1/s
 }
 
 func (p procRates) cpuMS() float64    { return p.cpu }
@@ -143,20 +143,23 @@ func readProcCounters(pid int) (procCounters, error) {
 func perSecond(c0, c1 procCounters) procRates {
 	s := float64(c1.mono-c0.mono) / 1e9
 	return procRates{
-		cpu:      float64(c1.ticks-c0.ticks) * (1000 / userHZ) / s,
-		sched:    float64(c1.schedNS-c0.schedNS) / 1e6 / s,
-		vol:      float64(c1.vol-c0.vol) / s,
-		nonvol:   float64(c1.nonvol-c0.nonvol) / s,
-		resCPU:   (1000 / userHZ) / s,
+		cpu:    float64(c1.ticks-c0.ticks) * (1000 / userHZ) / s,
+		sched:  float64(c1.schedNS-c0.schedNS) / 1e6 / s,
+		vol:    float64(c1.vol-c0.vol) / s,
+		nonvol: float64(c1.nonvol-c0.nonvol) / s,
+		// Each figure is the difference of two readings in whole ticks,
+		// so it is off by less than one tick; the difference of two
+		// figures by less than two.
+		resCPU:   2 * (1000 / userHZ) / s,
 		resCount: 1 / s,
 	}
 }
 
 // withinNoise reports whether the mean of with exceeds the mean of without
 // by no more than the spread: the larger difference within either pair, or
-// the counter's resolution over the window if that is larger still. A
-// command costs nothing if the electors that run one are not set apart from
-// those that run none by more than they differ among themselves.
+// what the counter's rounding can account for (res) if that is larger
+// still. A command costs nothing if the electors that run one are not set
+// apart from those that run none by more than they differ among themselves.
 func withinNoise(with, without [2]float64, res float64) bool {
 	spread := max(math.Abs(with[0]-with[1]), math.Abs(without[0]-without[1]), res)
 	return (with[0]+with[1])/2-(without[0]+without[1])/2 <= spread
@@ -641,10 +644,16 @@ func (b *bench) commandRows(t *table) {
 		procRates.volPS, func(p procRates) float64 { return p.resCount })
 }
 
-// commandNote is the footer's note on the command rows.
-func (b *bench) commandNote() string {
-	return fmt.Sprintf("Command: `k8s-elector [flags] -- benchchild -out=FILE` (cmd/bench/internal/benchchild, stripped), which appends to FILE, in one write each, the instant of its main's first statement (after exec and the Go runtime's start), of its receipt of SIGTERM and of its last statement before it exits at once, each on CLOCK_MONOTONIC and the wall clock; between them it sleeps on a channel, never waking up. Term start → command start: one elector alone in a fresh election, %d times; from the time (\"ts\", RFC3339Nano) of its %q log line, written once the write of the lock record that made it leader succeeded, to the command's first statement on the wall clock (the same host, so the same clock); and to the elector's own %q line. Graceful handover: a group of 3 electors with the command at TTL %s; once they agree on a leader and idle a retry period, the bench reads CLOCK_MONOTONIC and sends the leader SIGTERM, and times until another elector's command starts, on CLOCK_MONOTONIC; its parts are from the command's record, and the target allows 150 ms beyond the command's own exit, per repetition; a fresh follower then replaces the old leader. The log shows each handover's timeline. CPU: four electors at TTL %s, each alone in an election of its own and leading, two with the command and two without; after they settle, over one %s window: utime+stime from /proc/<pid>/stat (all threads; %d ms ticks), on-CPU time summed over the threads' /proc/<pid>/task/<tid>/schedstat (nanoseconds), and voluntary context switches summed over the threads' status files, per second. The claim holds (✓) if the mean of the two with the command exceeds the mean of the two without by no more than the spread: the larger difference within either pair, or the counter's resolution over the window if that is larger.",
-		b.cmdReps, msgBecameLeader, msgStartedCommand, defaultTTL, defaultTTL, b.window, 1000/userHZ)
+// commandNotes are the footer's notes on the command rows.
+func (b *bench) commandNotes() []string {
+	return []string{
+		"Command: `k8s-elector [flags] -- benchchild -out=FILE` (cmd/bench/internal/benchchild, stripped), which appends to FILE, in one write each, the instant of its main's first statement (after exec and the Go runtime's start), of its receipt of SIGTERM, and of its last statement before it exits at once; each on CLOCK_MONOTONIC and the wall clock. Between them it sleeps on a channel and never wakes up. After every experiment the bench checks that each command still running when its elector got SIGKILL died with it (the header warns if not).",
+		fmt.Sprintf("Term start → command start: one elector with the command alone in a fresh election, %d times; from the time (\"ts\", RFC3339Nano) of its %q log line, which it writes once the write of the lock record that made it leader succeeded, to the command's first statement on the wall clock (one host, so one clock); and to the elector's own %q line, written once fork and exec returned. GET / must then report the command running with its PID.",
+			b.cmdReps, msgBecameLeader, msgStartedCommand),
+		fmt.Sprintf("Command handover: a group of 3 electors with the command at TTL %s; once they agree on a leader and idle a retry period, the bench reads CLOCK_MONOTONIC and sends the leader SIGTERM, and times until another elector's command starts, on CLOCK_MONOTONIC; the parts come from the two commands' records; a fresh follower then replaces the old leader. The target allows 150 ms beyond the command's own exit, checked on each repetition. The log shows each handover's timeline with the electors' log lines.", defaultTTL),
+		fmt.Sprintf("CPU with a command: four electors at TTL %s, each alone in an election of its own and leading, two with the command and two without; after they settle (a retry period and 2 s), over one %s window: utime+stime from /proc/<pid>/stat (all threads; %d ms ticks), on-CPU time summed over the threads' /proc/<pid>/task/<tid>/schedstat (nanoseconds), and voluntary context switches summed over the threads' status files, per second. The claim holds (✓) if the mean of the two with the command exceeds the mean of the two without by no more than the spread: the larger difference within either pair, or what the counter's rounding can account for if that is larger (two ticks of utime+stime over the window, as each figure is a difference of readings in whole ticks; one context switch). The ratio column compares the means with the command.",
+			defaultTTL, b.window, 1000/userHZ),
+	}
 }
 
 // commandWarnings are the header's warnings about the command experiments.

@@ -572,9 +572,9 @@ func (b *bench) report() report {
 		fmt.Sprintf("GET / load: %d goroutines, each with its own keep-alive connection and one request at a time (closed loop, so the elector is saturated), for %s after a 0.5 s warm-up, against the leader; a minimal HTTP/1.1 client measures each request. Placement: %s; the API server and etcd share the %d CPUs.", b.loadConns, b.loadFor, b.pin, numCPU()),
 		fmt.Sprintf("Scale, library: one process (cmd/bench/internal/scaleworker, stripped) runs %d Electors (elector.WithRESTConfig, one candidate each, WithWatch per mode) in one namespace; RSS and requests per election over a %s window once all lead.", b.elections, b.window),
 		fmt.Sprintf("Scale, candidates: %d k8s-elector processes in one election at TTL %s; API load of the whole fleet over a %s window, then SIGTERM failovers of the leader. Requests per failover: those counted from just before the SIGTERM to %s after it, less %s of the fleet's steady rate and the baseline (so ± a few from noise), with the 409 Conflict answers among them.", b.candidates, defaultTTL, b.window, burstWindow, burstWindow),
-		b.commandNote(),
 		"Targets are those of the performance issue; ✓/✗ check the max of repeated measurements (crash failover: the median and the max), and 2.2×RP is client-go's longest jittered retry wait.",
 	}
+	notes = slices.Insert(notes, len(notes)-1, b.commandNotes()...)
 	for _, n := range notes {
 		fmt.Fprintf(&f, "- %s\n", n)
 	}
