@@ -25,26 +25,6 @@ const (
 	EnvLeaderTransitions = "ELECTOR_LEADER_TRANSITIONS" // and its transition count (see Status)
 )
 
-// CommandState is what the command run under WithCommand is doing.
-type CommandState string
-
-// The states of a command.
-const (
-	CommandNotRunning CommandState = "not_running"
-	CommandRunning    CommandState = "running"
-	// CommandStopping: the term ended, the command's process group got
-	// SIGTERM, and it has not exited yet.
-	CommandStopping CommandState = "stopping"
-)
-
-// CommandStatus is the state of the command run under WithCommand, as Status
-// reports it in its Command field: zero without WithCommand.
-type CommandStatus struct {
-	State CommandState `json:"state"`
-	// PID is the command's process ID while it runs or stops, else 0.
-	PID int `json:"pid,omitempty"`
-}
-
 // CommandExit says what an Elector does when its command exits on its own
 // while the term lasts (WithCommandExit).
 type CommandExit string
@@ -79,26 +59,6 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("elector: the command exited on its own (%s)", e.Status)
 }
 
-// exitStatus is how a process ended.
-type exitStatus struct {
-	code   int    // as ExitError.Code
-	status string // as ExitError.Status
-}
-
-// process is a started command; the supervisor waits for it exactly once.
-type process interface {
-	pid() int
-	// signal sends sig to the process group, or with group false to the
-	// process alone.
-	signal(sig syscall.Signal, group bool) error
-	// wait blocks until the process has exited and is reaped.
-	wait() exitStatus
-}
-
-// startFunc starts path with argv and env in a process group of its own,
-// with stdin closed and the Elector's stdout and stderr.
-type startFunc func(path string, argv, env []string) (process, error)
-
 // supervisor runs the Elector's command as its leader work: it starts the
 // command when a term starts and stops it when the term ends, and it owns
 // what Status reports about it. The term ends early enough for the command
@@ -118,7 +78,7 @@ type supervisor struct {
 	reaper  *reaper // orphans, when the Elector is PID 1
 
 	mu   sync.Mutex
-	proc process // the running command, nil between runs
+	proc commandProcess // the running command, nil between runs
 
 	exited atomic.Pointer[ExitError] // set under CommandExitStop; taken by Run
 }
@@ -213,7 +173,7 @@ func (s *supervisor) lead(ctx context.Context) {
 
 // finish accounts for the exit of p: whatever is left of its process group
 // is killed, so that nothing the command started outlives it.
-func (s *supervisor) finish(log logr.Logger, p process, st exitStatus) {
+func (s *supervisor) finish(log logr.Logger, p commandProcess, st exitStatus) {
 	_ = p.signal(syscall.SIGKILL, true) // usually ESRCH: the group is gone
 	s.mu.Lock()
 	s.proc = nil
@@ -258,13 +218,9 @@ func (s *supervisor) takeExit() *ExitError {
 	return s.exited.Swap(nil)
 }
 
-// SignalCommand sends sig to the command run under WithCommand: to its
-// process alone, not its process group, so that a signal it handles (SIGHUP
-// to reload, say) does not kill the helpers it started. It returns
-// ErrNoCommand if no command runs. The command-line tool forwards SIGHUP,
-// SIGUSR1 and SIGUSR2 with it.
-func (e *Elector) SignalCommand(sig os.Signal) error {
-	s := e.cmd
+// signal sends sig to the running command's process, or returns
+// ErrNoCommand.
+func (s *supervisor) signal(sig os.Signal) error {
 	if s == nil {
 		return ErrNoCommand
 	}

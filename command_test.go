@@ -108,7 +108,7 @@ type fakeStarter struct {
 	procs []*fakeProc
 }
 
-func (f *fakeStarter) start(path string, argv, env []string) (process, error) {
+func (f *fakeStarter) start(path string, argv, env []string) (commandProcess, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {

@@ -63,6 +63,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -390,3 +391,10 @@ func (e *Elector) ResignFor(ctx context.Context, cooldown time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// SignalCommand sends sig to the command run under WithCommand: to its
+// process alone, not its process group, so that a signal it handles (SIGHUP
+// to reload, say) does not kill the helpers it started. It returns
+// ErrNoCommand if no command runs. The command-line tool forwards SIGHUP,
+// SIGUSR1 and SIGUSR2 with it.
+func (e *Elector) SignalCommand(sig os.Signal) error { return e.cmd.signal(sig) }

@@ -69,7 +69,7 @@ func newMetrics(election, id string, vs *views, command bool) *metrics {
 	if command {
 		m.commandStarts = prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "k8s_elector_command_starts_total", ConstLabels: labels,
-			Help: "Times the command (WithCommand, or the arguments after --) was started.",
+			Help: "Times the command run while leading (the arguments after --) was started.",
 		})
 		m.commandExits = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "k8s_elector_command_exits_total", ConstLabels: labels,

@@ -432,7 +432,7 @@ func (o *options) validateCommand(bad func(format string, args ...any), timingsO
 	}
 	switch name := o.command[0]; {
 	case !commandSupported:
-		bad("WithCommand needs Linux: the command must die with the Elector, which only Linux's parent-death signal ensures")
+		bad("running a command needs Linux: only its parent-death signal makes the command die with this process")
 	case strings.TrimSpace(name) == "":
 		bad("the command is empty: want a program to run, such as %q", "/usr/local/bin/my-singleton")
 	default:

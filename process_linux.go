@@ -21,7 +21,7 @@ type execProcess struct{ cmd *exec.Cmd }
 // kernel kills with SIGKILL when the thread that started it exits: the
 // supervisor holds that thread while the command runs, so the command dies
 // with the Elector's process, even by SIGKILL.
-func startProcess(path string, argv, env []string) (process, error) {
+func startProcess(path string, argv, env []string) (commandProcess, error) {
 	cmd := &exec.Cmd{
 		Path: path,
 		Args: argv,

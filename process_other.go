@@ -12,7 +12,7 @@ import (
 // command dies with the Elector.
 const commandSupported = false
 
-func startProcess(string, []string, []string) (process, error) {
+func startProcess(string, []string, []string) (commandProcess, error) {
 	return nil, errors.New("elector: running a command needs Linux")
 }
 

@@ -71,6 +71,26 @@ type Status struct {
 	Command CommandStatus `json:"command,omitzero"`
 }
 
+// CommandState is what the command run under WithCommand is doing.
+type CommandState string
+
+// The states of a command.
+const (
+	CommandNotRunning CommandState = "not_running"
+	CommandRunning    CommandState = "running"
+	// CommandStopping: the term ended, the command's process group got
+	// SIGTERM, and it has not exited yet.
+	CommandStopping CommandState = "stopping"
+)
+
+// CommandStatus is the state of the command run under WithCommand, as Status
+// reports it in its Command field: zero without WithCommand.
+type CommandStatus struct {
+	State CommandState `json:"state"`
+	// PID is the command's process ID while it runs or stops, else 0.
+	PID int `json:"pid,omitempty"`
+}
+
 // jsonTime is the layout of the times Status adds to the original fields:
 // RFC3339 in UTC with milliseconds.
 const jsonTime = "2006-01-02T15:04:05.000Z07:00"
