@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"k8s.io/apimachinery/pkg/runtime"
-	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/k8s-elector/elector/internal/fakekube"
 )
@@ -210,94 +208,16 @@ func TestCommandFenceStopsBeforeValidUntil(t *testing.T) {
 // valid_until the command was dead.
 func fenceSchedule(t *testing.T, lock LockType, ttl, onTerm, offset time.Duration, k int) time.Duration {
 	time.Sleep(offset)
-	c := fakekube.NewCluster()
-	retry := ttl / DefaultRetryPeriodDivisor
-	var (
-		mu       sync.Mutex
-		armed    bool
-		renewals int
-		frozen   = make(chan struct{})
-		thaw     = make(chan struct{})
-		taken    time.Time
-	)
-	acquired := func(at time.Time) {
-		mu.Lock()
-		defer mu.Unlock()
-		if taken.IsZero() {
-			taken = at
-		}
-	}
-	leader := c.Client()
-	leader.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		select {
-		case <-frozen:
-			<-thaw
-			return true, nil, errors.New("frozen")
-		default:
-		}
-		if a.GetVerb() != "update" {
-			return false, nil, nil
-		}
-		obj, err := c.Client().Invokes(a, nil)
-		mu.Lock()
-		defer mu.Unlock()
-		if err == nil && armed && holderOf(obj) == "a" {
-			if renewals++; renewals == k {
-				close(frozen)
-			}
-		}
-		return true, obj, err
-	})
+	r := newFreezeRig(k)
 	procs := &fakeStarter{onTerm: onTerm}
-	a, err := New(testElection, commandOpts(procs, WithClient(leader), WithID("a"), WithLockType(lock), WithTTL(ttl))...)
+	a, err := New(testElection, commandOpts(procs, WithClient(r.leader), WithID("a"), WithLockType(lock), WithTTL(ttl))...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopA := runElector(a)
-	defer func() {
-		close(thaw)
-		stopA()
-	}()
-	waitFor(t, ttl, "the leader-to-be leads", func() bool { return a.Status().IsLeader && procs.last() != nil })
-
-	plainFollower(t, c, lock, "b", ttl, acquired)
-	ours := c.Client()
-	ours.PrependReactor("*", "*", func(act k8stesting.Action) (bool, runtime.Object, error) {
-		if v := act.GetVerb(); (v == "create" || v == "update") && holderOf(act.(k8stesting.CreateAction).GetObject()) == "c" {
-			acquired(time.Now())
-		}
-		return false, nil, nil
-	})
-	b, err := New(testElection, WithClient(ours), WithID("c"), WithLockType(lock), WithTTL(ttl))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer runElector(b)()
-	time.Sleep(3 * retry)
-	synctest.Wait()
-	mu.Lock()
-	armed = true
-	mu.Unlock()
-
+	defer r.run(a)()
+	waitFor(t, ttl, "the command starts", func() bool { return procs.last() != nil })
 	grace := a.cmd.grace
-	var validUntil time.Time
-	begin := time.Now()
-	for {
-		if s := a.Status(); s.IsLeader && s.ValidUntil.After(validUntil) {
-			validUntil = s.ValidUntil
-		}
-		mu.Lock()
-		got := taken
-		mu.Unlock()
-		if !got.IsZero() {
-			break
-		}
-		if time.Since(begin) > 4*ttl {
-			t.Fatalf("%s, TTL %s: nobody took over from the frozen leader in %s", lock, ttl, 4*ttl)
-		}
-		time.Sleep(time.Millisecond)
-		synctest.Wait()
-	}
+	validUntil, taken := r.race(t, a, lock, ttl)
 	if n := len(procs.all()); n != 1 {
 		t.Fatalf("the leader started %d commands, want 1", n)
 	}

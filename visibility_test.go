@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -159,54 +160,85 @@ func TestLeaseCountsFromWhatFollowersSee(t *testing.T) {
 // margin.
 func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, k int) time.Duration {
 	time.Sleep(offset)
-	c := fakekube.NewCluster()
-	retry := ttl / DefaultRetryPeriodDivisor
-
-	var (
-		mu       sync.Mutex
-		armed    bool
-		renewals int
-		frozen   = make(chan struct{}) // closed when the leader freezes
-		thaw     = make(chan struct{}) // closed at the end, to let its requests go
-		taken    time.Time
-	)
-	acquired := func(at time.Time) {
-		mu.Lock()
-		defer mu.Unlock()
-		if taken.IsZero() {
-			taken = at
-		}
+	r := newFreezeRig(k)
+	a, err := New(testElection, WithClient(r.leader), WithID("a"), WithLockType(lock), WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
 	}
-	leader := c.Client()
-	leader.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+	defer r.run(a)()
+	validUntil, got := r.race(t, a, lock, ttl)
+	limit := validUntil.Add(driftMargin(ttl))
+	if got.Before(limit) {
+		t.Errorf("%s, TTL %s: a follower acquired %s before the frozen leader's valid_until plus the drift margin (%s)",
+			lock, ttl, limit.Sub(got), limit.Format("15:04:05.000"))
+	}
+	return got.Sub(limit)
+}
+
+// freezeRig is a leader "a" that freezes after its k-th renewal once armed
+// (every request then hangs, as a stopped process or a partition would have
+// it), and the followers that race for its lock: a plain client-go follower
+// "b" and an Elector "c".
+type freezeRig struct {
+	c      *fakekube.Cluster
+	leader *fake.Clientset // the leader's clientset
+
+	mu       sync.Mutex
+	armed    bool
+	renewals int
+	frozen   chan struct{} // closed when the leader freezes
+	thaw     chan struct{} // closed at the end, to let its requests go
+	taken    time.Time     // a follower's first acquisition
+}
+
+func newFreezeRig(k int) *freezeRig {
+	r := &freezeRig{c: fakekube.NewCluster(), frozen: make(chan struct{}), thaw: make(chan struct{})}
+	r.leader = r.c.Client()
+	r.leader.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		select {
-		case <-frozen:
-			<-thaw
+		case <-r.frozen:
+			<-r.thaw
 			return true, nil, errors.New("frozen")
 		default:
 		}
 		if a.GetVerb() != "update" {
 			return false, nil, nil
 		}
-		obj, err := c.Client().Invokes(a, nil)
-		mu.Lock()
-		defer mu.Unlock()
-		if err == nil && armed && holderOf(obj) == "a" {
-			if renewals++; renewals == k {
-				close(frozen)
+		obj, err := r.c.Client().Invokes(a, nil)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err == nil && r.armed && holderOf(obj) == "a" {
+			if r.renewals++; r.renewals == k {
+				close(r.frozen)
 			}
 		}
 		return true, obj, err
 	})
-	a, err := New(testElection, WithClient(leader), WithID("a"), WithLockType(lock), WithTTL(ttl))
-	if err != nil {
-		t.Fatal(err)
+	return r
+}
+
+func (r *freezeRig) acquired(at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.taken.IsZero() {
+		r.taken = at
 	}
+}
+
+// run runs the leader until the returned function is called, which thaws it
+// first.
+func (r *freezeRig) run(a *Elector) (stop func()) {
 	stopA := runElector(a)
-	defer func() {
-		close(thaw)
+	return func() {
+		close(r.thaw)
 		stopA()
-	}()
+	}
+}
+
+// race waits for a to lead, starts the followers, arms the freeze, and
+// returns a's last valid_until and when a follower first acquired.
+func (r *freezeRig) race(t *testing.T, a *Elector, lock LockType, ttl time.Duration) (validUntil, taken time.Time) {
+	t.Helper()
 	for begin := time.Now(); !a.Status().IsLeader; {
 		if time.Since(begin) > ttl {
 			t.Fatalf("the leader-to-be did not lead within a TTL: %+v", a.Status())
@@ -214,12 +246,11 @@ func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, 
 		time.Sleep(10 * time.Millisecond)
 		synctest.Wait()
 	}
-
-	plainFollower(t, c, lock, "b", ttl, acquired)
-	ours := c.Client()
+	plainFollower(t, r.c, lock, "b", ttl, r.acquired)
+	ours := r.c.Client()
 	ours.PrependReactor("*", "*", func(act k8stesting.Action) (bool, runtime.Object, error) {
 		if v := act.GetVerb(); (v == "create" || v == "update") && holderOf(act.(k8stesting.CreateAction).GetObject()) == "c" {
-			acquired(time.Now())
+			r.acquired(time.Now())
 		}
 		return false, nil, nil
 	})
@@ -227,30 +258,24 @@ func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer runElector(b)()
+	t.Cleanup(runElector(b))
 	// Both followers have read the lock at least once before the count.
-	time.Sleep(3 * retry)
+	time.Sleep(3 * (ttl / DefaultRetryPeriodDivisor))
 	synctest.Wait()
-	mu.Lock()
-	armed = true
-	mu.Unlock()
+	r.mu.Lock()
+	r.armed = true
+	r.mu.Unlock()
 
-	var validUntil time.Time
 	begin := time.Now()
 	for {
 		if s := a.Status(); s.IsLeader && s.ValidUntil.After(validUntil) {
 			validUntil = s.ValidUntil
 		}
-		mu.Lock()
-		got := taken
-		mu.Unlock()
+		r.mu.Lock()
+		got := r.taken
+		r.mu.Unlock()
 		if !got.IsZero() {
-			limit := validUntil.Add(driftMargin(ttl))
-			if got.Before(limit) {
-				t.Errorf("%s, TTL %s: a follower acquired %s before the frozen leader's valid_until plus the drift margin (%s)",
-					lock, ttl, limit.Sub(got), limit.Format("15:04:05.000"))
-			}
-			return got.Sub(limit)
+			return validUntil, got
 		}
 		if time.Since(begin) > 4*ttl {
 			t.Fatalf("%s, TTL %s: nobody took over from the frozen leader in %s", lock, ttl, 4*ttl)
