@@ -129,7 +129,7 @@ func (s *supervisor) lead(ctx context.Context) {
 	}
 	pid := p.pid()
 	s.metrics.commandStarts.Inc()
-	s.views.publishCommand(CommandStatus{State: CommandRunning, PID: pid})
+	s.views.update(func(v *view) { v.command = CommandStatus{State: CommandRunning, PID: pid} })
 	log.Info("started the command", "pid", pid, "leaderTransitions", t.token.LeaderTransitions)
 
 	done := make(chan exitStatus, 1)
@@ -142,7 +142,7 @@ func (s *supervisor) lead(ctx context.Context) {
 	case <-ctx.Done():
 	}
 
-	s.views.publishCommand(CommandStatus{State: CommandStopping, PID: pid})
+	s.views.update(func(v *view) { v.command = CommandStatus{State: CommandStopping, PID: pid} })
 	// SIGKILL after the grace period, and before the lease ends whatever
 	// the grace period: a follower can take over from then.
 	killAt := time.Now().Add(s.grace)
@@ -180,7 +180,7 @@ func (s *supervisor) finish(log logr.Logger, p commandProcess, st exitStatus) {
 	s.mu.Unlock()
 	s.reaper.rescan()
 	s.metrics.commandExited(st.code)
-	s.views.publishCommand(CommandStatus{State: CommandNotRunning})
+	s.views.update(func(v *view) { v.command = CommandStatus{State: CommandNotRunning} })
 	log.Info("the command exited", "pid", p.pid(), "code", st.code, "status", st.status)
 }
 

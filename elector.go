@@ -93,6 +93,7 @@ type Elector struct {
 	metrics  *metrics
 	pass     passControl
 	cmd      *supervisor // nil without WithCommand
+	gate     *gate       // nil without a candidacy gate
 	running  atomic.Bool
 
 	handlerOnce sync.Once
@@ -131,7 +132,7 @@ func New(election string, opts ...Option) (*Elector, error) {
 		o:        o,
 		client:   client,
 		views:    vs,
-		metrics:  newMetrics(o.namespace+"/"+election, o.id, vs, o.command != nil),
+		metrics:  newMetrics(o.namespace+"/"+election, o.id, vs, o.command != nil, o.gate != nil),
 		pass:     passControl{id: o.id, ttl: o.ttl},
 	}
 	if o.command != nil {
@@ -144,8 +145,11 @@ func New(election string, opts ...Option) (*Elector, error) {
 			start: o.startProcess, pass: &e.pass, views: vs, metrics: e.metrics,
 		}
 		s.reaper = newReaper(s.pid)
-		vs.publishCommand(CommandStatus{State: CommandNotRunning})
+		vs.update(func(v *view) { v.command = CommandStatus{State: CommandNotRunning} })
 		e.cmd = s
+	}
+	if o.gate != nil {
+		e.gate = newGate(&e.o, &e.pass, vs, e.metrics)
 	}
 	return e, nil
 }
@@ -267,7 +271,23 @@ func (e *Elector) Run(ctx context.Context) error {
 		"renewDeadline", e.o.renewDeadline, "retryPeriod", e.o.retryPeriod)
 
 	cgCtx := cgCtxFor(ctx, log)
+	if e.gate != nil {
+		gctx, stopGate := context.WithCancel(ctx)
+		gated := make(chan struct{})
+		go func() {
+			defer close(gated)
+			e.gate.run(gctx, log)
+		}()
+		defer func() {
+			stopGate()
+			<-gated
+		}()
+	}
 	for {
+		if e.gate != nil && !e.gate.awaitCandidacy(ctx, func(ctx context.Context) { _, _, _ = c.lock.Get(ctx) }) {
+			log.Info("stopped")
+			return nil
+		}
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:          c.lock,
 			LeaseDuration: e.o.ttl,

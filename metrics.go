@@ -23,11 +23,15 @@ type metrics struct {
 	commandStarts prometheus.Counter
 	commandExits  *prometheus.CounterVec
 	commandKills  prometheus.Counter
+
+	// With a candidacy gate only.
+	gateChecks *prometheus.CounterVec
 }
 
 // newMetrics returns the metrics of candidate id in election (namespace/name),
-// whose gauges read vs; with command, also those of the command.
-func newMetrics(election, id string, vs *views, command bool) *metrics {
+// whose gauges read vs; with command, also those of the command, and with
+// gated, those of the candidacy gate.
+func newMetrics(election, id string, vs *views, command, gated bool) *metrics {
 	labels := prometheus.Labels{"election": election, "identity": id}
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
@@ -80,6 +84,21 @@ func newMetrics(election, id string, vs *views, command bool) *metrics {
 			Help: "Times the command was sent SIGKILL because it had not exited within its grace period.",
 		})
 		m.registry.MustRegister(m.commandStarts, m.commandExits, m.commandKills)
+	}
+	if gated {
+		m.gateChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "k8s_elector_candidacy_checks_total", ConstLabels: labels,
+			Help: "Checks of the application's readiness that gate candidacy, by result (ready, not_ready).",
+		}, []string{"result"})
+		m.registry.MustRegister(m.gateChecks, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "k8s_elector_candidate", ConstLabels: labels,
+			Help: "1 while this candidate campaigns (its application is ready), else 0.",
+		}, func() float64 {
+			if vs.load().candidate == 1 {
+				return 1
+			}
+			return 0
+		}))
 	}
 	return m
 }

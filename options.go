@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"reflect"
@@ -66,6 +68,9 @@ const (
 	DefaultHealthTolerance = 20 * time.Second
 	// DefaultPodLabelKey is the label that WithPodName sets on the Pod.
 	DefaultPodLabelKey = "k8s-elector/status"
+	// DefaultCandidacyGateFailures is how many consecutive failed checks
+	// of the candidacy gate make a leader step down.
+	DefaultCandidacyGateFailures = 3
 )
 
 // MinTTL is the shortest TTL an Elector accepts. The lock record stores whole
@@ -133,6 +138,9 @@ type options struct {
 	commandGrace    time.Duration // filled by validate
 	commandExit     CommandExit
 	startProcess    startFunc // tests start fake processes
+	gate            func(context.Context) error
+	readyURL        string // WithReadyURL; validate builds gate from it
+	gateFailures    int
 }
 
 // defaults returns every default in one place. The ID defaults to the
@@ -152,6 +160,7 @@ func defaults() options {
 		podLabelKey:     DefaultPodLabelKey,
 		commandExit:     CommandExitResign,
 		startProcess:    startProcess,
+		gateFailures:    DefaultCandidacyGateFailures,
 	}
 }
 
@@ -416,6 +425,34 @@ func WithCommandExit(p CommandExit) Option {
 	return optionFunc(func(o *options) { o.commandExit = p })
 }
 
+// WithCandidacyGate makes candidacy depend on check, which Run calls every
+// retry period with the lock's request timeout, from a goroutine of its own:
+// while it returns an error, this candidate does not campaign (it never
+// tries to acquire the lock), and a leader whose check fails
+// WithCandidacyGateFailures times in a row steps down, releasing the lock
+// so that a ready candidate takes over at once; it campaigns again once a
+// check passes. Status reports it in Candidate. The first campaign waits for
+// the first check. Health (GET /healthz, /readyz) does not depend on it.
+// Default: none (always a candidate).
+func WithCandidacyGate(check func(ctx context.Context) error) Option {
+	return optionFunc(func(o *options) { o.gate = check })
+}
+
+// WithReadyURL is WithCandidacyGate with an HTTP check: a GET of url, which
+// passes on a 2xx answer. The URL must be http or https on a loopback
+// address or localhost: the candidate must judge its own application.
+// Default: none.
+func WithReadyURL(url string) Option {
+	return optionFunc(func(o *options) { o.readyURL = url })
+}
+
+// WithCandidacyGateFailures sets how many consecutive failed checks of the
+// candidacy gate make a leader step down: at least 1.
+// Default: DefaultCandidacyGateFailures (3).
+func WithCandidacyGateFailures(n int) Option {
+	return optionFunc(func(o *options) { o.gateFailures = n })
+}
+
 // maxCommandGrace is the longest grace period a term of lease duration ttl
 // can hold with renewals every retry period: the term ends grace plus the
 // drift margin before the lease, which counts from the last renewal that
@@ -544,6 +581,7 @@ func (o *options) validate(election string) error {
 		timingsOK = len(errs) == n
 	}
 	o.validateCommand(bad, timingsOK)
+	o.validateGate(bad)
 
 	if o.podName != "" {
 		if msgs := validation.IsDNS1123Subdomain(o.podName); len(msgs) > 0 {
@@ -576,6 +614,47 @@ func (o *options) validate(election string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateGate checks the candidacy gate's options and builds the gate of
+// WithReadyURL.
+func (o *options) validateGate(bad func(format string, args ...any)) {
+	if o.gateFailures < 1 {
+		bad("candidacy gate failures %d is too few: want 1 or more consecutive failed checks before a leader steps down", o.gateFailures)
+	}
+	if o.readyURL == "" {
+		return
+	}
+	if o.gate != nil {
+		bad("both WithCandidacyGate and WithReadyURL are set: set only one")
+		return
+	}
+	u, err := loopbackURL(o.readyURL)
+	if err != nil {
+		bad("ready URL: %v", err)
+		return
+	}
+	o.gate = httpReady(u, o.requestTimeout())
+}
+
+// loopbackURL parses raw as an http or https URL on a loopback address or
+// localhost.
+func loopbackURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%q does not parse: %v", raw, errors.Unwrap(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%q is not an http or https URL", raw)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return nil, fmt.Errorf("%q has no host: want http://127.0.0.1:PORT/PATH", raw)
+	}
+	if ip := net.ParseIP(host); !(host == "localhost" || ip != nil && ip.IsLoopback()) {
+		return nil, fmt.Errorf("%q is not on this host: want 127.0.0.1, [::1] or localhost, since a candidate must judge its own application", raw)
+	}
+	return u, nil
 }
 
 // isNil reports whether c is nil or holds a nil pointer.

@@ -71,6 +71,16 @@ func (p *passControl) stopNow() {
 	}
 }
 
+// stopFollowing ends the current pass if it has not started a term: the
+// candidacy gate closed.
+func (p *passControl) stopFollowing() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stop != nil && p.following {
+		p.stop()
+	}
+}
+
 // resign asks the current pass to end for req, or returns the request
 // already under way. ok is false if no pass runs.
 func (p *passControl) resign(req *resignRequest) (_ *resignRequest, ok bool) {

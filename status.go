@@ -69,6 +69,11 @@ type Status struct {
 	// Command is the state of the command run under WithCommand; zero, and
 	// absent from JSON, without one.
 	Command CommandStatus `json:"command,omitzero"`
+	// Candidate, with a candidacy gate (WithCandidacyGate, WithReadyURL),
+	// reports whether this candidate campaigns: false while its
+	// application is not ready. Nil, and absent from JSON, without a gate
+	// and before its first check.
+	Candidate *bool `json:"candidate,omitempty"`
 }
 
 // CommandState is what the command run under WithCommand is doing.
@@ -117,14 +122,16 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		RenewTime         string        `json:"renew_time,omitempty"`
 		ValidUntil        string        `json:"valid_until,omitempty"`
 		Command           CommandStatus `json:"command,omitzero"`
+		Candidate         *bool         `json:"candidate,omitempty"`
 	}{
 		s.IsLeader, s.Leader, s.Node, s.Timestamp.UTC().Format(time.RFC3339),
 		s.LockUID, s.LeaderTransitions, formatTime(s.AcquireTime), formatTime(s.RenewTime), formatTime(s.ValidUntil),
-		s.Command,
+		s.Command, s.Candidate,
 	})
 }
 
-// view is what the election goroutine publishes for Status. It is immutable
+// view is what the election goroutine publishes for Status, with the parts
+// that the command's supervisor and the candidacy gate publish. It is immutable
 // once stored.
 type view struct {
 	known       bool // the lock has been read at least once
@@ -140,6 +147,7 @@ type view struct {
 	renewed     time.Time     // on the leader: what its lease counts from (see term)
 	lease       time.Duration // on the leader: lease duration of that write
 	command     CommandStatus // published by the command's supervisor
+	candidate   uint8         // published by the gate: see candidacyOf
 
 	// changed is closed when a newer view replaces this one; next is that
 	// view, set before changed is closed, so that a reader can follow every
@@ -167,6 +175,10 @@ func (v *view) status(id string, now time.Time) Status {
 		AcquireTime:       v.acquireTime,
 		RenewTime:         v.renewTime,
 		Command:           v.command,
+	}
+	if v.candidate != 0 {
+		c := v.candidate == 1
+		s.Candidate = &c
 	}
 	if s.IsLeader {
 		// Round trips through JSON drop the monotonic reading anyway; strip it
@@ -206,17 +218,18 @@ func (vs *views) publish(v view) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	if old := vs.cur.Load(); old != nil {
-		v.command = old.command
+		v.command, v.candidate = old.command, old.candidate
 	}
 	vs.store(v)
 }
 
-// publishCommand replaces the command's part of the current view.
-func (vs *views) publishCommand(c CommandStatus) {
+// update publishes the current view as f changes it: the command's
+// supervisor and the candidacy gate publish their parts so.
+func (vs *views) update(f func(*view)) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	v := *vs.cur.Load()
-	v.command = c
+	f(&v)
 	vs.store(v)
 }
 

@@ -1,0 +1,219 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/k8s-elector/elector/internal/fakekube"
+)
+
+// appCheck is an application's readiness as a candidacy gate sees it, with
+// the times it was checked.
+type appCheck struct {
+	ready atomic.Bool
+	mu    sync.Mutex
+	at    []time.Time
+}
+
+func newAppCheck(ready bool) *appCheck {
+	a := &appCheck{}
+	a.ready.Store(ready)
+	return a
+}
+
+func (a *appCheck) check(context.Context) error {
+	a.mu.Lock()
+	a.at = append(a.at, time.Now())
+	a.mu.Unlock()
+	if !a.ready.Load() {
+		return errors.New("503 Service Unavailable")
+	}
+	return nil
+}
+
+func (a *appCheck) checks() []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]time.Time(nil), a.at...)
+}
+
+// TestGateKeepsAnUnreadyCandidateOut: a candidate whose application is not
+// ready never tries to acquire, even alone; it says so in Status and the
+// metrics; it leads within a retry period of becoming ready, and its checks
+// come every retry period.
+func TestGateKeepsAnUnreadyCandidateOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		app := newAppCheck(false)
+		a := start(t, c, "a", LockLeases, WithCandidacyGate(app.check))
+		settle(3 * testTTL)
+		s := a.e.Status()
+		if s.IsLeader || s.Candidate == nil || *s.Candidate {
+			t.Fatalf("status %+v, want a follower that is no candidate", s)
+		}
+		for _, act := range a.client.Actions() {
+			if v := act.GetVerb(); v == "create" || v == "update" {
+				t.Errorf("an unready candidate sent a %s of %s, want no write", v, act.GetResource().Resource)
+			}
+		}
+		if body := serveGET(a.e, "/metrics").Body.String(); !strings.Contains(body, `k8s_elector_candidate{election="default/example",identity="a"} 0`) {
+			t.Errorf("metrics lack k8s_elector_candidate 0:\n%s", body)
+		}
+		checks := app.checks()
+		if len(checks) < 3 {
+			t.Fatalf("%d checks in %s, want one every retry period", len(checks), 3*testTTL)
+		}
+		for i := 1; i < len(checks); i++ {
+			if d := checks[i].Sub(checks[i-1]); d != testRetry {
+				t.Fatalf("checks %d and %d came %s apart, want the retry period %s", i-1, i, d, testRetry)
+			}
+		}
+		app.ready.Store(true)
+		ready := time.Now()
+		waitFor(t, 2*testRetry, "a leads once ready", func() bool { return a.e.Status().IsLeader })
+		if took := time.Since(ready); took > testRetry+maxRetryWait {
+			t.Errorf("a led %s after its application became ready, want within a check and an attempt", took)
+		}
+		if s := a.e.Status(); s.Candidate == nil || !*s.Candidate {
+			t.Errorf("candidate %v while leading, want true", s.Candidate)
+		}
+	})
+}
+
+// TestGateLeaderStepsDownAfterItsFailures: a leader steps down at the
+// WithCandidacyGateFailures-th consecutive failed check, not before, and a
+// ready follower takes over at once; fewer failures in a row change nothing.
+func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := fakekube.NewCluster()
+		appA, appB := newAppCheck(true), newAppCheck(true)
+		a := start(t, c, "a", LockLeases, WithCandidacyGate(appA.check))
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", LockLeases, WithCandidacyGate(appB.check))
+		settle(2 * testRetry)
+
+		// Two failures in a row, then a pass: a leads on.
+		appA.ready.Store(false)
+		settle(2*testRetry + testRetry/2)
+		appA.ready.Store(true)
+		settle(2 * testRetry)
+		if !a.e.Status().IsLeader {
+			t.Fatalf("a stopped leading after 2 failed checks, want it to step down only at %d", DefaultCandidacyGateFailures)
+		}
+
+		n := len(appA.checks())
+		appA.ready.Store(false)
+		var aStopped, bStarted time.Time
+		for begin := time.Now(); time.Since(begin) < 2*testTTL && bStarted.IsZero(); {
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			sa, sb := a.e.Status(), b.e.Status()
+			if sa.IsLeader && sb.IsLeader {
+				t.Fatal("two leaders")
+			}
+			if !sa.IsLeader && aStopped.IsZero() {
+				aStopped = time.Now()
+				if failed := len(appA.checks()) - n; failed != DefaultCandidacyGateFailures {
+					t.Errorf("a stepped down after %d failed checks, want %d", failed, DefaultCandidacyGateFailures)
+				}
+			}
+			if sb.IsLeader {
+				bStarted = time.Now()
+			}
+		}
+		if aStopped.IsZero() || bStarted.IsZero() {
+			t.Fatalf("a stopped at %v, b started at %v: want both", aStopped, bStarted)
+		}
+		if d := bStarted.Sub(aStopped); d > time.Second {
+			t.Errorf("b led %s after a stepped down, want at once (a released the lock)", d)
+		}
+		if s := a.e.Status(); s.Candidate == nil || *s.Candidate {
+			t.Errorf("a's candidate %v after stepping down, want false", s.Candidate)
+		}
+		if got := testutil.ToFloat64(a.e.metrics.gateChecks.WithLabelValues("not_ready")); got < DefaultCandidacyGateFailures+2 {
+			t.Errorf("not_ready checks %v, want at least %d", got, DefaultCandidacyGateFailures+2)
+		}
+		// b's application fails too: b steps down, and nobody leads.
+		appB.ready.Store(false)
+		settle(time.Duration(DefaultCandidacyGateFailures+1) * testRetry)
+		if ids := leaders(a, b); len(ids) != 0 {
+			t.Errorf("%v lead with every application unready, want nobody", ids)
+		}
+		// a's application is ready again: a rejoins and leads.
+		appA.ready.Store(true)
+		waitFor(t, 2*testRetry+maxRetryWait, "a leads again", func() bool { return a.e.Status().IsLeader })
+	})
+}
+
+// TestGateOptionsAreValidated covers every bad gate option.
+func TestGateOptionsAreValidated(t *testing.T) {
+	client := fakekube.NewCluster().Client()
+	ok := func(context.Context) error { return nil }
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"remote host", []Option{WithReadyURL("http://10.0.0.1:8080/ready")}, `ready URL: "http://10.0.0.1:8080/ready" is not on this host`},
+		{"remote name", []Option{WithReadyURL("http://example.com/ready")}, "is not on this host"},
+		{"no scheme", []Option{WithReadyURL("127.0.0.1:8080/ready")}, "ready URL:"},
+		{"ftp", []Option{WithReadyURL("ftp://127.0.0.1/ready")}, `is not an http or https URL`},
+		{"no host", []Option{WithReadyURL("http:///ready")}, "has no host"},
+		{"garbage", []Option{WithReadyURL("http://[::1")}, "does not parse"},
+		{"both", []Option{WithReadyURL("http://127.0.0.1:1/"), WithCandidacyGate(ok)}, "both WithCandidacyGate and WithReadyURL are set"},
+		{"no failures", []Option{WithCandidacyGate(ok), WithCandidacyGateFailures(0)}, "candidacy gate failures 0 is too few"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(testElection, append([]Option{WithClient(client)}, tc.opts...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	for _, u := range []string{"http://127.0.0.1:8080/ready", "http://localhost/ready", "https://[::1]:8443/healthz", "http://127.0.0.2/"} {
+		if _, err := New(testElection, WithClient(client), WithReadyURL(u)); err != nil {
+			t.Errorf("WithReadyURL(%q): %v", u, err)
+		}
+	}
+}
+
+// TestHTTPReadyPassesOn2xxOnly checks the HTTP check against a real server.
+func TestHTTPReadyPassesOn2xxOnly(t *testing.T) {
+	var code atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c := int(code.Load()); c >= 300 && c < 400 {
+			http.Redirect(w, r, "/elsewhere", c)
+			return
+		}
+		w.WriteHeader(int(code.Load()))
+	}))
+	defer srv.Close()
+	u, err := loopbackURL(srv.URL + "/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := httpReady(u, time.Second)
+	for _, tc := range []struct {
+		code int
+		ok   bool
+	}{{200, true}, {204, true}, {302, false}, {404, false}, {503, false}} {
+		code.Store(int64(tc.code))
+		if err := check(context.Background()); (err == nil) != tc.ok {
+			t.Errorf("answer %d: check returned %v, want ok=%v", tc.code, err, tc.ok)
+		}
+	}
+	srv.Close()
+	if err := check(context.Background()); err == nil {
+		t.Error("a closed server passed the check")
+	}
+}
