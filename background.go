@@ -20,7 +20,7 @@ func ShutdownBudget(renewDeadline time.Duration) time.Duration { return renewDea
 const flushTimeout = time.Second
 
 // backgroundWorker is work that Run hands off so that the election never
-// waits for it: the Pod label and Events.
+// waits for it: the Pod label, Events, and the status sinks.
 type backgroundWorker interface {
 	// run works until finish has been called and the work is done, or ctx
 	// ends.
@@ -29,20 +29,12 @@ type backgroundWorker interface {
 	finish()
 }
 
-// startBackground runs the workers that are not nil, each on a goroutine of
-// its own, and returns the function that stops them: it calls finish on each,
+// startBackground runs the workers, each on a goroutine of its own, and returns the function that stops them: it calls finish on each,
 // gives them until by (or flushTimeout, if by is zero) to complete, and waits
 // for them to return. Their context is detached from ctx, which is cancelled
 // by then: the standby label and the stopped-leading Events must still be
 // sent.
-func startBackground(ctx context.Context, labels *podLabeler, events *eventRecorder) (stop func(by time.Time)) {
-	var workers []backgroundWorker
-	if labels != nil {
-		workers = append(workers, labels)
-	}
-	if events != nil {
-		workers = append(workers, events)
-	}
+func startBackground(ctx context.Context, workers []backgroundWorker) (stop func(by time.Time)) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, w := range workers {

@@ -224,9 +224,35 @@ func (e *Elector) Run(ctx context.Context) error {
 	if e.o.events {
 		c.events = newEventRecorder(e.client, &e.o, log, c.labels)
 	}
+	var workers []backgroundWorker
+	if c.labels != nil {
+		workers = append(workers, c.labels)
+	}
+	if c.events != nil {
+		workers = append(workers, c.events)
+	}
+	// The sinks follow the status from before the first view of this Run to
+	// the last, which ends their changes.
+	var statusFile *sink
+	if e.o.notifyURL != nil || e.o.statusFile != "" {
+		// Not Run's context: the sinks deliver the last status after it
+		// is cancelled, within the shutdown budget.
+		octx, stopObserving := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopObserving()
+		if u := e.o.notifyURL; u != nil {
+			n := newNotifier(u, &e.o, e.Status, log.WithName("notify"))
+			n.changes = e.Observe(octx)
+			workers = append(workers, n)
+		}
+		if p := e.o.statusFile; p != "" {
+			statusFile = newStatusFile(p, &e.o, e.Status, log.WithName("status-file"))
+			statusFile.changes = e.Observe(octx)
+			workers = append(workers, statusFile)
+		}
+	}
 	// flushBy is when the background work must be done as Run returns.
 	var flushBy time.Time
-	stopBackground := startBackground(c.ctx, c.labels, c.events)
+	stopBackground := startBackground(c.ctx, workers)
 	defer func() { stopBackground(flushBy) }()
 	var watches *lockWatches
 	if e.o.watch {
@@ -343,6 +369,12 @@ func (e *Elector) Run(ctx context.Context) error {
 			flushBy = time.Now().Add(ShutdownBudget(e.o.renewDeadline))
 		}
 		if releasing {
+			if statusFile != nil {
+				// The file says not-leader before anyone else can lead.
+				if err := statusFile.send(cgCtx); err != nil {
+					log.Error(err, "cannot write the status file before releasing the lock")
+				}
+			}
 			c.release(cgCtx, deadline)
 		}
 		if req != nil {

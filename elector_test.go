@@ -131,9 +131,11 @@ type candidate struct {
 	// a connection lost before the answer arrived.
 	loseAnswer atomic.Bool
 	stall      atomic.Int64 // when set, this candidate's next update first sleeps this long
-	log        *callbackLog
-	cancel     context.CancelFunc
-	done       chan error
+	// onUpdate, when set, sees each update before it is applied.
+	onUpdate atomic.Pointer[func(k8stesting.Action)]
+	log      *callbackLog
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 // start runs a candidate on its own clientset of cluster c. It must be called
@@ -165,6 +167,9 @@ func startFaulted(t *testing.T, c *fakekube.Cluster, id string, lock LockType, w
 			return true, nil, *err
 		}
 		if a.GetVerb() == "update" {
+			if f := cand.onUpdate.Load(); f != nil {
+				(*f)(a)
+			}
 			// Like a paused process or a request stuck past its timeout:
 			// the fake ignores contexts, so nothing cuts the sleep short.
 			time.Sleep(time.Duration(cand.stall.Swap(0)))

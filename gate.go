@@ -2,8 +2,6 @@ package elector
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sync"
@@ -152,34 +150,16 @@ func (g *gate) awaitCandidacy(ctx context.Context, read func(context.Context)) b
 	}
 }
 
-// httpReady is a check that GETs u and passes on a 2xx answer. It keeps
-// connections alive between checks, uses no proxy, and follows no redirect
-// (a 3xx fails).
+// httpReady is a check that GETs u and passes on a 2xx answer (a 3xx
+// fails: no redirect is followed).
 func httpReady(u *url.URL, timeout time.Duration) func(context.Context) error {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
-	client := &http.Client{
-		Transport: tr,
-		Timeout:   timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	client := localClient(timeout)
 	target := u.String()
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 		if err != nil {
 			return err
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return fmt.Errorf("GET %s: %s", target, resp.Status)
-		}
-		return nil
+		return localDo(client, req)
 	}
 }

@@ -141,6 +141,9 @@ type options struct {
 	gate            func(context.Context) error
 	readyURL        string // WithReadyURL; validate builds gate from it
 	gateFailures    int
+	notifyURL       *url.URL // WithNotifyURL, parsed by validate
+	notifyRaw       string
+	statusFile      string
 }
 
 // defaults returns every default in one place. The ID defaults to the
@@ -453,6 +456,29 @@ func WithCandidacyGateFailures(n int) Option {
 	return optionFunc(func(o *options) { o.gateFailures = n })
 }
 
+// WithNotifyURL makes Run POST the status JSON (the body of GET /) to url
+// at every change of IsLeader, Leader or the fencing token, as Observe
+// reports them: the first status at start, then each change, and the last
+// as Run returns. Each POST carries SequenceHeader. A failed POST is
+// retried with backoff, always with the latest status, never a queue of
+// stale ones; it never delays the election. The URL must be http or https
+// on a loopback address or localhost.
+// Default: none.
+func WithNotifyURL(url string) Option {
+	return optionFunc(func(o *options) { o.notifyRaw = url })
+}
+
+// WithStatusFile makes Run keep the status JSON (the body of GET /) in the
+// file at path: written at start, at every change as Observe reports them,
+// and, when this candidate steps down, with is_leader false before the lock
+// is released. Each write replaces the file atomically (a temporary file in
+// the same directory, synced, then renamed), so a reader never sees part of
+// one. The directory must exist and be writable; New checks it.
+// Default: none.
+func WithStatusFile(path string) Option {
+	return optionFunc(func(o *options) { o.statusFile = path })
+}
+
 // maxCommandGrace is the longest grace period a term of lease duration ttl
 // can hold with renewals every retry period: the term ends grace plus the
 // drift margin before the lease, which counts from the last renewal that
@@ -582,6 +608,18 @@ func (o *options) validate(election string) error {
 	}
 	o.validateCommand(bad, timingsOK)
 	o.validateGate(bad)
+	if o.notifyRaw != "" {
+		u, err := loopbackURL(o.notifyRaw)
+		if err != nil {
+			bad("notify URL: %v", err)
+		}
+		o.notifyURL = u
+	}
+	if o.statusFile != "" {
+		if err := checkWritableDir(o.statusFile); err != nil {
+			bad("status file %s cannot be written: %v", o.statusFile, err)
+		}
+	}
 
 	if o.podName != "" {
 		if msgs := validation.IsDNS1123Subdomain(o.podName); len(msgs) > 0 {

@@ -209,7 +209,7 @@ func TestPodLabelLatestWins(t *testing.T) {
 		l.set(PodLabelLeader)
 		l.set(PodLabelStandby)
 		l.set(PodLabelLeader)
-		stop := startBackground(context.Background(), l, nil)
+		stop := startBackground(context.Background(), []backgroundWorker{l})
 		synctest.Wait()
 		if diff := cmp.Diff([]string{PodLabelLeader}, patches.got()); diff != "" {
 			t.Errorf("patches (-want +got):\n%s", diff)
