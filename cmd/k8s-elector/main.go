@@ -69,6 +69,11 @@ type config struct {
 	command   []string // the arguments after --
 	execGrace time.Duration
 	execExit  string
+
+	readyURL      string
+	readyFailures int
+	notifyURL     string
+	statusFile    string
 }
 
 func newFlagSet(c *config) *flag.FlagSet {
@@ -90,6 +95,10 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.watch, "watch", true, "Watch the lock object: followers send no periodic requests and take over a released lock within milliseconds. With -watch=false the election polls the lock every retry period, as client-go does.")
 	fs.DurationVar(&c.execGrace, "exec-grace", 0, "With a command after --: how long it has to exit after SIGTERM before it gets SIGKILL. 0 means TTL/3, or less at TTLs below 4s, so that it is dead before its lease ends. Must be shorter than the TTL.")
 	fs.StringVar(&c.execExit, "exec-exit", string(elector.CommandExitResign), "With a command after --: what to do when it exits on its own while leading. resign: release the lock, stay out for a TTL, and campaign again; exit: release the lock and exit with the command's exit code.")
+	fs.StringVar(&c.readyURL, "ready-url", "", "The application's readiness endpoint, http://127.0.0.1:PORT/PATH (loopback or localhost only). When set, this elector campaigns only while it answers 2xx, probed every retry period; a leader steps down after -ready-failures failed probes in a row.")
+	fs.IntVar(&c.readyFailures, "ready-failures", elector.DefaultCandidacyGateFailures, "With -ready-url: how many failed probes in a row make a leader step down.")
+	fs.StringVar(&c.notifyURL, "notify-url", "", "POST the status JSON to this URL (loopback or localhost only) at start and at every change of leadership, with its sequence number in the X-Elector-Sequence header.")
+	fs.StringVar(&c.statusFile, "status-file", "", "Keep the status JSON in this file, replaced atomically at start and at every change of leadership, and with is_leader false before the lock is released.")
 	fs.BoolVar(&c.version, "version", false, "Print the version and exit.")
 	return fs
 }
@@ -196,6 +205,10 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 		elector.WithPodLabelKey(c.podLabelKey),
 		elector.WithEvents(c.events),
 		elector.WithMetricsGatherers(processMetrics()),
+		elector.WithReadyURL(c.readyURL),
+		elector.WithCandidacyGateFailures(c.readyFailures),
+		elector.WithNotifyURL(c.notifyURL),
+		elector.WithStatusFile(c.statusFile),
 	}
 	if c.idSet {
 		opts = append(opts, elector.WithID(c.id))

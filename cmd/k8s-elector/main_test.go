@@ -120,6 +120,11 @@ func TestBadInput(t *testing.T) {
 		{"bad exit policy", append(ok, "-exec-exit=restart", "--", "sh"), `command exit policy "restart" is not supported: want resign or exit`},
 		{"grace without a command", append(ok, "-exec-grace=1s"), "-exec-grace is set, but there is no command: put one after --"},
 		{"exit policy without a command", append(ok, "-exec-exit=exit"), "-exec-exit is set, but there is no command"},
+		{"remote ready URL", append(ok, "-ready-url=http://10.1.2.3:8080/ready"), `ready URL: "http://10.1.2.3:8080/ready" is not on this host`},
+		{"ready URL garbage", append(ok, "-ready-url=http://[::1"), "ready URL:"},
+		{"ready failures zero", append(ok, "-ready-url=http://127.0.0.1:8080/ready", "-ready-failures=0"), "candidacy gate failures 0 is too few"},
+		{"remote notify URL", append(ok, "-notify-url=https://example.com/hook"), `notify URL: "https://example.com/hook" is not on this host`},
+		{"status file in a missing directory", append(ok, "-status-file=/nonexistent/status.json"), "status file /nonexistent/status.json cannot be written: directory /nonexistent: no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runCLI(context.Background(), tc.args...)
