@@ -59,6 +59,9 @@ type Config struct {
 	Extra      []string  // more flags
 	Wrap       []string  // a command and its arguments that run the binary, such as taskset -c 1; nil runs it directly
 	Log        io.Writer // also receives the process's stderr, if set
+	// Command is the command, and its arguments, that the elector runs
+	// while it leads: given after --. Nil runs none.
+	Command []string
 }
 
 // Start starts an elector with identity id, serving HTTP on a free loopback
@@ -74,6 +77,9 @@ func Start(c Config, id string) (*Elector, error) {
 		"-lock-type=" + c.LockType, "-ttl=" + c.TTL.String(),
 	}
 	args = append(args, c.Extra...)
+	if c.Command != nil {
+		args = append(append(args, "--"), c.Command...)
+	}
 	e := &Elector{ID: id, Addr: addr, log: &SyncBuffer{}, done: make(chan struct{})}
 	if len(c.Wrap) > 0 {
 		args = append(append(slices.Clone(c.Wrap[1:]), c.Binary), args...)
