@@ -272,7 +272,7 @@ func (s *Sampler) scan() {
 		if known && listed-first > int64(recheck) {
 			continue
 		}
-		if marker, args, ok := s.match(pid); ok {
+		if marker, args, ok := match(s.binary, pid); ok {
 			p := &Proc{PID: pid, Marker: marker, Args: args}
 			s.observe(p)
 			if p.FirstAlive != 0 {
@@ -299,14 +299,39 @@ func (s *Sampler) scan() {
 	}
 }
 
-// match reads the command line of pid and reports whether it is a child.
-func (s *Sampler) match(pid int) (marker string, args []string, ok bool) {
+// Scan reads /proc once and returns the PIDs of the children of binary with
+// marker that are alive.
+func Scan(binary, marker string) []int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	var out []int
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil {
+			continue
+		}
+		if m, _, ok := match(binary, pid); ok && m == marker {
+			if state, _, err := ReadStat(pid); err == nil && state != 'Z' && state != 'X' {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// match reads the command line of pid and reports whether it is a child of
+// binary, and with which marker.
+func match(binary string, pid int) (marker string, args []string, ok bool) {
 	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil || len(raw) == 0 {
 		return "", nil, false
 	}
 	args = strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
-	if args[0] != s.binary {
+	if args[0] != binary {
 		return "", nil, false
 	}
 	for _, a := range args[1:] {
