@@ -5,8 +5,10 @@
 // line per event, stamped with CLOCK_MONOTONIC; and while it runs it sends
 // a write with its token to a fenced store every -interval.
 //
-// On SIGTERM it records the stop and exits 0, unless -ignore-term. With
-// -exit-after it exits on its own with -exit-code after that long.
+// On SIGTERM it records the stop and exits 0, -stop-delay later (writing
+// on meanwhile, as an application finishing its work would), unless
+// -ignore-term. With -exit-after it exits on its own with -exit-code after
+// that long.
 package main
 
 import (
@@ -34,6 +36,7 @@ func main() {
 		marker     = flag.String("marker", "", "a marker of the test, by which its children are found in /proc")
 		interval   = flag.Duration("interval", 20*time.Millisecond, "how often to write to the store")
 		ignoreTerm = flag.Bool("ignore-term", false, "record SIGTERM and go on")
+		stopDelay  = flag.Duration("stop-delay", 0, "how long to go on after SIGTERM before it exits")
 		exitAfter  = flag.Duration("exit-after", 0, "exit on its own after this long; 0: never")
 		exitCode   = flag.Int("exit-code", 0, "the exit code for -exit-after")
 	)
@@ -71,7 +74,7 @@ func main() {
 	}, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run(*interval)
 
-	var exit <-chan time.Time
+	var exit, stop <-chan time.Time
 	if *exitAfter > 0 {
 		exit = time.After(*exitAfter)
 	}
@@ -83,9 +86,10 @@ func main() {
 				continue
 			}
 			event(childwatch.Event{Event: childwatch.EventSIGTERM, Ignored: *ignoreTerm})
-			if *ignoreTerm {
-				continue
+			if !*ignoreTerm && stop == nil {
+				stop = time.After(*stopDelay)
 			}
+		case <-stop:
 			w.halt()
 			event(childwatch.Event{Event: childwatch.EventStop})
 			os.Exit(0)
