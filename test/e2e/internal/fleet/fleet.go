@@ -62,6 +62,8 @@ type Config struct {
 	// Command is the command, and its arguments, that the elector runs
 	// while it leads: given after --. Nil runs none.
 	Command []string
+	// Stdin is the process's standard input; nil is /dev/null.
+	Stdin io.Reader
 }
 
 // Start starts an elector with identity id, serving HTTP on a free loopback
@@ -87,6 +89,7 @@ func Start(c Config, id string) (*Elector, error) {
 	} else {
 		e.cmd = exec.Command(c.Binary, args...)
 	}
+	e.cmd.Stdin = c.Stdin
 	e.cmd.Stdout = e.log
 	e.cmd.Stderr = e.log
 	if c.Log != nil {
