@@ -195,10 +195,17 @@ func (s *cmdSuite) start(t *testing.T, o cmdOptions) *cmdFleet {
 	f.marker = f.ns
 	f.store = newChildStore(t)
 	command := append([]string{s.child, childwatch.MarkerFlag + f.marker, "-log=" + f.events, "-store=" + f.store.srv.URL}, o.child...)
+	// The electors' stdin is not /dev/null, so that the child's tells
+	// whether its elector gave it /dev/null or its own.
+	zero, err := os.Open("/dev/zero")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { zero.Close() })
 	for i := range 3 {
 		f.add(fleet.Config{
 			Binary: binary, Election: cmdElection, Namespace: f.ns, LockType: "leases", TTL: ttl,
-			Extra: o.extra, Command: command,
+			Extra: o.extra, Command: command, Stdin: zero,
 		}, fmt.Sprintf("cmd-%d", i), false)
 	}
 	// Run before the electors' own cleanups, which wait for them: a child
