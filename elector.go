@@ -47,6 +47,13 @@
 // the process, even by SIGKILL. The command-line tool runs its arguments
 // after -- this way.
 //
+// # Candidacy and push
+//
+// WithCandidacyGate (or WithReadyURL) lets a candidate campaign only while
+// its application is ready, and makes a leader whose application fails step
+// down. WithNotifyURL and WithStatusFile push the status to the application
+// at every change, for applications that are not written in Go.
+//
 // # What is not guaranteed
 //
 // Leader election on the Kubernetes API gives no fencing: a leader that is
@@ -104,8 +111,9 @@ type Elector struct {
 // lock object, so it must be a valid DNS-1123 subdomain. New validates every
 // option and reports all problems at once, joined (errors.Join), each with
 // the value and what is accepted; it does not touch the cluster, and its only
-// I/O is reading the hostname (for the default ID) and looking the command
-// of WithCommand up.
+// I/O is reading the hostname (for the default ID), looking the command of
+// WithCommand up, and checking that the directory of WithStatusFile takes a
+// file.
 func New(election string, opts ...Option) (*Elector, error) {
 	o := defaults()
 	var errs []error
