@@ -51,20 +51,26 @@ func (k *sink) send(ctx context.Context) error {
 	return k.deliver(ctx, k.seq, append(body, '\n'))
 }
 
-// run delivers at every change until the changes end (Run returned) and the
-// last one is delivered, or ctx ends.
+// run delivers at every change, and once more when the changes end (Run
+// returned), until that last delivery is done or ctx ends.
 func (k *sink) run(ctx context.Context) {
 	var delay time.Duration
 	var lastErr string
-	pending, closed := false, false
+	changes := k.changes // nil once closed: a closed channel would not wait
+	pending := false
 	for {
 		if !pending {
-			if closed {
+			if changes == nil {
 				return
 			}
 			select {
-			case _, ok := <-k.changes:
-				pending, closed = ok, !ok
+			case _, ok := <-changes:
+				// A change, or the end of Run: the last status goes out
+				// too.
+				pending = true
+				if !ok {
+					changes = nil
+				}
 				continue
 			case <-ctx.Done():
 				return
@@ -93,8 +99,10 @@ func (k *sink) run(ctx context.Context) {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
-		case _, ok := <-k.changes: // a newer status: try it at once
-			closed = closed || !ok
+		case _, ok := <-changes: // a newer status: try it at once
+			if !ok {
+				changes = nil
+			}
 		case <-ctx.Done():
 		}
 		t.Stop()

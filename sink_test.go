@@ -223,3 +223,41 @@ func TestSinkOptionsAreValidated(t *testing.T) {
 		t.Errorf("New left %d entries in the directory, want only the file that was there", len(entries))
 	}
 }
+
+// TestSinkBacksOffAfterTheEnd: once Run has returned (the changes are
+// closed), a failing delivery is retried with backoff, not in a tight loop,
+// until the shutdown budget ends.
+func TestSinkBacksOffAfterTheEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var tries int
+		changes := make(chan Status)
+		k := &sink{
+			what: "test", limit: time.Second, log: logr.Discard(), changes: changes,
+			status: func() Status { return Status{} },
+			deliver: func(context.Context, uint64, []byte) error {
+				mu.Lock()
+				defer mu.Unlock()
+				tries++
+				return errors.New("connection refused")
+			},
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			k.run(ctx)
+		}()
+		changes <- Status{}
+		time.Sleep(100 * time.Millisecond) // in the first retry's wait
+		close(changes)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		// 0, 0.1 (the end of the changes), 0.6, 1.6, 2.6, 3.6, 4.6 s.
+		if tries < 2 || tries > 8 {
+			t.Errorf("%d deliveries in 5s of retries, want one at each backoff step (about 7)", tries)
+		}
+	})
+}
