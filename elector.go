@@ -239,25 +239,12 @@ func (e *Elector) Run(ctx context.Context) error {
 	if c.events != nil {
 		workers = append(workers, c.events)
 	}
-	// The sinks follow the status from before the first view of this Run to
-	// the last, which ends their changes.
-	var statusFile *sink
-	if e.o.notifyURL != nil || e.o.statusFile != "" {
-		// Not Run's context: the sinks deliver the last status after it
-		// is cancelled, within the shutdown budget.
-		octx, stopObserving := context.WithCancel(context.WithoutCancel(ctx))
-		defer stopObserving()
-		if u := e.o.notifyURL; u != nil {
-			n := newNotifier(u, &e.o, e.Status, log.WithName("notify"))
-			n.changes = e.Observe(octx)
-			workers = append(workers, n)
-		}
-		if p := e.o.statusFile; p != "" {
-			statusFile = newStatusFile(p, &e.o, e.Status, log.WithName("status-file"))
-			statusFile.changes = e.Observe(octx)
-			workers = append(workers, statusFile)
-		}
-	}
+	// Not Run's context: the sinks deliver the last status after it is
+	// cancelled, within the shutdown budget.
+	octx, stopObserving := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopObserving()
+	sinks, statusFile := e.sinks(octx, log)
+	workers = append(workers, sinks...)
 	// flushBy is when the background work must be done as Run returns.
 	var flushBy time.Time
 	stopBackground := startBackground(c.ctx, workers)
@@ -411,6 +398,23 @@ func (e *Elector) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// sinks returns the status sinks of the options, each following Observe
+// from before the first view of this Run to the last, which ends it; and
+// the status file's, which Run also writes before it releases the lock.
+func (e *Elector) sinks(ctx context.Context, log logr.Logger) (sinks []backgroundWorker, statusFile *sink) {
+	if u := e.o.notifyURL; u != nil {
+		n := newNotifier(u, &e.o, e.Status, log.WithName("notify"))
+		n.changes = e.Observe(ctx)
+		sinks = append(sinks, n)
+	}
+	if p := e.o.statusFile; p != "" {
+		statusFile = newStatusFile(p, &e.o, e.Status, log.WithName("status-file"))
+		statusFile.changes = e.Observe(ctx)
+		sinks = append(sinks, statusFile)
+	}
+	return sinks, statusFile
 }
 
 // Resign hands leadership over: the Elector reports not-leader, ends the term
