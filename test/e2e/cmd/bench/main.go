@@ -3,10 +3,10 @@
 // (-watch=false) side by side, with the ratio between them and the targets of
 // the performance issue. It is what `make bench` runs; it is not part of CI.
 //
-//	cd test/e2e && go run ./cmd/bench            # full run, about 25 minutes
-//	cd test/e2e && go run ./cmd/bench -quick     # shorter windows, fewer repetitions: about 9 minutes
+//	cd test/e2e && go run ./cmd/bench            # full run, about 29 minutes
+//	cd test/e2e && go run ./cmd/bench -quick     # shorter windows, fewer repetitions: about 11 minutes
 //	go run ./cmd/bench -modes=poll -out=bench.md # one mode; a markdown copy
-//	go run ./cmd/bench -quick -only=command      # the rows of k8s-elector -- command alone: about 2 minutes
+//	go run ./cmd/bench -quick -only=command      # the rows of k8s-elector -- command alone: about 2 minutes (4 without -quick)
 //
 // Without -kubeconfig it starts the local control plane (kube-apiserver and
 // etcd, see internal/controlplane). It builds k8s-elector stripped
@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string) error {
 	// own (-kubeconfig among them) on the global one.
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var (
-		quick      = fs.Bool("quick", false, "A shorter run: 20s windows, 15s idle, fewer repetitions, steady state at TTL 10s only (about 9 minutes).")
+		quick      = fs.Bool("quick", false, "A shorter run: 20s windows, 15s idle, fewer repetitions, steady state at TTL 10s only (about 11 minutes).")
 		modes      = fs.String("modes", "watch,poll", "The modes to measure, in column order: watch (-watch=true), poll (-watch=false).")
 		binary     = fs.String("binary", "", "The k8s-elector binary to measure (default: build it stripped from this repository).")
 		kubeconfig = fs.String("kubeconfig", "", "Measure on this cluster instead of a local control plane. Its user must read /metrics and create namespaces.")
