@@ -4,7 +4,9 @@
 # in the user's cache directory ($XDG_CACHE_HOME, else ~/.cache), under
 # k8s-elector/controlplane/<version>/, so that every clone on the machine
 # (and CI on it) shares one build. CONTROLPLANE_BIN_DIR picks another
-# directory. Prints the directory holding them.
+# directory. Without either build, a directory that setup-envtest filled with
+# the pinned versions (KUBEBUILDER_ASSETS, or its store) serves as it is.
+# Prints the directory holding them.
 #
 # The first build compiles most of Kubernetes: about 4-8 minutes on 2 cores.
 # Later runs find the cache and return at once.
@@ -20,6 +22,29 @@ if [[ -z "${version}" || -z "${etcd_version}" ]]; then
 fi
 cache="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}"
 dir="${CONTROLPLANE_BIN_DIR:-${cache}/k8s-elector/controlplane/${version}-etcd-${etcd_version}}"
+
+# envtest_dir prints a directory that setup-envtest filled (KUBEBUILDER_ASSETS,
+# or its store under $XDG_DATA_HOME) if it holds the pinned versions of both.
+envtest_dir() {
+	local arch data candidate
+	arch="$(go env GOARCH 2>/dev/null || echo amd64)"
+	data="${XDG_DATA_HOME:-${HOME:-/tmp}/.local/share}"
+	for candidate in "${KUBEBUILDER_ASSETS:-}" "${data}/kubebuilder-envtest/k8s/${version#v}-linux-${arch}"; do
+		[[ -n "${candidate}" && -x "${candidate}/kube-apiserver" && -x "${candidate}/etcd" ]] || continue
+		"${candidate}/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes ${version}" || continue
+		"${candidate}/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${etcd_version#v}" || continue
+		echo "${candidate}"
+		return
+	done
+}
+
+if [[ -z "${CONTROLPLANE_BIN_DIR:-}" && ! ( -x "${dir}/kube-apiserver" && -x "${dir}/etcd" ) ]]; then
+	if found="$(envtest_dir)" && [[ -n "${found}" ]]; then
+		echo "controlplane-bins: using ${found}, which setup-envtest filled with the pinned versions" >&2
+		echo "${found}"
+		exit 0
+	fi
+fi
 mkdir -p "${dir}"
 
 build() { # name package
