@@ -8,7 +8,8 @@
 # the pinned versions (KUBEBUILDER_ASSETS, or its store) serves as it is.
 # Prints the directory holding them.
 #
-# The first build compiles most of Kubernetes: about 4-8 minutes on 2 cores.
+# The first build compiles most of Kubernetes: 10-20 minutes on 2 cores with a
+# cold Go build cache (see the README).
 # Later runs find the cache and return at once.
 set -euo pipefail
 
