@@ -157,7 +157,7 @@ func New(election string, opts ...Option) (*Elector, error) {
 		e.cmd = s
 	}
 	if o.gate != nil {
-		e.gate = newGate(&e.o, &e.pass, vs, e.metrics)
+		e.gate = newGate(o.gate, o.gateFailures, o.retryPeriod, o.requestTimeout(), &e.pass, vs, e.metrics)
 	}
 	return e, nil
 }
@@ -400,17 +400,33 @@ func (e *Elector) Run(ctx context.Context) error {
 	}
 }
 
+// Observe returns a channel that receives this Elector's Status: the current
+// one at once, then one at each change of what the status says about
+// leadership (IsLeader, Leader, or the fencing token LockUID and
+// LeaderTransitions), including IsLeader turning false when ValidUntil
+// passes. Renewals that change none of these are not sent. A receiver that
+// falls behind finds the latest status, never a queue of stale ones.
+//
+// The channel is closed when ctx ends, or when a Run that was running when
+// Observe was called, or started since, returns. Observe owns the goroutine
+// that feeds the channel, and it exits then. GET /watch is built on it.
+func (e *Elector) Observe(ctx context.Context) <-chan Status {
+	ch := make(chan Status, 1)
+	go observe(ctx, e.views, e.o.id, ch)
+	return ch
+}
+
 // sinks returns the status sinks of the options, each following Observe
 // from before the first view of this Run to the last, which ends it; and
 // the status file's, which Run also writes before it releases the lock.
 func (e *Elector) sinks(ctx context.Context, log logr.Logger) (sinks []backgroundWorker, statusFile *sink) {
 	if u := e.o.notifyURL; u != nil {
-		n := newNotifier(u, &e.o, e.Status, log.WithName("notify"))
+		n := newNotifier(u, e.o.requestTimeout(), e.o.retryLimit(), e.Status, log.WithName("notify"))
 		n.changes = e.Observe(ctx)
 		sinks = append(sinks, n)
 	}
 	if p := e.o.statusFile; p != "" {
-		statusFile = newStatusFile(p, &e.o, e.Status, log.WithName("status-file"))
+		statusFile = newStatusFile(p, e.o.retryLimit(), e.Status, log.WithName("status-file"))
 		statusFile.changes = e.Observe(ctx)
 		sinks = append(sinks, statusFile)
 	}

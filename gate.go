@@ -30,10 +30,11 @@ type gate struct {
 	changed chan struct{} // closed and replaced when known or ok change
 }
 
-func newGate(o *options, pass *passControl, vs *views, m *metrics) *gate {
+// newGate returns the gate that calls check every period, each call
+// bounded by timeout, and steps a leader down after failures in a row.
+func newGate(check func(context.Context) error, failures int, period, timeout time.Duration, pass *passControl, vs *views, m *metrics) *gate {
 	return &gate{
-		check: o.gate, failures: o.gateFailures,
-		period: o.retryPeriod, timeout: o.requestTimeout(),
+		check: check, failures: failures, period: period, timeout: timeout,
 		pass: pass, views: vs, metrics: m,
 		changed: make(chan struct{}),
 	}

@@ -88,7 +88,7 @@ func newMetrics(election, id string, vs *views, command, gated bool) *metrics {
 	if gated {
 		m.gateChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "k8s_elector_candidacy_checks_total", ConstLabels: labels,
-			Help: "Checks of the application's readiness that gate candidacy, by result (ready, not_ready).",
+			Help: "Checks of the application's readiness, on which candidacy depends, by result (ready, not_ready).",
 		}, []string{"result"})
 		m.registry.MustRegister(m.gateChecks, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "k8s_elector_candidate", ConstLabels: labels,

@@ -112,12 +112,13 @@ func (k *sink) run(ctx context.Context) {
 // finish implements backgroundWorker: a sink ends when its changes do.
 func (k *sink) finish() {}
 
-// newNotifier returns the sink that POSTs the status to u.
-func newNotifier(u *url.URL, o *options, status func() Status, log logr.Logger) *sink {
-	client := localClient(o.requestTimeout())
+// newNotifier returns the sink that POSTs the status to u, each POST
+// bounded by timeout, retries at most limit apart.
+func newNotifier(u *url.URL, timeout, limit time.Duration, status func() Status, log logr.Logger) *sink {
+	client := localClient(timeout)
 	target := u.String()
 	return &sink{
-		what: "notify URL " + target, status: status, limit: o.retryLimit(), log: log,
+		what: "notify URL " + target, status: status, limit: limit, log: log,
 		deliver: func(ctx context.Context, seq uint64, body []byte) error {
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 			if err != nil {
@@ -130,10 +131,11 @@ func newNotifier(u *url.URL, o *options, status func() Status, log logr.Logger) 
 	}
 }
 
-// newStatusFile returns the sink that keeps the status in the file at path.
-func newStatusFile(path string, o *options, status func() Status, log logr.Logger) *sink {
+// newStatusFile returns the sink that keeps the status in the file at
+// path, retries at most limit apart.
+func newStatusFile(path string, limit time.Duration, status func() Status, log logr.Logger) *sink {
 	return &sink{
-		what: "status file " + path, status: status, limit: o.retryLimit(), log: log,
+		what: "status file " + path, status: status, limit: limit, log: log,
 		deliver: func(_ context.Context, _ uint64, body []byte) error {
 			return writeFileAtomic(path, body)
 		},

@@ -171,9 +171,7 @@ func TestNotifierPOSTsTheStatusWithItsSequence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := defaults()
-	o.retryPeriod, o.renewDeadline = time.Second, 2*time.Second
-	n := newNotifier(u, &o, func() Status { return Status{IsLeader: true, Leader: "a", Node: "a"} }, logr.Discard())
+	n := newNotifier(u, time.Second, time.Second, func() Status { return Status{IsLeader: true, Leader: "a", Node: "a"} }, logr.Discard())
 	for range 2 {
 		if err := n.send(context.Background()); err != nil {
 			t.Fatal(err)
