@@ -5,13 +5,26 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# The commit's time: the images' created time and their files' times.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# Images: $(IMAGE):$(TAG) is the manifest list of $(IMAGE):$(TAG)-<arch>.
+IMAGE ?= localhost/k8s-elector
+TAG ?= $(VERSION)
+ARCHES ?= amd64 arm64
+# The runtime base; empty: a local one made without a registry
+# (hack/base-image.sh). BASE=gcr.io/distroless/static-debian12:nonroot pulls it.
+BASE ?=
+HOST_ARCH := $(shell $(GO) env GOARCH)
+# podman and buildah read this (runc, cgroupfs, no default ulimits).
+CONTAINERS_CONF ?= $(CURDIR)/hack/containers.conf
+export CONTAINERS_CONF SOURCE_DATE_EPOCH VERSION COMMIT IMAGE TAG ARCHES BASE
 DEMO_FLAGS ?=
 E2E_FLAGS ?=
 
 BENCH_FLAGS ?=
 SOAK_FLAGS ?=
 
-.PHONY: all build controlplane test lint unit e2e demo bench soak fuzz clean
+.PHONY: all build binaries podman image image-check controlplane test lint unit e2e demo bench soak fuzz clean
 
 all: build
 
@@ -19,12 +32,32 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/k8s-elector ./cmd/k8s-elector
 
+## binaries: the same, cross-compiled for each of $(ARCHES), in bin/linux_<arch>/
+binaries:
+	for arch in $(ARCHES); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+			-o bin/linux_$$arch/k8s-elector ./cmd/k8s-elector || exit 1; \
+	done
+
+## podman: install podman, buildah and runc from Debian's packages if missing
+podman:
+	hack/install-podman.sh >/dev/null
+
+## image: the images for $(ARCHES) and their manifest list, from the binaries
+image: binaries podman
+	hack/build-image.sh
+
+## image-check: build the images twice from nothing; the digests must match
+image-check: binaries podman
+	hack/image-check.sh
+
 ## controlplane: build (once) and cache the pinned kube-apiserver and etcd
 controlplane:
 	hack/controlplane-bins.sh >/dev/null
 
-## test: everything CI runs: lint, unit tests with the race detector, e2e
-test: lint unit e2e
+## test: everything CI runs: lint, unit tests with the race detector, the
+## image's reproducibility, e2e (which runs the image too)
+test: lint unit image-check e2e
 
 lint:
 	@unformatted="$$(gofmt -l . )"; if [ -n "$$unformatted" ]; then \
@@ -35,10 +68,11 @@ lint:
 unit:
 	$(GO) test -race ./...
 
-## e2e: the real binary against a real kube-apiserver and etcd
-e2e: build controlplane
+## e2e: the real binary, and the image, against a real kube-apiserver and etcd
+e2e: build controlplane image
 	cd test/e2e && CONTROLPLANE_BIN_DIR="$$(../../hack/controlplane-bins.sh)" \
 		E2E_ELECTOR_BINARY="$(CURDIR)/bin/k8s-elector" \
+		E2E_IMAGE="$(IMAGE):$(TAG)-$(HOST_ARCH)" \
 		$(GO) test -count=1 -timeout 20m $(E2E_FLAGS) ./...
 
 ## demo: a fleet of 3 electors with a live status table; Ctrl-C stops it.
