@@ -11,15 +11,16 @@
 #
 # No shell, no libc, no package manager. The tarball is deterministic (sorted,
 # numeric owner 0), and the image is committed with the files' times and the
-# created time set to $SOURCE_DATE_EPOCH (else 0), no history and no builder
-# label: the same on every run, on every machine with the same CA bundle. The
+# created time set to $BASE_EPOCH (default 0: nothing in it depends on the
+# commit), no history and no builder label: the same image on every run and
+# for every commit, on every machine with the same CA bundle. The
 # image built on it records the base's digest (an annotation), so this is what
 # makes that image reproducible too. Uses buildah (hack/install-podman.sh
 # installs it).
 set -euo pipefail
 
 base="${BASE_IMAGE:-localhost/k8s-elector-base}"
-epoch="${SOURCE_DATE_EPOCH:-0}"
+epoch="${BASE_EPOCH:-0}"
 arches=("$@")
 ((${#arches[@]} > 0)) || arches=(amd64 arm64)
 

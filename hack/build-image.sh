@@ -35,7 +35,7 @@ for arch in "${arches[@]}"; do
 done
 pull=--pull=missing
 if [[ -z "${BASE}" ]]; then
-	SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH}" hack/base-image.sh "${arches[@]}" >/dev/null
+	hack/base-image.sh "${arches[@]}" >/dev/null
 	pull=--pull=never
 fi
 
@@ -57,6 +57,9 @@ for arch in "${arches[@]}"; do
 	buildah manifest add "${list}" "containers-storage:${ref}" >/dev/null
 	echo "$(podman image inspect --format '{{.Digest}}' "${ref}") ${ref}"
 done
+# The untagged images the build leaves (the shared stage, cached by
+# --layers, whose labels change with every commit) carry our title label.
+podman image prune --force --filter label=org.opencontainers.image.title=k8s-elector >/dev/null
 # The list's digest as a registry would get it: the list pushed, with its
 # images, into an OCI layout.
 oci="$(mktemp -d)"
