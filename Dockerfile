@@ -43,13 +43,13 @@ RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
 
 # What both images share: the base, the labels, the user, the entrypoint.
 FROM ${BASE} AS runtime
+LABEL org.opencontainers.image.title="k8s-elector" \
+      org.opencontainers.image.description="Kubernetes leader elector: a sidecar with an HTTP API"
 ARG VERSION=""
 ARG COMMIT=""
 ARG CREATED=""
 ARG SOURCE=https://github.com/k8s-elector/elector
-LABEL org.opencontainers.image.title="k8s-elector" \
-      org.opencontainers.image.description="Kubernetes leader elector: a sidecar with an HTTP API" \
-      org.opencontainers.image.source="${SOURCE}" \
+LABEL org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}" \
       org.opencontainers.image.created="${CREATED}"

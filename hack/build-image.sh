@@ -57,8 +57,9 @@ for arch in "${arches[@]}"; do
 	buildah manifest add "${list}" "containers-storage:${ref}" >/dev/null
 	echo "$(podman image inspect --format '{{.Digest}}' "${ref}") ${ref}"
 done
-# The untagged images the build leaves (the shared stage, cached by
-# --layers, whose labels change with every commit) carry our title label.
+# The untagged images the build leaves (the shared stage's steps, cached by
+# --layers, which change with every commit) carry the Dockerfile's first
+# label, the title.
 podman image prune --force --filter label=org.opencontainers.image.title=k8s-elector >/dev/null
 # The list's digest as a registry would get it: the list pushed, with its
 # images, into an OCI layout.
