@@ -1,0 +1,456 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	elector "github.com/k8s-elector/elector"
+	"github.com/k8s-elector/elector/test/e2e/internal/appstub"
+	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
+	"github.com/k8s-elector/elector/test/e2e/internal/history"
+)
+
+// Timing of the push scenarios (-notify-url, -status-file), from the
+// suite's TTL of 6s.
+const (
+	// pushElection is the election of the push scenarios, each in a
+	// namespace of its own.
+	pushElection = "push"
+	// handoverCount is how many times leadership changes hands in a
+	// scenario; every termEvery-th handover is a SIGTERM of the leader,
+	// after which a new elector joins, and the others are POST /resign.
+	handoverCount = 20
+	termEvery     = 5
+	// resignCooldown keeps a leader that resigned out until another has
+	// taken the lock; handoverPause, the time from one handover to the
+	// next, is longer, so that two candidates are back by then.
+	resignCooldown = 500 * time.Millisecond
+	handoverPause  = 700 * time.Millisecond
+	// notifyTimeout is the POST timeout: the request timeout,
+	// max(renew deadline / 2, 1s).
+	notifyTimeout = max(renewDeadline/2, time.Second)
+	// A failed POST is retried after 500ms, then twice as long each time, up
+	// to max(retry period, 500ms); at once if the status changes.
+	notifyRetryMin = 500 * time.Millisecond
+	notifyRetryMax = max(retry, notifyRetryMin)
+	// holdFor is how long the receiver holds every POST open, answering
+	// nothing, as a blackholed endpoint would.
+	holdFor = 5 * time.Second
+	// holdSlack is what a loaded machine may add to the client's timeout
+	// before the receiver sees the connection close, or to a backoff
+	// timer.
+	holdSlack = 500 * time.Millisecond
+	// sendLatency bounds the time from the status a POST carries to its
+	// arrival, or from the status a file holds to its rename.
+	sendLatency = 200 * time.Millisecond
+)
+
+// pushFleet is a fault fleet whose leadership is handed over again and
+// again, by POST /resign and by SIGTERM; an elector that exits is replaced
+// by a new one, with a new ID, so that three run.
+type pushFleet struct {
+	*faultFleet
+	prefix    string
+	flags     func(id string) []string // what each new elector adds
+	started   int
+	alive     []*fleet.Elector
+	handovers []handover
+}
+
+// handover is one change of leader the test made.
+type handover struct {
+	n        int
+	from, to *fleet.Elector
+	term     bool      // by SIGTERM; else by POST /resign
+	at       time.Time // the SIGTERM or the POST /resign was sent
+	exited   time.Time // with term: the old leader had exited
+	joined   *fleet.Elector
+}
+
+func (h handover) how() string {
+	if h.term {
+		return "SIGTERM"
+	}
+	return "resign"
+}
+
+// newPushFleet starts three electors, prefix-0 to prefix-2, with
+// -allow-resign and flags(id).
+func newPushFleet(t *testing.T, prefix string, flags func(id string) []string) *pushFleet {
+	t.Helper()
+	p := &pushFleet{faultFleet: newFaultFleet(t, "leases"), prefix: prefix, flags: flags}
+	for range 3 {
+		p.join()
+	}
+	return p
+}
+
+// join starts a new elector.
+func (p *pushFleet) join() *fleet.Elector {
+	id := fmt.Sprintf("%s-%d", p.prefix, p.started)
+	p.started++
+	e := p.add(fleet.Config{
+		Binary: binary, Election: pushElection, Namespace: p.ns, LockType: "leases", TTL: ttl,
+		Extra: append([]string{"-allow-resign"}, p.flags(id)...),
+	}, id, false)
+	p.alive = append(p.alive, e)
+	return e
+}
+
+// elector returns the elector id.
+func (p *pushFleet) elector(id string) *fleet.Elector {
+	for _, e := range p.electors {
+		if e.ID == id {
+			return e
+		}
+	}
+	return nil
+}
+
+// run settles the fleet and makes n handovers, calling before(i) before
+// the i-th.
+func (p *pushFleet) run(n int, before func(i int)) {
+	l := p.settle()
+	for i := range n {
+		if before != nil {
+			before(i)
+		}
+		h := p.handOver(i, l, i%termEvery == termEvery-1)
+		l = h.to
+		time.Sleep(handoverPause)
+	}
+}
+
+// handOver makes the leader l hand over, by SIGTERM (then a new elector
+// joins) or by POST /resign, and waits for the next leader.
+func (p *pushFleet) handOver(n int, l *fleet.Elector, term bool) handover {
+	t := p.t
+	t.Helper()
+	h := handover{n: n, from: l, term: term}
+	if term {
+		h.at = p.mark("handover %d: SIGTERM %s", n, l.ID)
+		if err := l.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		h.at = p.mark("handover %d: POST /resign to %s", n, l.ID)
+		resp, err := (&http.Client{Timeout: 2 * ttl}).Post("http://"+l.Addr+"/resign?cooldown="+resignCooldown.String(), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /resign to %s: %s %s", l.ID, resp.Status, body)
+		}
+	}
+	h.to, _ = p.leader(takeoverWithin+faultSlack, h.at, func(s history.Sample) bool { return s.Elector != l.ID })
+	if term {
+		code, err := l.Wait(elector.ShutdownBudget(renewDeadline) + deathSlack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.exited = time.Now()
+		if code != 0 {
+			t.Errorf("%s exited %d after SIGTERM, want 0", l.ID, code)
+		}
+		p.alive = slices.DeleteFunc(p.alive, func(e *fleet.Elector) bool { return e == l })
+		h.joined = p.join()
+	}
+	p.handovers = append(p.handovers, h)
+	return h
+}
+
+// checkHandovers checks, over the recording, that every handover took
+// less than takeoverWithin from the SIGTERM or the POST /resign to the next
+// leader's first is_leader answer, and logs them, with what note says of
+// each.
+func (p *pushFleet) checkHandovers(h history.History, note func(handover) string) {
+	t := p.t
+	t.Helper()
+	var lines []string
+	var worst time.Duration
+	for _, ho := range p.handovers {
+		s, ok := firstLeadingAfter(h, ho.to.ID, ho.at)
+		if !ok {
+			t.Errorf("handover %d: %s never answered is_leader after %s's %s", ho.n, ho.to.ID, ho.from.ID, ho.how())
+			continue
+		}
+		took := s.End.Sub(ho.at)
+		worst = max(worst, took)
+		if took > takeoverWithin {
+			t.Errorf("handover %d: %s answered is_leader %s after %s's %s, want within %s", ho.n, ho.to.ID, took.Round(time.Millisecond), ho.from.ID, ho.how(), takeoverWithin)
+		}
+		line := fmt.Sprintf("%2d %-7s %s → %s in %s", ho.n, ho.how(), ho.from.ID, ho.to.ID, took.Round(time.Millisecond))
+		if ho.term {
+			line += fmt.Sprintf(", exited in %s", ho.exited.Sub(ho.at).Round(time.Millisecond))
+		}
+		if note != nil {
+			line += note(ho)
+		}
+		lines = append(lines, line)
+	}
+	t.Logf("%d handovers, the slowest in %s:\n%s", len(p.handovers), worst.Round(time.Millisecond), strings.Join(lines, "\n"))
+}
+
+// statusKey is what the status JSON says of leadership: what Observe, and
+// so every POST and every write of the status file, follows.
+type statusKey struct {
+	IsLeader    bool
+	Leader      string
+	UID         string
+	Transitions int
+}
+
+func keyOf(s fleet.Status) statusKey {
+	return statusKey{s.IsLeader, s.Leader, s.LockUID, s.LeaderTransitions}
+}
+
+func (k statusKey) String() string {
+	return fmt.Sprintf("is_leader=%v leader=%q token=%s", k.IsLeader, k.Leader, history.Token{UID: k.UID, Transitions: int64(k.Transitions)})
+}
+
+// progress orders the states one elector goes through within one lock UID:
+// the lock's transitions count, then, at one count, leading before having
+// stepped down, and a holder before the release.
+func (k statusKey) progress() [3]int {
+	p := [3]int{k.Transitions, 0, 0}
+	if !k.IsLeader {
+		p[1] = 1
+	}
+	if k.Leader == "" {
+		p[2] = 1
+	}
+	return p
+}
+
+func behind(a, b statusKey) bool { // a is older than b
+	pa, pb := a.progress(), b.progress()
+	return a.UID == b.UID && a.UID != "" && slices.Compare(pa[:], pb[:]) < 0
+}
+
+// quietStatuses reads GET / of every running elector at a moment when no
+// POST or file write is under way: before and after the reads, done
+// returns the same count.
+func (p *pushFleet) quietStatuses(done func() int) map[string]fleet.Status {
+	t := p.t
+	t.Helper()
+	for range 10 {
+		before := done()
+		out := map[string]fleet.Status{}
+		for e, s := range poll(p.alive) {
+			out[e.ID] = s
+		}
+		if len(out) != len(p.alive) {
+			t.Fatalf("only %d of the %d running electors answered GET /", len(out), len(p.alive))
+		}
+		if done() == before {
+			return out
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("the electors never stopped pushing their status")
+	return nil
+}
+
+// TestNotify hands leadership over 20 times in a fleet of three electors
+// with -notify-url, by POST /resign and by SIGTERM (a new elector joins
+// after each), while a receiver records every POST, and holds every POST
+// open for 5s during a few of the handovers, as a blackholed endpoint
+// would. It checks that: every elector's sequence numbers grow by one with
+// every POST, retries included, in the order they arrive; no POST is held
+// open longer than the request timeout (and slack); a failed POST is
+// retried after the backoff, at once if the status changed, and always
+// with the status of the moment; the election does not wait: handovers
+// during the hold are as quick as the others; and at the end, every
+// running elector's last POST says what its GET / says, and every elector
+// that exited last said it was not leading.
+func TestNotify(t *testing.T) {
+	t.Parallel()
+	rc := appstub.NewReceiver()
+	t.Cleanup(rc.Close) // after the electors are killed
+	p := newPushFleet(t, "notify", func(string) []string { return []string{"-notify-url=" + rc.URL()} })
+	var holdFrom, holdTo time.Time
+	p.run(handoverCount, func(i int) {
+		if i == 7 {
+			holdFrom, holdTo = rc.Hold(holdFor)
+			p.mark("the receiver holds every POST open for %s", holdFor)
+		}
+	})
+	// The last changes are delivered at once, or after a retry.
+	time.Sleep(notifyRetryMax)
+	statuses := p.quietStatuses(func() int {
+		n := 0
+		for _, post := range rc.Posts() {
+			if post.Done {
+				n++
+			}
+		}
+		return n
+	})
+	posts := rc.Posts()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("every POST, in the order they arrived:\n%s", describePosts(posts))
+		}
+	})
+	h := p.check()
+	during := func(at time.Time) bool { return !at.Before(holdFrom) && at.Before(holdTo) }
+	p.checkHandovers(h, func(ho handover) string {
+		if during(ho.at) {
+			return ", the receiver holding every POST"
+		}
+		return ""
+	})
+
+	byNode := map[string][]appstub.Post{}
+	for _, post := range posts {
+		switch {
+		case post.BodyErr != nil:
+			t.Errorf("a POST that arrived at %s: its body: %v", stamp(post.Arrived), post.BodyErr)
+			continue
+		case post.ContentType != "application/json":
+			t.Errorf("%s's POST %s: Content-Type %q, want application/json", post.Status.Node, post.RawSeq, post.ContentType)
+		case p.elector(post.Status.Node) == nil:
+			t.Errorf("a POST names node %q, no elector of the fleet", post.Status.Node)
+			continue
+		}
+		byNode[post.Status.Node] = append(byNode[post.Status.Node], post)
+	}
+
+	var held, gaveUp, retried int
+	var longest, shortestGaveUp time.Duration
+	for _, e := range p.electors {
+		ps := byNode[e.ID]
+		if len(ps) == 0 {
+			t.Errorf("%s sent no POST", e.ID)
+			continue
+		}
+		var term *handover
+		for i := range p.handovers {
+			if p.handovers[i].term && p.handovers[i].from == e {
+				term = &p.handovers[i]
+			}
+		}
+		samples := h.Of(e.ID)
+		for i, post := range ps {
+			// The sequence: 1, 2, 3, ... in the order of arrival.
+			if post.Seq != uint64(i+1) {
+				t.Errorf("%s's POST number %d carries %s %q, want %d (the one before: %s)", e.ID, i+1, elector.SequenceHeader, post.RawSeq, i+1, prevSeq(ps, i))
+			}
+			// Held open no longer than the request timeout.
+			if !post.Done {
+				t.Errorf("%s's POST %d, held since %s, is still open", e.ID, post.Seq, stamp(post.Arrived))
+				continue
+			}
+			if post.Held {
+				held++
+			}
+			longest = max(longest, post.Open())
+			if post.Open() > notifyTimeout+holdSlack {
+				t.Errorf("%s held its POST %d open for %s, want at most its timeout %s (+%s slack)", e.ID, post.Seq, post.Open().Round(time.Millisecond), notifyTimeout, holdSlack)
+			}
+			if post.GaveUp {
+				gaveUp++
+				if shortestGaveUp == 0 || post.Open() < shortestGaveUp {
+					shortestGaveUp = post.Open()
+				}
+				if post.Open() < notifyTimeout-250*time.Millisecond {
+					t.Errorf("%s gave up its POST %d after %s, before its timeout %s", e.ID, post.Seq, post.Open().Round(time.Millisecond), notifyTimeout)
+				}
+			}
+			// The status of the moment: never behind what GET / had said
+			// before the POST was sent.
+			for _, s := range samples {
+				if s.OK() && s.End.Before(post.Arrived.Add(-sendLatency)) && behind(keyOf(post.Status), keyOf(s.Status)) {
+					t.Errorf("%s's POST %d at %s says %s, behind its GET / at %s: %s", e.ID, post.Seq, stamp(post.Arrived),
+						keyOf(post.Status), stamp(s.End), keyOf(s.Status))
+					break
+				}
+			}
+			// A retry of the same status comes after the backoff; a changed
+			// one may come at once.
+			if i == 0 || ps[i-1].Delivered() || term != nil && post.Arrived.After(term.at) {
+				continue
+			}
+			prev := ps[i-1]
+			if keyOf(prev.Status) != keyOf(post.Status) {
+				continue
+			}
+			retried++
+			if gap := post.Arrived.Sub(prev.Ended); gap < notifyRetryMin-50*time.Millisecond || gap > notifyRetryMax+holdSlack {
+				t.Errorf("%s retried its POST %d (%s) %s after POST %d failed, want after a backoff of %s to %s",
+					e.ID, post.Seq, keyOf(post.Status), gap.Round(time.Millisecond), prev.Seq, notifyRetryMin, notifyRetryMax)
+			}
+		}
+
+		// The end: the last POST of an elector that runs says what its GET /
+		// says, and was delivered; that of one that exited, not leading.
+		last := ps[len(ps)-1]
+		if st, running := statuses[e.ID]; running {
+			if keyOf(last.Status) != keyOf(st) || !last.Delivered() {
+				t.Errorf("%s's last POST (%d, delivered %v) says %s; its GET / says %s", e.ID, last.Seq, last.Delivered(), keyOf(last.Status), keyOf(st))
+			}
+		} else if term != nil {
+			if last.Status.IsLeader || last.Status.Leader == e.ID {
+				t.Errorf("%s's last POST (%d), after its SIGTERM, says %s, want it not leading", e.ID, last.Seq, keyOf(last.Status))
+			}
+			if last.Arrived.After(term.exited) {
+				t.Errorf("%s's last POST arrived at %s, after it had exited", e.ID, stamp(last.Arrived))
+			}
+		}
+		// An elector that ran through the hold tried, and gave up.
+		if startedBefore(e, p, holdFrom) && (term == nil || term.at.After(holdTo)) && !slices.ContainsFunc(ps, func(x appstub.Post) bool { return x.GaveUp }) {
+			t.Errorf("%s ran through the hold, but gave up no POST", e.ID)
+		}
+	}
+	if gaveUp == 0 || retried == 0 {
+		t.Errorf("%d POSTs given up and %d retries of the same status: the hold tested nothing", gaveUp, retried)
+	}
+	t.Logf("%d POSTs from %d electors; %d arrived during the %s hold, %d given up by the elector (after %s at the soonest); %d retries of an unchanged status; the longest held open %s (timeout %s)",
+		len(posts), len(byNode), held, holdFor, gaveUp, shortestGaveUp.Round(time.Millisecond), retried, longest.Round(time.Millisecond), notifyTimeout)
+}
+
+// startedBefore reports whether e was one of the fleet's electors before t:
+// the first three, or one that joined after a handover before t.
+func startedBefore(e *fleet.Elector, p *pushFleet, t time.Time) bool {
+	for _, ho := range p.handovers {
+		if ho.joined == e {
+			return ho.exited.Before(t)
+		}
+	}
+	return true
+}
+
+func prevSeq(ps []appstub.Post, i int) string {
+	if i == 0 {
+		return "none"
+	}
+	return ps[i-1].RawSeq
+}
+
+func describePosts(posts []appstub.Post) string {
+	var b strings.Builder
+	for _, p := range posts {
+		fmt.Fprintf(&b, "%s %-9s seq %-3s %s held=%v open %s", stamp(p.Arrived), p.Status.Node, p.RawSeq, keyOf(p.Status), p.Held, p.Open().Round(time.Millisecond))
+		switch {
+		case !p.Done:
+			b.WriteString(" still open")
+		case p.GaveUp:
+			b.WriteString(" given up by the client")
+		default:
+			fmt.Fprintf(&b, " answered %d", p.Code)
+		}
+		if p.BodyErr != nil {
+			fmt.Fprintf(&b, " body: %v", p.BodyErr)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
