@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -453,4 +456,198 @@ func describePosts(posts []appstub.Post) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// TestStatusFile hands leadership over 20 times in a fleet of three
+// electors with -status-file, as TestNotify does, while a reader opens and
+// parses every elector's file every millisecond. It checks that: the file
+// never reads partial, invalid or missing once written; it says is_leader
+// false before the lock is released, at a resign as at a SIGTERM, so that
+// no file says is_leader while another elector's file or GET / does; and
+// at the end, every running elector's file says what its GET / says, and
+// the file of every elector that exited says it was not leading.
+func TestStatusFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rd := appstub.ReadFiles(time.Millisecond)
+	t.Cleanup(rd.Stop)
+	paths := map[string]string{}
+	p := newPushFleet(t, "file", func(id string) []string {
+		paths[id] = filepath.Join(dir, id+".json")
+		rd.Add(id, paths[id])
+		return []string{"-status-file=" + paths[id]}
+	})
+	p.run(handoverCount, nil)
+	time.Sleep(retry)
+	statuses := p.quietStatuses(func() int {
+		n := 0
+		for id := range paths {
+			n += len(contents(rd.Reads(id)))
+		}
+		return n
+	})
+	rd.Stop()
+	h := p.check()
+	iterations, maxGap := rd.Stats()
+
+	// Every read, once the file is there, is one whole status of its
+	// elector.
+	var fileSamples []history.Sample
+	reads, bad, writes := 0, 0, 0
+	for _, e := range p.electors {
+		rs := rd.Reads(e.ID)
+		reads += len(rs)
+		appeared := false
+		var last appstub.Read
+		for _, r := range rs {
+			switch {
+			case r.Absent && !appeared:
+				continue
+			case r.Absent:
+				err := fmt.Errorf("no file at %s, after it was written", stamp(r.Start))
+				bad++
+				if bad <= 10 {
+					t.Errorf("%s's status file: %v", e.ID, err)
+				}
+				continue
+			case r.Err != nil || r.Status.Node != e.ID:
+				bad++
+				if bad <= 10 {
+					t.Errorf("%s's status file read at %s: node %q: %v", e.ID, stamp(r.Start), r.Status.Node, r.Err)
+				}
+				continue
+			}
+			appeared, last = true, r
+			s := history.Sample{Elector: e.ID + " (file)", Start: r.Start, End: r.End, Status: r.Status}
+			// The file is written at changes, not at renewals: its
+			// valid_until is that of its write. It claims leadership for as
+			// long as it says is_leader.
+			s.Status.ValidUntil = time.Time{}
+			fileSamples = append(fileSamples, s)
+		}
+		if !appeared {
+			t.Errorf("%s's status file was never read", e.ID)
+			continue
+		}
+		writes += len(contents(rs))
+		// A fresh read agrees with the reader's last.
+		raw, err := os.ReadFile(paths[e.ID])
+		if err != nil || !bytes.Equal(raw, last.Raw) {
+			t.Errorf("%s's status file at the end: %q (%v); the reader's last read: %q", e.ID, raw, err, last.Raw)
+		}
+		if st, running := statuses[e.ID]; running {
+			if keyOf(last.Status) != keyOf(st) {
+				t.Errorf("%s's status file says %s at the end; its GET / says %s", e.ID, keyOf(last.Status), keyOf(st))
+			}
+		} else if last.Status.IsLeader || last.Status.Leader == e.ID {
+			t.Errorf("%s exited, and its status file says %s, want it not leading", e.ID, keyOf(last.Status))
+		}
+	}
+	if bad > 10 {
+		t.Errorf("%d bad reads of the status files in all", bad)
+	}
+	t.Logf("the reader made %d rounds of every file (the longest gap between two %s), %d reads in all, and saw %d contents written; %d bad reads",
+		iterations, maxGap.Round(time.Millisecond), reads, writes, bad)
+
+	// No file says is_leader while another elector's file or GET / does:
+	// a file is rewritten with is_leader false before its lock is released,
+	// and written with is_leader true after it is acquired.
+	merged := history.History{Begin: h.Begin, End: h.End, Samples: append(slices.Clone(h.Samples), fileSamples...)}
+	slices.SortStableFunc(merged.Samples, func(a, b history.Sample) int { return a.End.Compare(b.End) })
+	for _, o := range merged.Overlaps() {
+		if a, b := o.A.Elector, o.B.Elector; electorOf(a) != electorOf(b) && (a != electorOf(a) || b != electorOf(b)) {
+			t.Errorf("status files: %s", o)
+		}
+	}
+	files := history.History{Samples: slices.Clone(fileSamples)}
+	slices.SortStableFunc(files.Samples, func(a, b history.Sample) int { return a.End.Compare(b.End) })
+	for _, v := range files.TokenViolations() {
+		t.Errorf("status files: %s", v)
+	}
+
+	// At every handover: the old leader's file said is_leader false before
+	// the new leader's GET / or file said is_leader true.
+	p.checkHandovers(h, func(ho handover) string {
+		old, ok := lastLeadingBefore(h, ho.from.ID, ho.at)
+		if !ok {
+			return ""
+		}
+		var lastTrue, firstFalse *appstub.Read
+		rs := rd.Reads(ho.from.ID)
+		for i, r := range rs {
+			if r.Err == nil && !r.Absent && r.Status.IsLeader && r.Status.LeaderTransitions == old.Status.LeaderTransitions {
+				lastTrue, firstFalse = &rs[i], nil
+			} else if lastTrue != nil && firstFalse == nil && r.Err == nil && !r.Absent && !r.Status.IsLeader {
+				firstFalse = &rs[i]
+			}
+		}
+		newGet, ok := firstLeadingAfter(h, ho.to.ID, ho.at)
+		newFile := firstLeadingRead(rd.Reads(ho.to.ID), ho.at)
+		switch {
+		case !ok || newFile == nil:
+			t.Errorf("handover %d: %s's GET / or status file never said is_leader", ho.n, ho.to.ID)
+			return ""
+		case lastTrue == nil || firstFalse == nil:
+			t.Errorf("handover %d: the reader never saw %s's status file say is_leader with token %s, then not", ho.n, ho.from.ID, old.Token())
+			return ""
+		case !lastTrue.Start.Before(newGet.End) || !lastTrue.Start.Before(newFile.End):
+			t.Errorf("handover %d (%s): %s's status file still said is_leader at a read begun at %s, after %s had said is_leader (GET / by %s, its file by %s)",
+				ho.n, ho.how(), ho.from.ID, stamp(lastTrue.Start), ho.to.ID, stamp(newGet.End), stamp(newFile.End))
+		case ho.term && !firstFalse.End.Before(newGet.End):
+			// The reader was late: what it saw does not tell.
+			t.Logf("handover %d: the reader saw %s's file say is_leader false only at %s, after %s's GET / said is_leader at %s",
+				ho.n, ho.from.ID, stamp(firstFalse.End), ho.to.ID, stamp(newGet.End))
+		}
+		if !ho.term {
+			return ""
+		}
+		return fmt.Sprintf("; the old leader's file said is_leader false %s before the new leader's GET / said is_leader, %s before its file (mtime %s before its acquire_time)",
+			newGet.End.Sub(firstFalse.End).Round(time.Millisecond), newFile.Start.Sub(firstFalse.End).Round(time.Millisecond),
+			newGet.Status.AcquireTime.Sub(firstFalse.ModTime).Round(time.Millisecond))
+	})
+}
+
+// electorOf is the elector of a sample of the merged history: "id" for
+// its GET /, "id (file)" for its status file.
+func electorOf(name string) string { return strings.TrimSuffix(name, " (file)") }
+
+// contents returns the reads of one file whose content differs from the
+// read before: each is a write the reader saw.
+func contents(rs []appstub.Read) []appstub.Read {
+	var out []appstub.Read
+	var prev []byte
+	for _, r := range rs {
+		if r.Absent || r.Err != nil {
+			continue
+		}
+		if prev == nil || !bytes.Equal(r.Raw, prev) {
+			out = append(out, r)
+		}
+		prev = r.Raw
+	}
+	return out
+}
+
+// firstLeadingRead returns the first read of a status file begun after
+// from that says is_leader.
+func firstLeadingRead(rs []appstub.Read, from time.Time) *appstub.Read {
+	for i, r := range rs {
+		if r.Start.After(from) && r.Err == nil && !r.Absent && r.Status.IsLeader {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// lastLeadingBefore returns the last is_leader answer of id to a request
+// sent before t.
+func lastLeadingBefore(h history.History, id string, t time.Time) (history.Sample, bool) {
+	var last history.Sample
+	ok := false
+	for _, s := range h.Of(id) {
+		if s.Start.Before(t) && s.Leading() {
+			last, ok = s, true
+		}
+	}
+	return last, ok
 }
