@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -171,6 +172,7 @@ func readinessLeaderFails(t *testing.T, ttl time.Duration, failures int) {
 	period := f.period()
 	l := f.settle()
 	app := f.apps[l.ID]
+	sleepPhase(period)
 	flipped := app.Set(false)
 	f.mark("%s's application answers 503 from now on: it must step down at the failed probe number %d", l.ID, n)
 	// The n-th failed probe comes within n periods, each of them lengthened
@@ -319,6 +321,7 @@ func readinessUnreadyNeverLeads(t *testing.T) {
 	time.Sleep(2*period + probeSlack)
 	uWrites := lockWrites(t, u)
 	uCandidate, _ := metric(t, u, "k8s_elector_candidate")
+	sleepPhase(period)
 	ready := f.apps[u.ID].Set(true)
 	f.mark("%s's application answers 200", u.ID)
 	next, _ := f.leader(takeoverWithin+faultSlack, ready, nil)
@@ -441,6 +444,7 @@ func readinessNoneReady(t *testing.T) {
 	}
 
 	e := f.electors[1]
+	sleepPhase(period)
 	ready := f.apps[e.ID].Set(true)
 	f.mark("%s's application answers 200", e.ID)
 	next, _ := f.leader(takeoverWithin+faultSlack, ready, nil)
@@ -457,6 +461,12 @@ func readinessNoneReady(t *testing.T) {
 		}
 	}
 }
+
+// sleepPhase sleeps a random part of period, so that a flip of an
+// application's readiness falls anywhere between two probes: the flip
+// happens at about the same time after an elector's start otherwise, and
+// the takeovers measured from it would always see one phase.
+func sleepPhase(period time.Duration) { time.Sleep(rand.N(period)) }
 
 // candidacy renders a status's candidate field.
 func candidacy(s fleet.Status) string {
