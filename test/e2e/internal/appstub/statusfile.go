@@ -13,7 +13,7 @@ import (
 
 // Read is one read of a status file.
 type Read struct {
-	Start, End time.Time // the open began; the file was closed
+	Start, End time.Time // the open began; the read had returned
 	Raw        []byte
 	Status     Status
 	ModTime    time.Time // of the file read, from the open descriptor
@@ -89,23 +89,25 @@ func (r *FileReader) run() {
 
 func readStatusFile(path string) (rd Read) {
 	rd.Start = time.Now()
-	defer func() { rd.End = time.Now() }()
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		rd.Absent = true
+		rd.End, rd.Absent = time.Now(), true
 		return rd
 	}
+	if err != nil {
+		rd.End, rd.Err = time.Now(), err
+		return rd
+	}
+	defer f.Close()
+	rd.Raw, err = io.ReadAll(f)
+	// What was read was the file's content between Start and End.
+	rd.End = time.Now()
 	if err != nil {
 		rd.Err = err
 		return rd
 	}
-	defer f.Close()
 	if st, err := f.Stat(); err == nil {
 		rd.ModTime = st.ModTime()
-	}
-	if rd.Raw, err = io.ReadAll(f); err != nil {
-		rd.Err = err
-		return rd
 	}
 	rd.Err = decodeStatus(rd.Raw, &rd.Status)
 	return rd
