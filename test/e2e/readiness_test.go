@@ -221,9 +221,9 @@ func readinessLeaderFails(t *testing.T, ttl time.Duration, failures int) {
 		t.Errorf("%s's application had answered %d probes 503 when it answered not-leader at %s, want it to step down at probe number %d",
 			l.ID, len(failed), down.End.Format("15:04:05.000"), n)
 	} else {
-		t.Logf("%s stepped down %s–%s after failed probe number %d (%s after the flip)", l.ID,
-			lastLead.Start.Sub(failed[n-1].At).Round(time.Millisecond), down.End.Sub(failed[n-1].At).Round(time.Millisecond),
-			n, failed[n-1].At.Sub(flipped).Round(time.Millisecond))
+		t.Logf("%s stepped down at failed probe number %d, %s after the flip: its last is_leader answer was asked %s after that probe arrived, and its first not-leader answer came %s after",
+			l.ID, n, failed[n-1].At.Sub(flipped).Round(time.Millisecond),
+			lastLead.Start.Sub(failed[n-1].At).Round(time.Millisecond), down.End.Sub(failed[n-1].At).Round(time.Millisecond))
 	}
 
 	// The new leader: from the step-down by default, from the flip with
