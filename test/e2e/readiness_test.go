@@ -221,9 +221,9 @@ func readinessLeaderFails(t *testing.T, ttl time.Duration, failures int) {
 		t.Errorf("%s's application had answered %d probes 503 when it answered not-leader at %s, want it to step down at probe number %d",
 			l.ID, len(failed), down.End.Format("15:04:05.000"), n)
 	} else {
-		t.Logf("%s stepped down at failed probe number %d, %s after the flip: its last is_leader answer was asked %s after that probe arrived, and its first not-leader answer came %s after",
+		t.Logf("%s stepped down at failed probe number %d, %s after the flip: its last is_leader answer was asked %s that probe arrived, and its first not-leader answer came %s",
 			l.ID, n, failed[n-1].At.Sub(flipped).Round(time.Millisecond),
-			lastLead.Start.Sub(failed[n-1].At).Round(time.Millisecond), down.End.Sub(failed[n-1].At).Round(time.Millisecond))
+			relative(lastLead.Start.Sub(failed[n-1].At)), relative(down.End.Sub(failed[n-1].At)))
 	}
 
 	// The new leader: from the step-down by default, from the flip with
@@ -467,6 +467,14 @@ func readinessNoneReady(t *testing.T) {
 // happens at about the same time after an elector's start otherwise, and
 // the takeovers measured from it would always see one phase.
 func sleepPhase(period time.Duration) { time.Sleep(rand.N(period)) }
+
+// relative renders d as before or after an instant.
+func relative(d time.Duration) string {
+	if d < 0 {
+		return (-d).Round(time.Millisecond).String() + " before"
+	}
+	return d.Round(time.Millisecond).String() + " after"
+}
 
 // candidacy renders a status's candidate field.
 func candidacy(s fleet.Status) string {
