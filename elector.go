@@ -355,6 +355,14 @@ func (e *Elector) Run(ctx context.Context) error {
 				log.Info("waiting before releasing the lock", "releaseDelay", d)
 				time.Sleep(d)
 			}
+			if statusFile != nil {
+				// The file says not-leader before anyone else can lead. A
+				// slow disk delays the release, which keeps its own
+				// deadline; it does not skip it.
+				if err := statusFile.send(cgCtx); err != nil {
+					log.Error(err, "cannot write the status file before releasing the lock")
+				}
+			}
 		}
 		deadline := time.Now().Add(e.o.renewDeadline)
 		if stopping {
@@ -364,12 +372,6 @@ func (e *Elector) Run(ctx context.Context) error {
 			flushBy = time.Now().Add(ShutdownBudget(e.o.renewDeadline))
 		}
 		if releasing {
-			if statusFile != nil {
-				// The file says not-leader before anyone else can lead.
-				if err := statusFile.send(cgCtx); err != nil {
-					log.Error(err, "cannot write the status file before releasing the lock")
-				}
-			}
 			c.release(cgCtx, deadline)
 		}
 		if req != nil {

@@ -473,7 +473,9 @@ func WithNotifyURL(url string) Option {
 // and, when this candidate steps down, with is_leader false before the lock
 // is released. Each write replaces the file atomically (a temporary file in
 // the same directory, synced, then renamed), so a reader never sees part of
-// one. The directory must exist and be writable; New checks it.
+// one; a slow write delays that release. The directory must exist and be
+// writable; New checks it. Like Observe, it follows changes of leadership:
+// ValidUntil and RenewTime in the file are those of the last change.
 // Default: none.
 func WithStatusFile(path string) Option {
 	return optionFunc(func(o *options) { o.statusFile = path })
