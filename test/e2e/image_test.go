@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -416,16 +415,16 @@ func kindName(objs []*unstructured.Unstructured, kind string) string {
 	return ""
 }
 
-// freeLoopback returns a free port on 127.0.0.1 as host:port. The port is
-// free when it returns; the container binds it moments later.
+// freeLoopback returns a free port on 127.0.0.1 as host:port, from the
+// range the kernel does not hand out (fleet.FreeAddr); the container binds
+// it moments later.
 func freeLoopback(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := fleet.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	return addr
 }
 
 // getCode returns the status code of GET path on e.

@@ -8,17 +8,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	elector "github.com/k8s-elector/elector"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	elector "github.com/k8s-elector/elector"
 )
 
 // Build compiles the k8s-elector binary from the repository at root into dir
@@ -67,8 +72,37 @@ type Config struct {
 }
 
 // Start starts an elector with identity id, serving HTTP on a free loopback
-// port.
+// port. The port is free when picked, and another process may bind it before
+// the elector does: an elector that exits for that is started again on
+// another port, up to three times.
 func Start(c Config, id string) (*Elector, error) {
+	for attempt := 1; ; attempt++ {
+		e, err := start(c, id)
+		if err != nil || attempt == 3 || !e.lostPort() {
+			return e, err
+		}
+	}
+}
+
+// lostPort waits until the elector accepts connections on its HTTP address
+// or exits, for at most 10s, and reports whether it exited because the
+// address was taken.
+func (e *Elector) lostPort() bool {
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		select {
+		case <-e.done:
+			return strings.Contains(e.log.String(), "address already in use")
+		default:
+		}
+		if conn, err := net.DialTimeout("tcp", e.Addr, 100*time.Millisecond); err == nil {
+			conn.Close()
+			return false
+		}
+	}
+	return false
+}
+
+func start(c Config, id string) (*Elector, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -119,13 +153,37 @@ func cleanEnv() []string {
 	return env
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+func freeAddr() (string, error) { return FreeAddr() }
+
+// Ports that FreeAddr hands out: below Linux's ephemeral range (32768 and
+// up by default), so that the kernel never gives one of them to another
+// listener or to an outgoing connection between FreeAddr's check and the
+// elector's bind. Each process walks the range from a random start, so that
+// concurrent test processes seldom try the same port.
+const (
+	portBase  = 20000
+	portRange = 12000
+)
+
+var nextPort = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(rand.Int64N(portRange))
+	return &n
+}()
+
+// FreeAddr returns a loopback host:port that nothing listens on, for a
+// process about to bind it.
+func FreeAddr() (string, error) {
+	for range portRange {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(portBase+int(nextPort.Add(1)%portRange)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr, nil
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", errors.New("no free loopback port in 20000-31999")
 }
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
