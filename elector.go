@@ -423,12 +423,12 @@ func (e *Elector) Observe(ctx context.Context) <-chan Status {
 // the status file's, which Run also writes before it releases the lock.
 func (e *Elector) sinks(ctx context.Context, log logr.Logger) (sinks []backgroundWorker, statusFile *sink) {
 	if u := e.o.notifyURL; u != nil {
-		n := newNotifier(u, e.o.requestTimeout(), e.o.retryLimit(), e.Status, log.WithName("notify"))
+		n := newNotifier(u, e.o.requestTimeout(), retryLimit(e.o.retryPeriod), e.Status, log.WithName("notify"))
 		n.changes = e.Observe(ctx)
 		sinks = append(sinks, n)
 	}
 	if p := e.o.statusFile; p != "" {
-		statusFile = newStatusFile(p, e.o.retryLimit(), e.Status, log.WithName("status-file"))
+		statusFile = newStatusFile(p, retryLimit(e.o.retryPeriod), e.Status, log.WithName("status-file"))
 		statusFile.changes = e.Observe(ctx)
 		sinks = append(sinks, statusFile)
 	}

@@ -68,7 +68,7 @@ func newEventRecorder(client Client, o *options, log logr.Logger, labels *podLab
 		namespace:  o.namespace,
 		id:         o.id,
 		timeout:    o.requestTimeout(),
-		limit:      o.retryLimit(),
+		limit:      retryLimit(o.retryPeriod),
 		log:        log,
 		correlator: record.NewEventCorrelatorWithOptions(record.CorrelatorOptions{}),
 		queue:      make(chan *corev1.Event, eventQueueLength),

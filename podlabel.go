@@ -19,27 +19,6 @@ const (
 	PodLabelStandby = "standby"
 )
 
-// Retries of background requests (Pod labels, Events) back off from
-// retryMinDelay, doubling up to the retry period, within these bounds.
-const (
-	retryMinDelay = 500 * time.Millisecond
-	retryMaxDelay = 30 * time.Second
-)
-
-// nextDelay returns the wait before the next retry, after waiting d (0 before
-// the first retry).
-func nextDelay(d, limit time.Duration) time.Duration {
-	if d == 0 {
-		return min(retryMinDelay, limit)
-	}
-	return min(2*d, limit)
-}
-
-// retryLimit is the longest wait between two retries of a background request.
-func (o *options) retryLimit() time.Duration {
-	return min(max(o.retryPeriod, retryMinDelay), retryMaxDelay)
-}
-
 // podLabeler keeps the label of the Elector's Pod at the value last asked for.
 // set only records the value; run, on a goroutine of its own, patches the Pod
 // and retries failures, always with the latest value, so that a burst of
@@ -72,7 +51,7 @@ func newPodLabeler(client Client, o *options, log logr.Logger) *podLabeler {
 		name:    o.podName,
 		key:     o.podLabelKey,
 		timeout: o.requestTimeout(),
-		limit:   o.retryLimit(),
+		limit:   retryLimit(o.retryPeriod),
 		log:     log.WithValues("pod", o.namespace+"/"+o.podName),
 		kick:    make(chan struct{}, 1),
 	}
