@@ -310,8 +310,11 @@ func commandFlagsAlone(fs *flag.FlagSet) error {
 // the returned function is called; it returns once the forwarding goroutine
 // has exited.
 func forwardSignals(e *elector.Elector, log logr.Logger) (stop func()) {
+	if len(forwardedSignals) == 0 {
+		return func() {} // Notify with no signals would relay every one
+	}
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, forwardedSignals...)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
