@@ -17,12 +17,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"k8s.io/client-go/rest"
 
 	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/test/e2e/internal/childwatch"
@@ -967,43 +964,12 @@ func commandLeaderPaused(t *testing.T, s *cmdSuite) {
 // exit 2 with one line of error, without a request to the API server.
 func TestCommandBadInput(t *testing.T) {
 	t.Parallel()
-	var requests atomic.Int64
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		http.Error(w, "no", http.StatusServiceUnavailable)
-	}))
-	defer api.Close()
-	kubeconfig, err := cp.WriteKubeconfig("command-bad-input", &rest.Config{Host: api.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newBadInput(t, "command-bad-input")
 	notExecutable := filepath.Join(t.TempDir(), "not-executable")
 	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	base := []string{"-election=command", "-namespace=default", "-kubeconfig=" + kubeconfig, "-ttl=" + ttl.String()}
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ELECTOR_") {
-			env = append(env, kv)
-		}
-	}
-	run := func(args ...string) (code int, stdout, stderr string, took time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, binary, append(slices.Clone(base), args...)...)
-		cmd.Env = env
-		var out, errOut strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		begin := time.Now()
-		err := cmd.Run()
-		took = time.Since(begin)
-		code = cmd.ProcessState.ExitCode()
-		if err != nil && code < 0 {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return code, out.String(), errOut.String(), took
-	}
+	base := []string{"-election=command", "-namespace=default", "-kubeconfig=" + b.kubeconfig, "-ttl=" + ttl.String()}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -1017,46 +983,24 @@ func TestCommandBadInput(t *testing.T) {
 		{"unknown exit policy", []string{"-exec-exit=restart", "--", "sleep", "60"}, `exit policy "restart"`},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
-			code, out, errOut, took := run(tc.args...)
-			if code != 2 {
-				t.Errorf("exit code %d, want 2", code)
-			}
-			if took > 5*time.Second {
-				t.Errorf("took %s to exit", took)
-			}
-			if out != "" {
-				t.Errorf("stdout: %q, want nothing", out)
-			}
-			var lines []string
-			for _, line := range strings.Split(strings.TrimSpace(errOut), "\n") {
-				if !strings.HasPrefix(line, "Run k8s-elector -h") {
-					lines = append(lines, line)
-				}
-			}
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "k8s-elector: ") || !strings.Contains(lines[0], tc.want) {
-				t.Errorf("stderr: %q, want one line of error naming %q", errOut, tc.want)
-			}
-			t.Logf("%s", strings.Join(lines, " | "))
+			b.refused(t, with(base, tc.args...), tc.want)
 		})
 	}
-	if n := requests.Load(); n != 0 {
-		t.Errorf("the API server got %d requests from electors given bad input, want none", n)
-	}
+	b.untouched(t)
 	// The same flags with a command that can run do reach the API server:
 	// the check above can fail.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append(slices.Clone(base), "--", "sleep", "60")...)
-	cmd.Env = env
+	cmd := b.command(ctx, with(base, "--", "sleep", "60")...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); _ = cmd.Wait() }()
 	deadline := time.Now().Add(10 * time.Second)
-	for requests.Load() == 0 && time.Now().Before(deadline) {
+	for b.requests.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if requests.Load() == 0 {
+	if b.requests.Load() == 0 {
 		t.Errorf("an elector with a command it can run sent the API server no request within 10s")
 	}
 }

@@ -7,14 +7,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
 
 	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/test/e2e/internal/appstub"
@@ -631,23 +626,8 @@ func (lw *leaseWatch) versions() []leaseVersion {
 // API server.
 func TestReadinessNotifyStatusFileBadInput(t *testing.T) {
 	t.Parallel()
-	var requests atomic.Int64
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		http.Error(w, "no", http.StatusServiceUnavailable)
-	}))
-	defer api.Close()
-	kubeconfig, err := cp.WriteKubeconfig("push-bad-input", &rest.Config{Host: api.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ELECTOR_") {
-			env = append(env, kv)
-		}
-	}
-	base := []string{"-election=bad-input", "-namespace=default", "-kubeconfig=" + kubeconfig, "-ttl=" + ttl.String(), "-http=127.0.0.1:0"}
+	b := newBadInput(t, "push-bad-input")
+	base := []string{"-election=bad-input", "-namespace=default", "-kubeconfig=" + b.kubeconfig, "-ttl=" + ttl.String(), "-http=127.0.0.1:0"}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -660,29 +640,8 @@ func TestReadinessNotifyStatusFileBadInput(t *testing.T) {
 		{"status file is a directory", []string{"-status-file=" + t.TempDir()}, "status file"},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, binary, append(slices.Clone(base), tc.args...)...)
-			cmd.Env = env
-			var out, errOut strings.Builder
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			_ = cmd.Run()
-			if code := cmd.ProcessState.ExitCode(); code != 2 {
-				t.Errorf("exit code %d, want 2; stderr: %s", code, errOut.String())
-			}
-			var lines []string
-			for _, line := range strings.Split(strings.TrimSpace(errOut.String()), "\n") {
-				if !strings.HasPrefix(line, "Run k8s-elector -h") {
-					lines = append(lines, line)
-				}
-			}
-			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
-				t.Errorf("stderr: %q, want one line of error about the %s", errOut.String(), tc.want)
-			}
-			t.Logf("%s", strings.Join(lines, " | "))
+			b.refused(t, with(base, tc.args...), tc.want)
 		})
 	}
-	if n := requests.Load(); n != 0 {
-		t.Errorf("the API server got %d requests from electors given bad input, want none", n)
-	}
+	b.untouched(t)
 }
