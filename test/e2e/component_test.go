@@ -11,14 +11,12 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 
 	"github.com/k8s-elector/elector/test/e2e/internal/controlplane"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
@@ -408,19 +406,7 @@ func TestSidecarComponentRoleIsEnough(t *testing.T) {
 	}
 
 	sa := pod.Spec.ServiceAccountName
-	expiry := int64(3600)
-	tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("token for %s: %v", sa, err)
-	}
-	kubeconfig, err := cp.WriteKubeconfig(ns+"-sidecar", &rest.Config{
-		Host: cp.Admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cp.Admin.CAData},
-		BearerToken: tok.Status.Token,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := serviceAccountKubeconfig(t, ns, sa, ns+"-sidecar")
 	e := startElector(t, fleet.Config{
 		Binary: binary, Kubeconfig: kubeconfig, Election: election,
 		Namespace: ns, LockType: "leases", TTL: ttl,

@@ -22,9 +22,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -351,18 +349,13 @@ func (c *container) checkConfined(t *testing.T) {
 // that UID 65532 can read them.
 func serviceAccountDir(t *testing.T, ns, sa string) string {
 	t.Helper()
-	expiry := int64(3600)
-	tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), sa,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("token for %s/%s: %v", ns, sa, err)
-	}
+	token := serviceAccountToken(t, ns, sa)
 	dir := filepath.Join(t.TempDir(), ns)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for name, data := range map[string][]byte{
-		"token": []byte(tok.Status.Token), "ca.crt": cp.Admin.CAData, "namespace": []byte(ns),
+		"token": []byte(token), "ca.crt": cp.Admin.CAData, "namespace": []byte(ns),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)

@@ -19,6 +19,33 @@ import (
 	"github.com/k8s-elector/elector/test/e2e/internal/manifests"
 )
 
+// serviceAccountToken returns a token for the ServiceAccount sa in ns from
+// the TokenRequest API, valid for an hour.
+func serviceAccountToken(t *testing.T, ns, sa string) string {
+	t.Helper()
+	expiry := int64(3600)
+	tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), sa,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("token for %s/%s: %v", ns, sa, err)
+	}
+	return tok.Status.Token
+}
+
+// serviceAccountKubeconfig writes a kubeconfig named name that reaches the
+// API server as the ServiceAccount sa in ns.
+func serviceAccountKubeconfig(t *testing.T, ns, sa, name string) string {
+	t.Helper()
+	kubeconfig, err := cp.WriteKubeconfig(name, &rest.Config{
+		Host: cp.Admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cp.Admin.CAData},
+		BearerToken: serviceAccountToken(t, ns, sa),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
+}
+
 // buildManifests builds a kustomization under deploy/ for namespace ns.
 func buildManifests(t *testing.T, dir, ns string) []*unstructured.Unstructured {
 	t.Helper()
@@ -88,19 +115,7 @@ func TestShippedRoleIsEnoughAndNeeded(t *testing.T) {
 	election := role.Rules[0].ResourceNames[0]
 	applyManifests(t, account, false)
 	sa := account[0].GetName()
-	expiry := int64(3600)
-	tok, err := admin.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("token for %s: %v", sa, err)
-	}
-	kubeconfig, err := cp.WriteKubeconfig(ns+"-sa", &rest.Config{
-		Host: cp.Admin.Host, TLSClientConfig: rest.TLSClientConfig{CAData: cp.Admin.CAData},
-		BearerToken: tok.Status.Token,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := serviceAccountKubeconfig(t, ns, sa, ns+"-sa")
 
 	e := startElector(t, fleet.Config{
 		Binary: binary, Kubeconfig: kubeconfig, Election: election,
