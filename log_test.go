@@ -1,9 +1,12 @@
 package elector
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/go-logr/logr"
 )
@@ -89,3 +92,19 @@ func (f *sinkFor) WithValues(kv ...any) logr.LogSink {
 	return &sinkFor{s: f.s, kv: append(append([]any{}, f.kv...), kv...)}
 }
 func (f *sinkFor) WithName(string) logr.LogSink { return f }
+
+// TestCancelledLockRequestIsNoError: a request cut off because its pass or
+// Run ended, as on every shutdown, is logged at V(1), never as an error; a
+// request that fails on its own still is.
+func TestCancelledLockRequestIsNoError(t *testing.T) {
+	var sink logSink
+	l := &trackedLock{log: sink.logger(), kind: "lease", inner: &stubLock{}}
+	_ = l.failed("get", fmt.Errorf("Get \"https://127.0.0.1:1/\": %w", context.Canceled))
+	if n := sink.errorsContaining("lock request"); n != 0 {
+		t.Errorf("a cancelled request logged %d error lines, want none:\n%s", n, &sink)
+	}
+	_ = l.failed("get", errors.New("connection refused"))
+	if n := sink.errorsContaining("lock request failed"); n != 1 {
+		t.Errorf("a failed request logged %d error lines, want 1:\n%s", n, &sink)
+	}
+}

@@ -306,7 +306,8 @@ func (l *trackedLock) observe(op string, begin time.Time, err error) {
 
 // failed wraps err with the verb and object, and logs it: at error level when
 // it differs from the previous failure, at V(1) when it repeats, and at V(1)
-// for the outcomes of normal operation (object not created yet, lost race).
+// for the outcomes of normal operation (object not created yet, lost race,
+// a request cancelled because its pass or Run ended).
 func (l *trackedLock) failed(verb string, err error) error {
 	err = fmt.Errorf("%s %s %s: %w", verb, l.kind, l.inner.describe(), err)
 	switch {
@@ -314,6 +315,10 @@ func (l *trackedLock) failed(verb string, err error) error {
 		l.log.V(1).Info("lock object does not exist yet", "lock", l.inner.describe())
 	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
 		l.log.V(1).Info("lost a write race for the lock", "lock", l.inner.describe(), "err", err.Error())
+	case errors.Is(err, context.Canceled):
+		// The pass or Run ended with the request in flight: our own doing,
+		// as on every shutdown, not a failure of the API server.
+		l.log.V(1).Info("lock request cancelled", "lock", l.inner.describe(), "err", err.Error())
 	case l.failures[err.Error()]:
 		l.log.V(1).Info("lock request failed again", "err", err.Error())
 	default:
