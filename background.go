@@ -76,3 +76,6 @@ func nextDelay(d, limit time.Duration) time.Duration {
 func retryLimit(retryPeriod time.Duration) time.Duration {
 	return min(max(retryPeriod, retryMinDelay), retryMaxDelay)
 }
+
+// shutdownBudget is ShutdownBudget for these options.
+func (o *options) shutdownBudget() time.Duration { return ShutdownBudget(o.renewDeadline) }

@@ -72,7 +72,7 @@ type supervisor struct {
 	exit    CommandExit
 	ttl     time.Duration
 	start   startFunc
-	pass    *passControl
+	inbox   *inbox
 	views   *views
 	metrics *metrics
 	reaper  *reaper // orphans, when the Elector is PID 1
@@ -110,6 +110,9 @@ func (s *supervisor) lead(ctx context.Context) {
 		EnvLockUID+"="+t.token.LockUID,
 		EnvLeaderTransitions+"="+strconv.Itoa(t.token.LeaderTransitions))
 	started := s.reaper.starting() // before s.mu: the reaper locks in that order
+	// Running from before the start: the command may act before start
+	// returns, and Status must never say not_running while it does.
+	s.views.update(func(v *view) { v.command = CommandStatus{State: CommandRunning} })
 	s.mu.Lock()
 	p, err := s.start(s.path, s.argv, env)
 	if err == nil {
@@ -118,6 +121,7 @@ func (s *supervisor) lead(ctx context.Context) {
 	s.mu.Unlock()
 	started()
 	if err != nil {
+		s.views.update(func(v *view) { v.command = CommandStatus{State: CommandNotRunning} })
 		st := exitStatus{code: 126, status: err.Error()}
 		if errors.Is(err, os.ErrNotExist) {
 			st.code = 127
@@ -193,11 +197,11 @@ func (s *supervisor) exitedOnItsOwn(ctx context.Context, log logr.Logger, st exi
 	if s.exit == CommandExitStop {
 		log.Info("the command exited while leading: releasing the lock and stopping", "code", st.code)
 		s.exited.Store(&ExitError{Code: st.code, Status: st.status})
-		s.pass.stopNow()
+		s.inbox.poke()
 		return
 	}
 	log.Info("the command exited while leading: stepping down", "code", st.code, "cooldown", s.ttl)
-	s.pass.resign(&resignRequest{cooldown: s.ttl, done: make(chan error, 1)})
+	s.inbox.ask(&resignRequest{cooldown: s.ttl, done: make(chan error, 1)})
 }
 
 // pid returns the running command's PID, or 0.

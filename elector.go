@@ -76,9 +76,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/client-go/tools/leaderelection"
-
-	"github.com/k8s-elector/elector/internal/serial"
 )
 
 // Errors returned by Run and Resign.
@@ -98,7 +95,7 @@ type Elector struct {
 	client   Client
 	views    *views
 	metrics  *metrics
-	pass     passControl
+	inbox    *inbox
 	cmd      *supervisor // nil without WithCommand
 	gate     *gate       // nil without a candidacy gate
 	running  atomic.Bool
@@ -106,6 +103,9 @@ type Elector struct {
 	handlerOnce sync.Once
 	handler     http.Handler
 }
+
+// errNotBuilt is returned by Run on an Elector that New did not build.
+var errNotBuilt = errors.New("elector: the Elector was not built with New")
 
 // New returns an Elector for the named election. The name is the name of the
 // lock object, so it must be a valid DNS-1123 subdomain. New validates every
@@ -132,7 +132,7 @@ func New(election string, opts ...Option) (*Elector, error) {
 	}
 	client, err := o.lockClient()
 	if err != nil {
-		return nil, errors.Join(err)
+		return nil, errors.Join(err) // joined like every other error of New
 	}
 	vs := newViews(o.id)
 	e := &Elector{
@@ -141,7 +141,7 @@ func New(election string, opts ...Option) (*Elector, error) {
 		client:   client,
 		views:    vs,
 		metrics:  newMetrics(o.namespace+"/"+election, o.id, vs, o.command != nil, o.gate != nil),
-		pass:     passControl{id: o.id, ttl: o.ttl},
+		inbox:    newInbox(),
 	}
 	if o.command != nil {
 		s := &supervisor{
@@ -150,14 +150,14 @@ func New(election string, opts ...Option) (*Elector, error) {
 			env:   []string{EnvElection + "=" + election, EnvNamespace + "=" + o.namespace, EnvID + "=" + o.id},
 			grace: o.commandGrace, margin: driftMargin(o.ttl),
 			exit: o.commandExit, ttl: o.ttl,
-			start: o.startProcess, pass: &e.pass, views: vs, metrics: e.metrics,
+			start: o.startProcess, inbox: e.inbox, views: vs, metrics: e.metrics,
 		}
 		s.reaper = newReaper(s.pid)
 		vs.update(func(v *view) { v.command = CommandStatus{State: CommandNotRunning} })
 		e.cmd = s
 	}
 	if o.gate != nil {
-		e.gate = newGate(o.gate, o.gateFailures, o.retryPeriod, o.requestTimeout(), &e.pass, vs, e.metrics)
+		e.gate = newGate(o.gate, o.gateFailures, o.retryPeriod, o.requestTimeout(), e.inbox, vs, e.metrics)
 	}
 	return e, nil
 }
@@ -165,7 +165,12 @@ func New(election string, opts ...Option) (*Elector, error) {
 // Status returns a consistent snapshot of the election as this Elector sees
 // it. It never blocks and is safe to call from any goroutine, at any rate,
 // before, during and after Run.
-func (e *Elector) Status() Status { return e.views.status(time.Now()) }
+func (e *Elector) Status() Status {
+	if e.views == nil {
+		return Status{Timestamp: time.Now().UTC()}
+	}
+	return e.views.status(time.Now())
+}
 
 // Run joins the election and blocks until ctx is cancelled. It campaigns,
 // leads while it holds the lock, and campaigns again after losing it. When ctx
@@ -178,228 +183,48 @@ func (e *Elector) Status() Status { return e.views.status(time.Now()) }
 // and retried, since an operator can fix them (RBAC, a foreign object in the
 // way) while Run keeps going; Run returns an error only for what retrying
 // cannot fix, such as a second concurrent Run. Every goroutine Run starts has
-// exited when it returns; only the bodies of its timers (which cancel a
-// context or end a pass, under a mutex) may still be finishing.
+// exited when it returns, but for a candidacy check that ignores its
+// context: Run does not wait for it.
 func (e *Elector) Run(ctx context.Context) error {
+	if e.views == nil {
+		return errNotBuilt
+	}
 	if !e.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
 	defer e.running.Store(false)
-
 	log := e.o.logger
 	if log.GetSink() == nil {
 		log = logr.FromContextOrDiscard(ctx)
 	}
 	log = log.WithName("elector").WithValues("election", e.o.namespace+"/"+e.election, "identity", e.o.id)
-
-	queue := serial.New()
-	queueDone := make(chan struct{})
-	go func() {
-		defer close(queueDone)
-		queue.Run()
-	}()
-	defer func() {
-		queue.Close()
-		<-queueDone
-	}()
-
-	c := &campaign{
-		id: e.o.id, ctx: logr.NewContext(ctx, log), log: log, queue: queue,
-		pass: &e.pass, views: e.views, metrics: e.metrics,
-		lockRef:   lockRef(e.o.lockType, e.o.namespace, e.election),
-		onStarted: e.o.onStarted, onStopped: e.o.onStopped, onNewLeader: e.o.onNewLeader,
+	ctx = logr.NewContext(ctx, log)
+	// The parts start in this order and stop in the reverse one: the
+	// callbacks' queue, the reaper of orphans, the background work (Pod
+	// label, Events, status sinks), the watches, the gate, then the loop.
+	// Those that must outlive Run's context (a release, the last label
+	// and status) run on a context that ends only when they are stopped.
+	var w workers
+	l, bg, watches := e.newLoop(ctx, log, &w)
+	w.start(ctx, false, func(context.Context) { l.queue.Run() }, l.queue.Close)
+	if e.cmd != nil && e.cmd.reaper != nil {
+		w.start(ctx, false, e.cmd.reaper.run, nil)
 	}
-	if e.cmd != nil {
-		c.onStarted, c.ahead = e.cmd.lead, e.cmd.fence()
-		if e.cmd.reaper != nil {
-			// Orphans keep coming while the command stops at shutdown.
-			rctx, stopReaping := context.WithCancel(context.WithoutCancel(ctx))
-			reaped := make(chan struct{})
-			go func() {
-				defer close(reaped)
-				e.cmd.reaper.run(rctx)
-			}()
-			defer func() {
-				stopReaping()
-				<-reaped
-			}()
-		}
+	flushBy := w.background(ctx, l, bg)
+	for _, run := range watches {
+		w.start(cgCtxFor(ctx, log), false, run, nil)
 	}
-	if e.o.podName != "" {
-		c.labels = newPodLabeler(e.client, &e.o, log)
-		c.labels.set(PodLabelStandby)
-	}
-	if e.o.events {
-		c.events = newEventRecorder(e.client, &e.o, log, c.labels)
-	}
-	var workers []backgroundWorker
-	if c.labels != nil {
-		workers = append(workers, c.labels)
-	}
-	if c.events != nil {
-		workers = append(workers, c.events)
-	}
-	// Not Run's context: the sinks deliver the last status after it is
-	// cancelled, within the shutdown budget.
-	octx, stopObserving := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopObserving()
-	sinks, statusFile := e.sinks(octx, log)
-	workers = append(workers, sinks...)
-	// flushBy is when the background work must be done as Run returns.
-	var flushBy time.Time
-	stopBackground := startBackground(c.ctx, workers)
-	defer func() { stopBackground(flushBy) }()
-	var watches *lockWatches
-	if e.o.watch {
-		watches = &lockWatches{changed: e.pass.lockChanged, clientset: e.client}
-	}
-	inner := newObjectLock(e.o.lockType, e.o.namespace, e.election, e.o.id, e.client, watches)
-	if watches != nil {
-		// The watches outlive the election loop only until Run returns.
-		wctx, stopWatches := context.WithCancel(cgCtxFor(ctx, log))
-		var wg sync.WaitGroup
-		for _, run := range watches.runs {
-			wg.Go(func() { run(wctx) })
-		}
-		defer func() {
-			stopWatches()
-			wg.Wait()
-		}()
-	}
-	c.lock = &trackedLock{
-		metrics:         e.metrics,
-		writing:         e.pass.lockWriting,
-		inner:           inner,
-		kind:            lockKind(e.o.lockType),
-		id:              e.o.id,
-		ttl:             e.o.ttl,
-		timeout:         e.o.requestTimeout(),
-		obs:             c,
-		log:             log,
-		freeWhenExpired: e.o.watch,
-	}
-	// The first view says that Run runs; the last, that it has returned,
-	// which ends /watch streams and Observe channels.
-	c.publish()
-	defer func() {
-		c.done = true
-		c.publish()
-	}()
-	if e.o.lockType == LockEndpoints || e.o.lockType == LockEndpointsLeases {
-		log.Info("the endpoints lock type is deprecated: Kubernetes deprecated v1 Endpoints in 1.33; migrate to leases")
-	}
-	log.Info("joining election", "lockType", e.o.lockType, "ttl", e.o.ttl,
-		"renewDeadline", e.o.renewDeadline, "retryPeriod", e.o.retryPeriod)
-
-	cgCtx := cgCtxFor(ctx, log)
 	if e.gate != nil {
-		gctx, stopGate := context.WithCancel(ctx)
-		gated := make(chan struct{})
-		go func() {
-			defer close(gated)
-			e.gate.run(gctx, log)
-		}()
-		defer func() {
-			stopGate()
-			<-gated
-		}()
+		w.start(ctx, true, func(ctx context.Context) { e.gate.run(ctx, log) }, nil)
 	}
-	for {
-		if e.gate != nil && !e.gate.awaitCandidacy(ctx, func(ctx context.Context) { _, _, _ = c.lock.Get(ctx) }) {
-			log.Info("stopped")
-			return nil
-		}
-		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock:          c.lock,
-			LeaseDuration: e.o.ttl,
-			RenewDeadline: e.o.renewDeadline,
-			RetryPeriod:   e.o.retryPeriod,
-			Name:          e.election,
-			// Terms begin synchronously when the tracked lock sees our own
-			// write succeed, and end when LeaderElector.Run returns. client-go's
-			// callbacks run on goroutines nobody waits for, so they are unused.
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(context.Context) {},
-				OnStoppedLeading: func() {},
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("elector: %w", err) // unreachable: options are validated in New
-		}
-		// Each pass gets its own context, so that the campaign can stop
-		// client-go's renew loop as soon as a read shows another holder, and
-		// Resign can end it.
-		lctx, stop := context.WithCancel(cgCtx)
-		c.passCtx = lctx
-		e.pass.begin(stop)
-
-		le.Run(lctx)
-
-		stop()
-		req := e.pass.end()
-		stopping := ctx.Err() != nil
-		if stopping {
-			log.Info("stopping")
-		}
-		led := c.endTerm()
-		// Under CommandExitStop, a command that exited on its own ends Run.
-		exited := e.cmd.takeExit()
-		if exited != nil {
-			stopping = true
-		}
-		releasing := led && (req != nil || exited != nil || stopping && e.o.releaseOnCancel)
-		if releasing {
-			if d := e.o.releaseDelay; d > 0 {
-				// Not leader any more, as Status says; give applications that
-				// poll it time to stop leader work before someone else starts.
-				log.Info("waiting before releasing the lock", "releaseDelay", d)
-				time.Sleep(d)
-			}
-			if statusFile != nil {
-				// The file says not-leader before anyone else can lead. A
-				// slow disk delays the release, which keeps its own
-				// deadline; it does not skip it.
-				if err := statusFile.send(cgCtx); err != nil {
-					log.Error(err, "cannot write the status file before releasing the lock")
-				}
-			}
-		}
-		deadline := time.Now().Add(e.o.renewDeadline)
-		if stopping {
-			// The release and the last label and Events share one budget,
-			// so that shutdown is bounded even when the API server is out
-			// of reach.
-			flushBy = time.Now().Add(ShutdownBudget(e.o.renewDeadline))
-		}
-		if releasing {
-			c.release(cgCtx, deadline)
-		}
-		if req != nil {
-			if led {
-				req.done <- nil
-			} else {
-				req.done <- ErrNotLeader
-			}
-		}
-		if exited != nil {
-			log.Info("stopped: the command exited", "code", exited.Code)
-			return exited
-		}
-		if stopping {
-			log.Info("stopped")
-			return nil
-		}
-		if req != nil && led && req.cooldown > 0 {
-			log.Info("resigned; staying out of the election", "cooldown", req.cooldown)
-			select {
-			case <-time.After(req.cooldown):
-				log.Info("rejoining the election")
-			case <-ctx.Done():
-				log.Info("stopped")
-				return nil
-			}
-		}
-	}
+	e.logJoining(log)
+	err := l.run(ctx)
+	l.done = true
+	l.publish() // ends /watch streams, Observe channels and the sinks
+	*flushBy = l.flushBy
+	w.stop()
+	log.Info("stopped")
+	return err
 }
 
 // Observe returns a channel that receives this Elector's Status: the current
@@ -414,25 +239,12 @@ func (e *Elector) Run(ctx context.Context) error {
 // that feeds the channel, and it exits then. GET /watch is built on it.
 func (e *Elector) Observe(ctx context.Context) <-chan Status {
 	ch := make(chan Status, 1)
-	go observe(ctx, e.views, e.o.id, ch)
+	if e.views == nil {
+		close(ch)
+		return ch
+	}
+	go observe(ctx, e.views.load(), e.o.id, ch)
 	return ch
-}
-
-// sinks returns the status sinks of the options, each following Observe
-// from before the first view of this Run to the last, which ends it; and
-// the status file's, which Run also writes before it releases the lock.
-func (e *Elector) sinks(ctx context.Context, log logr.Logger) (sinks []backgroundWorker, statusFile *sink) {
-	if u := e.o.notifyURL; u != nil {
-		n := newNotifier(u, e.o.requestTimeout(), retryLimit(e.o.retryPeriod), e.Status, log.WithName("notify"))
-		n.changes = e.Observe(ctx)
-		sinks = append(sinks, n)
-	}
-	if p := e.o.statusFile; p != "" {
-		statusFile = newStatusFile(p, retryLimit(e.o.retryPeriod), e.Status, log.WithName("status-file"))
-		statusFile.changes = e.Observe(ctx)
-		sinks = append(sinks, statusFile)
-	}
-	return sinks, statusFile
 }
 
 // Resign hands leadership over: the Elector reports not-leader, ends the term
@@ -461,10 +273,7 @@ func (e *Elector) ResignFor(ctx context.Context, cooldown time.Duration) error {
 	if !e.Status().IsLeader {
 		return ErrNotLeader
 	}
-	req, ok := e.pass.resign(&resignRequest{cooldown: cooldown, done: make(chan error, 1)})
-	if !ok {
-		return ErrNotLeader
-	}
+	req := e.inbox.ask(&resignRequest{cooldown: cooldown, done: make(chan error, 1)})
 	select {
 	case err := <-req.done:
 		req.done <- err // for any other caller waiting on the same request

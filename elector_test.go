@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/go-logr/logr"
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/k8s-elector/elector/internal/fakekube"
 	"github.com/k8s-elector/elector/internal/record"
+	"github.com/k8s-elector/elector/internal/serial"
 )
 
 func TestMain(m *testing.M) {
@@ -541,59 +543,63 @@ func TestFollowerGetsNoTermCallbacks(t *testing.T) {
 	})
 }
 
-// TestReleaseNeverClearsAnotherHolder replays the sequence client-go's release
-// performs (read the lock, then write a blank holder with the fresh
-// resourceVersion) after another candidate has taken the lock.
+// testLoop returns the election loop of candidate id on client, with no
+// Run around it, for tests of its steps.
+func testLoop(t *testing.T, id string, lock LockType, client Client) *loop {
+	q := serial.New()
+	go q.Run()
+	t.Cleanup(q.Close)
+	o := defaults()
+	o.id, o.lockType, o.ttl, o.renewDeadline, o.retryPeriod = id, lock, testTTL, testTTL/DefaultRenewDeadlineDivisor, testRetry
+	vs := newViews(id)
+	return &loop{
+		id: id, o: &o, log: logr.Discard(), queue: q, views: vs, inbox: newInbox(),
+		metrics: newMetrics("default/"+testElection, id, vs, false, false),
+		exited: func() *ExitError { return nil },
+		rec: &observed{lock: newObjectLock(lock, "default", testElection, id, client, nil), kind: lockKind(lock),
+			id: id, ttl: testTTL, timeout: time.Second, log: logr.Discard()},
+	}
+}
+
+// TestReleaseNeverClearsAnotherHolder: a candidate that believes it holds
+// the lock releases it after another candidate has taken it, first from a
+// stale view (its write conflicts), then after a fresh read.
 func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
 		c := fakekube.NewCluster()
-		newTracked := func(id string) *trackedLock {
-			inner := newObjectLock(k.lock, "default", testElection, id, c.Client(), nil)
-			return &trackedLock{inner: inner, kind: lockKind(k.lock), id: id, timeout: time.Second, obs: nopObserver{}}
-		}
 		ctx := context.Background()
-		now := metav1.Now()
-		a, b := newTracked("a"), newTracked("b")
-		if err := a.Create(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "a", LeaseDurationSeconds: 6, AcquireTime: now, RenewTime: now}); err != nil {
+		a, b := testLoop(t, "a", k.lock, c.Client()), testLoop(t, "b", k.lock, c.Client())
+		if !a.write(ctx, a.claim(time.Now())) || !a.rec.ours() {
+			t.Fatal("a could not create the lock")
+		}
+		// b takes over (as after a's lease expired), unseen by a.
+		if err := b.rec.read(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// b takes over (as after a's lease expired).
-		if _, _, err := b.Get(ctx); err != nil {
-			t.Fatal(err)
+		if !b.write(ctx, b.claim(time.Now())) {
+			t.Fatal("b could not take the lock")
 		}
-		if err := b.Update(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "b", LeaseDurationSeconds: 6, AcquireTime: now, RenewTime: now, LeaderTransitions: 1}); err != nil {
-			t.Fatal(err)
+		// a, still believing it holds the lock, releases from its stale
+		// view: the write conflicts, a reads, and leaves b's record alone.
+		if !a.rec.ours() {
+			t.Fatal("a's stale view does not name a")
 		}
-		// a, still believing it leads, releases: read, then blank.
-		if _, _, err := a.Get(ctx); err != nil {
-			t.Fatal(err)
-		}
-		err := a.Update(ctx, resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1, AcquireTime: now, RenewTime: now, LeaderTransitions: 1})
-		if !errors.Is(err, errNotHolder) {
-			t.Fatalf("release of b's lock by a: err = %v, want errNotHolder", err)
-		}
+		a.release(ctx, time.Now().Add(time.Second))
 		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "b" {
-			t.Fatalf("holder = %q after a's refused release, want b", rec.HolderIdentity)
+			t.Fatalf("holder = %q after a's release from a stale view, want b", rec.HolderIdentity)
 		}
-		// And a release from a stale cache (no fresh read) loses the race.
-		if err := b.Update(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "b", LeaseDurationSeconds: 6, AcquireTime: now, RenewTime: now, LeaderTransitions: 1}); err != nil {
-			t.Fatal(err)
-		}
-		a.last = &resourcelock.LeaderElectionRecord{HolderIdentity: "a"}
-		if err := a.Update(ctx, resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1}); err == nil {
-			t.Fatal("release with a stale resourceVersion succeeded")
-		}
+		// Again, from the fresh read: no write at all.
+		a.release(ctx, time.Now().Add(time.Second))
 		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "b" {
-			t.Fatalf("holder = %q after stale release, want b", rec.HolderIdentity)
+			t.Fatalf("holder = %q after a's release from a fresh read, want b", rec.HolderIdentity)
+		}
+		// b's own release works.
+		b.release(ctx, time.Now().Add(time.Second))
+		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "" {
+			t.Fatalf("holder = %q after b's release, want none", rec.HolderIdentity)
 		}
 	})
 }
-
-type nopObserver struct{}
-
-func (nopObserver) observed(resourcelock.LeaderElectionRecord)         {}
-func (nopObserver) absent()                                            {}
-func (nopObserver) wrote(resourcelock.LeaderElectionRecord, time.Time) {}
 
 // stubLock records the deadline of each request's context.
 type stubLock struct {
@@ -623,8 +629,8 @@ func TestEveryRequestIsBounded(t *testing.T) {
 					t.Fatal(err)
 				}
 				stub := &stubLock{}
-				l := &trackedLock{inner: stub, timeout: e.o.requestTimeout(), obs: nopObserver{}}
-				if _, _, err := l.Get(context.Background()); err != nil {
+				l := &observed{lock: stub, timeout: e.o.requestTimeout(), log: logr.Discard()}
+				if err := l.read(context.Background()); err != nil {
 					t.Fatal(err)
 				}
 				if got := stub.deadline.Sub(time.Now()); got != tc.want {

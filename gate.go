@@ -11,74 +11,76 @@ import (
 )
 
 // gate decides whether this candidate campaigns (WithCandidacyGate): it
-// checks the application every retry period, and owns the answer. A
-// follower whose check fails stops campaigning at once; a leader steps down
-// after failures consecutive failed checks, and campaigns again once a check
-// passes.
+// checks the application every retry period, and owns the answer. The
+// election loop asks it (open) before every acquisition, so a follower whose
+// check fails stops campaigning at once; a leader steps down after failures
+// consecutive failed checks, and campaigns again once a check passes. Until
+// the first check passes, the candidate does not campaign; it follows the
+// election all the same.
 type gate struct {
 	check    func(context.Context) error
 	failures int
 	period   time.Duration
 	timeout  time.Duration
-	pass     *passControl
+	inbox    *inbox
 	views    *views
 	metrics  *metrics
 
-	mu      sync.Mutex
-	known   bool          // a check has answered
-	ok      bool          // this candidate campaigns
-	changed chan struct{} // closed and replaced when known or ok change
+	mu sync.Mutex
+	ok bool // this candidate campaigns
 }
 
 // newGate returns the gate that calls check every period, each call
 // bounded by timeout, and steps a leader down after failures in a row.
-func newGate(check func(context.Context) error, failures int, period, timeout time.Duration, pass *passControl, vs *views, m *metrics) *gate {
-	return &gate{
-		check: check, failures: failures, period: period, timeout: timeout,
-		pass: pass, views: vs, metrics: m,
-		changed: make(chan struct{}),
-	}
+func newGate(check func(context.Context) error, failures int, period, timeout time.Duration, in *inbox, vs *views, m *metrics) *gate {
+	vs.update(func(v *view) { v.candidate = candidacyOf(false) })
+	return &gate{check: check, failures: failures, period: period, timeout: timeout, inbox: in, views: vs, metrics: m}
 }
 
-// state returns whether a check has answered, whether this candidate
-// campaigns, and a channel closed when either changes.
-func (g *gate) state() (known, ok bool, changed <-chan struct{}) {
+// open reports whether this candidate campaigns.
+func (g *gate) open() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.known, g.ok, g.changed
+	return g.ok
 }
 
-// set records the gate's answer and publishes it.
+// set records the gate's answer, publishes it, and wakes the loop.
 func (g *gate) set(ok bool) {
 	g.mu.Lock()
-	if g.known && g.ok == ok {
-		g.mu.Unlock()
-		return
-	}
-	g.known, g.ok = true, ok
-	close(g.changed)
-	g.changed = make(chan struct{})
+	changed := g.ok != ok
+	g.ok = ok
 	g.mu.Unlock()
-	g.views.update(func(v *view) { v.candidate = candidacyOf(ok) })
+	if changed {
+		g.views.update(func(v *view) { v.candidate = candidacyOf(ok) })
+		g.inbox.poke()
+	}
 }
 
-// run checks every period until ctx ends.
+// run checks every period until ctx ends. A check that ignores its context
+// does not hold run up: run returns when ctx ends, and the check's
+// goroutine ends when the check returns.
 func (g *gate) run(ctx context.Context, log logr.Logger) {
 	log = log.WithName("gate")
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var failed int
 	var lastErr string
+	answer := make(chan error, 1)
 	for {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			return
 		}
-		cctx, cancel := context.WithTimeout(ctx, g.timeout)
-		err := g.check(cctx)
-		cancel()
-		if ctx.Err() != nil {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, g.timeout)
+			defer cancel()
+			answer <- g.check(cctx)
+		}()
+		var err error
+		select {
+		case err = <-answer:
+		case <-ctx.Done():
 			return
 		}
 		t.Reset(g.period)
@@ -109,11 +111,10 @@ func (g *gate) run(ctx context.Context, log logr.Logger) {
 			}
 			log.Info("the application failed its checks: stepping down", "failures", failed)
 			g.set(false)
-			g.pass.resign(&resignRequest{done: make(chan error, 1)})
+			g.inbox.ask(&resignRequest{done: make(chan error, 1)})
 			continue
 		}
 		g.set(false)
-		g.pass.stopFollowing()
 	}
 }
 
@@ -124,31 +125,6 @@ func candidacyOf(ok bool) uint8 {
 		return 1
 	}
 	return 2
-}
-
-// awaitCandidacy blocks while the gate keeps this candidate out, reading
-// the lock every retry period meanwhile (the watch serves the reads without
-// a request) so that Status keeps following the election. It returns false
-// if ctx ends first.
-func (g *gate) awaitCandidacy(ctx context.Context, read func(context.Context)) bool {
-	for {
-		known, ok, changed := g.state()
-		if known && ok {
-			return true
-		}
-		if known {
-			read(ctx)
-		}
-		t := time.NewTimer(g.period)
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		}
-		t.Stop()
-	}
 }
 
 // httpReady is a check that GETs u and passes on a 2xx answer (a 3xx

@@ -12,10 +12,6 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
-// errNotHolder is returned by a release write that would blank a record held
-// by another candidate.
-var errNotHolder = errors.New("elector: lock is held by another candidate")
-
 // lockRead is what one read or successful write of the lock showed.
 type lockRead struct {
 	rec resourcelock.LeaderElectionRecord

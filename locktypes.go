@@ -8,16 +8,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
 // lockWatches collects the watches of the lock objects (WithWatch), for Run
 // to start; nil means the lock reads from the API server every time.
 type lockWatches struct {
 	runs []func(context.Context)
-	// changed is called with each change a watch shows: the record now
-	// held (holder "?" if it cannot be read), or deleted.
-	changed   func(rec resourcelock.LeaderElectionRecord, deleted bool)
+	// changed is called after each change a watch shows.
+	changed   func()
 	clientset any // the clientset: a fake one says it cannot stream lists
 }
 
@@ -48,7 +46,7 @@ func newKindLock[T any, P objectPtr[T]](w *lockWatches, kind, ns, name string, g
 	client objectClient[T], codec recordCodec[P], list listFunc, watchFn watchFunc) *kindLock[T, P] {
 	l := &kindLock[T, P]{kind: kind, namespace: ns, name: name, client: client, codec: codec}
 	if w != nil {
-		l.cache = &lockCache[T, P]{gr: gr, name: name, codec: codec, changed: w.changed}
+		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}
 		w.runs = append(w.runs, func(ctx context.Context) { l.cache.run(ctx, w.clientset, list, watchFn) })
 	}
 	return l

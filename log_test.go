@@ -98,7 +98,7 @@ func (f *sinkFor) WithName(string) logr.LogSink { return f }
 // request that fails on its own still is.
 func TestCancelledLockRequestIsNoError(t *testing.T) {
 	var sink logSink
-	l := &trackedLock{log: sink.logger(), kind: "lease", inner: &stubLock{}}
+	l := &observed{log: sink.logger(), kind: "lease", lock: &stubLock{}}
 	_ = l.failed("get", fmt.Errorf("Get \"https://127.0.0.1:1/\": %w", context.Canceled))
 	if n := sink.errorsContaining("lock request"); n != 0 {
 		t.Errorf("a cancelled request logged %d error lines, want none:\n%s", n, &sink)

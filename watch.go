@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
 // Watch-driven election (WithWatch, on by default).
@@ -26,7 +26,8 @@ import (
 // fail with a conflict, never make a second leader; after a conflict the
 // next read goes to the API server.
 //
-// Lease expiry after a crash is judged from the time the watch delivered the
+// Every delivery wakes the election loop, which reads the cache. Lease
+// expiry after a crash is judged from the time the watch delivered the
 // record's last change, never from the other's clock. A candidate that is
 // not leading tries to acquire at once when the watch shows the lock
 // released or deleted, and at the instant the lease it saw runs out (plus
@@ -43,17 +44,18 @@ type objectPtr[T any] interface {
 
 // lockCache holds one lock object as last seen.
 type lockCache[T any, P objectPtr[T]] struct {
-	gr    schema.GroupResource
-	name  string
-	codec recordCodec[P]
-	// changed is called with each change the watch shows, see lockWatches.
-	changed func(rec resourcelock.LeaderElectionRecord, deleted bool)
+	gr   schema.GroupResource
+	name string
+	// changed is called after each change the watch shows.
+	changed func()
 
 	mu       sync.Mutex
 	informer cache.Controller
 	obj      P         // nil while absent
 	at       time.Time // when obj arrived
-	refresh  bool      // the next read goes to the API server
+	// refresh makes the next read go to the API server: the first of a
+	// Run, and the first after a failed request.
+	refresh bool
 }
 
 // listFunc and watchFunc are a typed client's List and Watch.
@@ -101,6 +103,12 @@ func (c *lockCache[T, P]) delivered(obj any, deleted bool) {
 		return // a fake clientset ignores the field selector
 	}
 	c.mu.Lock()
+	if !deleted && c.obj != nil && older(o, c.obj) {
+		// The response to our own write came before the watch delivered
+		// an earlier version: the cache never goes back.
+		c.mu.Unlock()
+		return
+	}
 	if deleted {
 		c.obj = nil
 	} else {
@@ -109,12 +117,18 @@ func (c *lockCache[T, P]) delivered(obj any, deleted bool) {
 	c.at = time.Now()
 	c.mu.Unlock()
 	if c.changed != nil {
-		rec, _, _, err := c.codec.decode(o, "")
-		if err != nil {
-			rec = resourcelock.LeaderElectionRecord{HolderIdentity: "?"}
-		}
-		c.changed(rec, deleted)
+		c.changed()
 	}
+}
+
+// older reports whether a is an earlier version of the object than b.
+// resourceVersions that do not compare (not from etcd) are not older.
+func older(a, b metav1.Object) bool {
+	if a.GetUID() != b.GetUID() {
+		return false
+	}
+	n, err := resourceversion.CompareResourceVersion(a.GetResourceVersion(), b.GetResourceVersion())
+	return err == nil && n < 0
 }
 
 // get returns a copy of the cached object and when it arrived; ok is false

@@ -1,0 +1,544 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/k8s-elector/elector/internal/serial"
+)
+
+// loop is one Run's election: the one goroutine that owns the record as
+// last seen, the term and the timers, and decides every read and write of
+// the lock. The watch, the candidacy gate, Resign and the command's exit
+// are inputs to it (changed, inbox); nothing else reaches into its state.
+//
+// Its states follow from the record and the term:
+//   - following: the record is not ours. It reads the lock every retry
+//     period (served by the watch without a request when it has one), and
+//     tries to acquire when the lock is free, or when the lease it saw runs
+//     out by its own clock: with the watch, at that instant.
+//   - leading: the record is ours and a term lasts. It renews every retry
+//     period; a renewal that fails is retried every retry period until the
+//     renew deadline, when the term ends.
+//   - holding: the record is ours but no term lasts (a renewal that gave no
+//     lease followers can see, or a term that ran out): it renews as a
+//     leader does, and the next renewal that gives a lease starts a term.
+//   - stepping down: the term ends, the leader work returns, and the lock is
+//     released if it is still ours.
+type loop struct {
+	id       string
+	o        *options
+	rec      *observed
+	log      logr.Logger
+	queue    *serial.Queue // runs the callbacks in order
+	views    *views
+	metrics  *metrics
+	inbox    *inbox
+	gate     *gate          // nil without a candidacy gate
+	labels   *podLabeler    // nil without WithPodName
+	events   *eventRecorder // nil without WithEvents
+	lockRef  corev1.ObjectReference
+	exited   func() *ExitError // the command's exit under CommandExitStop, if any
+	beforeRelease func(context.Context) // the status file, written before a release
+	ahead    time.Duration // how long before validUntil a term ends: the command's fence
+	changed  chan struct{} // the watch showed a change; nil without the watch
+
+	onStarted   func(context.Context)
+	onStopped   func()
+	onNewLeader func(string)
+
+	leader     string    // the holder as last reported
+	term       *term     // the current term, nil while not leading
+	next       time.Time // when to read or write next
+	renewSince time.Time // when the first of the failing renewals was sent; zero after a success
+	notBefore  time.Time // no acquisition before then: a resignation's cooldown
+	spread     time.Duration
+	spreadFor  time.Time // the change spread was drawn for
+	flushBy    time.Time // set at shutdown: when the background work must be done
+	done       bool      // Run is returning: the last view is published
+}
+
+// inbox takes the requests of other goroutines to the loop: a resignation
+// (Resign, the gate's step-down, a command that exited) and a wake-up (the
+// gate's answer changed).
+type inbox struct {
+	wake chan struct{} // buffered: a pending wake-up
+
+	mu     sync.Mutex
+	resign *resignRequest
+}
+
+// resignRequest asks the loop to step down.
+type resignRequest struct {
+	cooldown time.Duration
+	done     chan error // buffered: the loop never blocks on it
+}
+
+func newInbox() *inbox { return &inbox{wake: make(chan struct{}, 1)} }
+
+// poke wakes the loop.
+func (b *inbox) poke() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ask queues req, or returns the request already pending.
+func (b *inbox) ask(req *resignRequest) *resignRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.resign != nil {
+		return b.resign
+	}
+	b.resign = req
+	b.poke()
+	return req
+}
+
+// take returns the pending request, if any.
+func (b *inbox) take() *resignRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	req := b.resign
+	b.resign = nil
+	return req
+}
+
+// kickSpread bounds the random wait of a follower that saw the lock freed
+// before it tries to take it. Every follower sees the release at about the
+// same moment; the spread lets the first one's acquisition reach the others'
+// watches before most of them have sent a write that can only conflict. It
+// adds kickSpread/(followers+1) to a graceful failover on average.
+const kickSpread = 50 * time.Millisecond
+
+// run runs the election until ctx ends or the command exits under
+// CommandExitStop; it steps down before it returns.
+func (l *loop) run(ctx context.Context) error {
+	l.publish()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		var ended <-chan struct{}
+		if l.term != nil {
+			ended = l.term.ctx.Done()
+		}
+		timer.Reset(time.Until(l.next))
+		select {
+		case <-ctx.Done():
+		case <-l.changed:
+			l.read(ctx)
+		case <-ended:
+			if ctx.Err() == nil {
+				l.endTerm()
+			}
+		case <-l.inbox.wake:
+			if !l.rec.ours() {
+				l.next = time.Now() // the gate may have opened
+			}
+		case <-timer.C:
+			l.attempt(ctx)
+		}
+		if x := l.exited(); x != nil {
+			l.log.Info("the command exited: releasing the lock and stopping", "code", x.Code)
+			l.stepDown(ctx, true, true)
+			return x
+		}
+		if ctx.Err() != nil {
+			l.log.Info("stopping")
+			l.stepDown(ctx, l.o.releaseOnCancel, true)
+			return nil
+		}
+		if req := l.inbox.take(); req != nil {
+			l.resign(ctx, req)
+		}
+	}
+}
+
+// read takes what the lock holds now, from the watch's cache when it has
+// it, and acts on it.
+func (l *loop) read(ctx context.Context) {
+	if err := l.rec.read(ctx); err != nil {
+		l.publish()
+		return
+	}
+	l.saw()
+	if !l.rec.ours() {
+		l.schedule(time.Now(), false)
+	}
+}
+
+// attempt is the loop's timed step: a renewal while the record is ours,
+// else a read and, when the lock is free or its lease ran out, an
+// acquisition.
+func (l *loop) attempt(ctx context.Context) {
+	if l.rec.ours() {
+		l.renew(ctx)
+		return
+	}
+	if err := l.rec.read(ctx); err != nil {
+		l.publish()
+		l.schedule(time.Now(), true)
+		return
+	}
+	l.saw()
+	if l.rec.ours() {
+		l.renew(ctx) // our own write, whose answer was lost
+		return
+	}
+	now := time.Now()
+	at, ok := l.acquireAt(now)
+	if !ok || now.Before(at) {
+		l.schedule(now, false)
+		return
+	}
+	if l.write(ctx, l.claim(now)) {
+		l.next = time.Now().Add(l.o.retryPeriod)
+		return
+	}
+	l.schedule(time.Now(), true)
+}
+
+// acquireAt returns when this candidate may try to take the lock, and false
+// if it may not at all now.
+func (l *loop) acquireAt(now time.Time) (time.Time, bool) {
+	if l.gate != nil && !l.gate.open() || !l.rec.gone && l.rec.rec == nil {
+		return time.Time{}, false // the gate is closed, or nothing was read
+	}
+	if now.Before(l.notBefore) {
+		return l.notBefore, true
+	}
+	r := l.rec
+	var at time.Time
+	switch {
+	case r.gone:
+		at = r.createAt()
+	case r.rec.HolderIdentity == "":
+		at = r.lastChange
+	case l.o.watch:
+		at = r.expiry()
+	default:
+		// Polling keeps client-go's rule: the lease runs from when this
+		// candidate saw the record change, with no margin of its own.
+		at = r.lastChange.Add(time.Duration(r.rec.LeaseDurationSeconds) * time.Second)
+	}
+	if l.o.watch && r.freed {
+		// Every follower saw it freed at about the same moment.
+		freeSince := r.lastChange
+		if r.gone {
+			freeSince = r.goneSince
+		}
+		if !l.spreadFor.Equal(freeSince) {
+			l.spread, l.spreadFor = rand.N(kickSpread), freeSince
+		}
+		at = at.Add(l.spread)
+	}
+	return at, true
+}
+
+// schedule sets the next step of a candidate whose record is not ours: at
+// the next retry (jittered as client-go's), or, with the watch, when the
+// lock can be taken if that comes first. An attempt that just failed waits
+// for the retry.
+func (l *loop) schedule(now time.Time, failed bool) {
+	retry := l.o.retryPeriod
+	l.next = now.Add(retry + time.Duration(rand.Float64()*jitterFactor*float64(retry)))
+	if !l.o.watch {
+		return
+	}
+	if at, ok := l.acquireAt(now); ok && at.Before(l.next) && !(failed && !at.After(now)) {
+		l.next = at
+	}
+}
+
+// claim is the record of an acquisition: a new holder, so one more
+// transition.
+func (l *loop) claim(now time.Time) resourcelock.LeaderElectionRecord {
+	rec, _, _ := l.rec.record()
+	t := metav1.NewTime(now)
+	transitions := rec.LeaderTransitions + 1
+	if l.rec.gone || l.rec.rec == nil {
+		transitions = 0
+	}
+	return resourcelock.LeaderElectionRecord{
+		HolderIdentity:       l.id,
+		LeaseDurationSeconds: int(l.o.ttl / time.Second),
+		AcquireTime:          t,
+		RenewTime:            t,
+		LeaderTransitions:    transitions,
+	}
+}
+
+// renew writes our record again with a new renew time.
+func (l *loop) renew(ctx context.Context) {
+	old, _, _ := l.rec.record()
+	sent := time.Now()
+	rec := resourcelock.LeaderElectionRecord{
+		HolderIdentity:       l.id,
+		LeaseDurationSeconds: int(l.o.ttl / time.Second),
+		AcquireTime:          old.AcquireTime,
+		RenewTime:            metav1.NewTime(sent),
+		LeaderTransitions:    old.LeaderTransitions,
+	}
+	if l.write(ctx, rec) {
+		l.renewSince = time.Time{}
+		l.next = time.Now().Add(l.o.retryPeriod)
+		return
+	}
+	if !l.rec.ours() {
+		l.schedule(time.Now(), true)
+		return
+	}
+	if l.renewSince.IsZero() {
+		l.renewSince = sent
+	}
+	l.next = time.Now().Add(l.o.retryPeriod)
+	if l.term != nil && !l.next.Before(l.renewSince.Add(l.o.renewDeadline)) {
+		l.log.Info("could not renew the lease within the renew deadline: stepping down", "renewDeadline", l.o.renewDeadline)
+		l.endTerm()
+	}
+}
+
+// write sends rec and acts on the outcome: a write naming us starts or
+// extends a term; a lost race reads the lock again from the API server.
+func (l *loop) write(ctx context.Context, rec resourcelock.LeaderElectionRecord) bool {
+	since, err := l.rec.write(ctx, rec)
+	if err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
+			// Someone wrote since our last read: decide on what the lock
+			// holds now.
+			if l.rec.read(ctx) == nil {
+				l.saw()
+			}
+		}
+		l.publish()
+		return false
+	}
+	l.saw()
+	if rec.HolderIdentity == l.id {
+		l.wrote(ctx, rec, since)
+	}
+	return true
+}
+
+// saw acts on the record as last seen: a term ends as soon as the record is
+// not ours, and a change of holder is reported.
+func (l *loop) saw() {
+	rec, _, _ := l.rec.record()
+	if t := l.term; t != nil && !l.rec.ours() {
+		switch {
+		case l.rec.gone:
+			l.log.Info("lock object deleted while leading")
+		case rec.HolderIdentity == l.id:
+			l.log.Info("lock renewed by another process with this candidate's ID while leading: stepping down")
+		default:
+			l.log.Info("lock taken over while leading", "holder", rec.HolderIdentity)
+		}
+		l.endTerm()
+	}
+	if holder := rec.HolderIdentity; holder != l.leader {
+		l.leader = holder
+		switch {
+		case holder == "":
+			l.log.Info("no leader: the lock is released or does not exist")
+		case holder != l.id:
+			l.log.Info("new leader observed", "leader", holder)
+		}
+		if f := l.onNewLeader; f != nil {
+			l.queue.Push(func() { f(holder) })
+		}
+	}
+	l.publish()
+}
+
+// wrote starts a term, or extends the current one, after a successful write
+// naming us: to the lease duration after since, the send time of the first
+// write that gave followers what they now compare. A write that does not
+// reach past now (since unknown, or long past), or that lands after Run was
+// cancelled, leaves the term as it is.
+func (l *loop) wrote(ctx context.Context, rec resourcelock.LeaderElectionRecord, since time.Time) {
+	if ctx.Err() != nil {
+		return // a write in flight when Run was cancelled: no new term
+	}
+	lease := time.Duration(rec.LeaseDurationSeconds) * time.Second
+	validUntil := since.Add(lease - driftMargin(lease))
+	if since.IsZero() || !time.Now().Before(validUntil.Add(-l.ahead)) {
+		l.log.V(1).Info("renewal gives no lease: it came too late, or followers cannot tell it from a record of unknown age", "renewTime", rec.RenewTime)
+		return
+	}
+	if t := l.term; t != nil && t.ctx.Err() != nil {
+		l.endTerm() // it ran out although the lock is still ours
+	}
+	if t := l.term; t != nil {
+		if validUntil.After(t.validUntil) {
+			t.extend(since, lease, validUntil)
+			l.log.V(2).Info("renewed", "validUntil", validUntil)
+		}
+		l.publish()
+		return
+	}
+	_, uid, _ := l.rec.record()
+	t := &term{lease: lease, ahead: l.ahead, done: make(chan struct{}), lock: l.lockRef}
+	t.lock.UID = uid
+	t.token = Term{LockUID: string(uid), LeaderTransitions: rec.LeaderTransitions, t: t}
+	t.ctx, t.cancel = context.WithCancel(context.WithValue(ctx, termKey{}, t))
+	t.expire = time.AfterFunc(time.Hour, t.cancel) // set by extend
+	t.extend(since, lease, validUntil)
+	l.term = t
+	l.metrics.transitions.Inc()
+	l.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
+	l.publish()
+	l.labels.set(PodLabelLeader)
+	l.events.term(true, t.lock)
+	f := l.onStarted
+	l.queue.Push(func() {
+		defer close(t.done)
+		// A term that ended before its callback got to run never started.
+		if f == nil || t.ctx.Err() != nil {
+			return
+		}
+		t.started = true
+		f(t.ctx)
+	})
+}
+
+// endTerm ends the current term, if any: it reports not-leader, cancels the
+// term's context, waits for the started-leading callback and queues
+// stopped-leading.
+func (l *loop) endTerm() {
+	t := l.term
+	if t == nil {
+		return
+	}
+	l.term = nil
+	t.expire.Stop()
+	t.cancel()
+	l.publish()
+	l.labels.set(PodLabelStandby)
+	<-t.done
+	l.log.Info("stopped leading")
+	l.events.term(false, t.lock)
+	if f := l.onStopped; f != nil && t.started {
+		l.queue.Push(f)
+	}
+}
+
+// resign steps down for req and stays out of the election for its
+// cooldown, following it meanwhile.
+func (l *loop) resign(ctx context.Context, req *resignRequest) {
+	if l.term == nil {
+		req.done <- ErrNotLeader
+		return
+	}
+	l.stepDown(ctx, true, false)
+	req.done <- nil
+	now := time.Now()
+	l.notBefore = now.Add(req.cooldown)
+	if req.cooldown > 0 {
+		l.log.Info("resigned; staying out of the election", "cooldown", req.cooldown)
+	}
+	l.schedule(now, false)
+}
+
+// stepDown ends the term and, if release and the record is still ours,
+// releases the lock: after the release delay, and once the status file says
+// not-leader. At shutdown, the release and the background work that
+// follows share the shutdown budget.
+func (l *loop) stepDown(ctx context.Context, release, shutdown bool) {
+	l.endTerm()
+	if release && l.rec.ours() {
+		if d := l.o.releaseDelay; d > 0 {
+			// Not leader any more, as Status says; give applications that
+			// poll it time to stop leader work before someone else starts.
+			l.log.Info("waiting before releasing the lock", "releaseDelay", d)
+			time.Sleep(d)
+		}
+		if l.beforeRelease != nil {
+			l.beforeRelease(ctx)
+		}
+	}
+	now := time.Now()
+	if shutdown {
+		l.flushBy = now.Add(l.o.shutdownBudget())
+	}
+	if release && l.rec.ours() {
+		l.release(ctx, now.Add(l.o.renewDeadline))
+	}
+}
+
+// release blanks the holder of the lock so that a follower can take over
+// without waiting out the TTL, as client-go does: an empty holder and a
+// lease of one second. It writes only while the record as last seen is our
+// own write, and the write is conditioned on that object's resourceVersion,
+// so a release never clears another holder's lock.
+func (l *loop) release(ctx context.Context, deadline time.Time) {
+	// Run's context may be cancelled by now: detach from it so the request
+	// can be sent, and bound it so that shutdown cannot hang on an
+	// unreachable API server.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	for range 2 {
+		if !l.rec.ours() {
+			rec, _, _ := l.rec.record()
+			l.log.Info("not releasing: another candidate holds the lock", "holder", rec.HolderIdentity)
+			return
+		}
+		rec, _, _ := l.rec.record()
+		now := metav1.NewTime(time.Now())
+		_, err := l.rec.write(ctx, resourcelock.LeaderElectionRecord{
+			LeaseDurationSeconds: 1,
+			AcquireTime:          now,
+			RenewTime:            now,
+			LeaderTransitions:    rec.LeaderTransitions,
+		})
+		switch {
+		case err == nil:
+			l.log.Info("released lock")
+			l.saw()
+			return
+		case apierrors.IsConflict(err):
+			// Someone wrote since our last renewal: read again and decide
+			// on what the lock holds now.
+			if l.rec.read(ctx) != nil {
+				return // logged
+			}
+			l.saw()
+		default:
+			if !errors.Is(err, context.Canceled) {
+				l.log.Info("could not release the lock; followers take over when the TTL runs out", "err", err.Error())
+			}
+			return
+		}
+	}
+}
+
+// publish builds the view from the record as last seen and the term, and
+// publishes it if it shows something new. Leading is derived, not kept: a
+// term exists, it has not ended, and the record is ours; so a view never
+// reports is_leader with another holder.
+func (l *loop) publish() {
+	rec, uid, known := l.rec.record()
+	v := view{
+		known:       known,
+		running:     !l.done,
+		leader:      rec.HolderIdentity,
+		uid:         uid,
+		transitions: rec.LeaderTransitions,
+		acquireTime: rec.AcquireTime.Time,
+		renewTime:   rec.RenewTime.Time,
+	}
+	if t := l.term; t != nil && t.ctx.Err() == nil && l.rec.ours() {
+		v.leading, v.validUntil, v.endsAt = true, t.validUntil, t.endsAt()
+		v.renewed, v.lease = t.renewed, t.lease
+	}
+	l.views.publish(v)
+}

@@ -1,0 +1,134 @@
+package elector
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/k8s-elector/elector/internal/serial"
+)
+
+// workers are the goroutines of one Run besides its own. Each is started
+// with its stop, and stop ends them in the reverse order of their start,
+// waiting for each: the one stop pattern of Run.
+type workers struct{ stops []func() }
+
+// start runs f on a goroutine of its own until it is stopped. With
+// withRun, f's context ends with ctx; otherwise it ends only when f is
+// stopped, so that f can finish its work after Run's context is cancelled.
+// ask, if not nil, asks f to return, before its context is cancelled.
+func (w *workers) start(ctx context.Context, withRun bool, f func(context.Context), ask func()) {
+	if !withRun {
+		ctx = context.WithoutCancel(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
+	}()
+	w.stops = append(w.stops, func() {
+		if ask != nil {
+			ask()
+		}
+		cancel()
+		<-done
+	})
+}
+
+// stop stops every worker, the last started first.
+func (w *workers) stop() {
+	for i := len(w.stops) - 1; i >= 0; i-- {
+		w.stops[i]()
+	}
+	w.stops = nil
+}
+
+// background starts the work that Run hands off so that the election never
+// waits for it (Pod label, Events, status sinks, with the sinks' feeders),
+// and returns where Run puts the time by which that work must be done
+// when it stops (zero: flushTimeout from then).
+func (w *workers) background(ctx context.Context, l *loop, bg []backgroundWorker) *time.Time {
+	by := new(time.Time)
+	stop := startBackground(ctx, bg)
+	w.stops = append(w.stops, func() { stop(*by) })
+	return by
+}
+
+// newLoop builds the election loop of one Run and the parts it drives; it
+// starts nothing. The sinks' feeders are started on w, from the view
+// current now, so that they see every view of this Run.
+func (e *Elector) newLoop(ctx context.Context, log logr.Logger, w *workers) (*loop, []backgroundWorker, []func(context.Context)) {
+	o := &e.o
+	l := &loop{
+		id: o.id, o: o, log: log, queue: serial.New(), views: e.views, metrics: e.metrics,
+		inbox: e.inbox, gate: e.gate, exited: e.cmd.takeExit,
+		lockRef:   lockRef(o.lockType, o.namespace, e.election),
+		onStarted: o.onStarted, onStopped: o.onStopped, onNewLeader: o.onNewLeader,
+	}
+	if e.cmd != nil {
+		l.onStarted, l.ahead = e.cmd.lead, e.cmd.fence()
+	}
+	var watches *lockWatches
+	if o.watch {
+		l.changed = make(chan struct{}, 1)
+		watches = &lockWatches{clientset: e.client, changed: func() {
+			select {
+			case l.changed <- struct{}{}:
+			default:
+			}
+		}}
+	}
+	l.rec = &observed{
+		lock: newObjectLock(o.lockType, o.namespace, e.election, o.id, e.client, watches),
+		kind: lockKind(o.lockType), id: o.id, ttl: o.ttl, timeout: o.requestTimeout(),
+		log: log, metrics: e.metrics,
+	}
+	var bg []backgroundWorker
+	if o.podName != "" {
+		l.labels = newPodLabeler(e.client, o, log)
+		l.labels.set(PodLabelStandby)
+		bg = append(bg, l.labels)
+	}
+	if o.events {
+		l.events = newEventRecorder(e.client, o, log, l.labels)
+		bg = append(bg, l.events)
+	}
+	feed := func(k *sink) {
+		ch := make(chan Status, 1)
+		from := e.views.load()
+		w.start(ctx, false, func(ctx context.Context) { observe(ctx, from, o.id, ch) }, nil)
+		k.changes = ch
+		bg = append(bg, k)
+	}
+	if u := o.notifyURL; u != nil {
+		feed(newNotifier(u, o.requestTimeout(), retryLimit(o.retryPeriod), e.Status, log.WithName("notify")))
+	}
+	if p := o.statusFile; p != "" {
+		file := newStatusFile(p, retryLimit(o.retryPeriod), e.Status, log.WithName("status-file"))
+		feed(file)
+		// The file says not-leader before anyone else can lead. A slow
+		// disk delays the release, which keeps its own deadline; it does
+		// not skip it.
+		l.beforeRelease = func(ctx context.Context) {
+			if err := file.send(ctx); err != nil {
+				log.Error(err, "cannot write the status file before releasing the lock")
+			}
+		}
+	}
+	var runs []func(context.Context)
+	if watches != nil {
+		runs = watches.runs
+	}
+	return l, bg, runs
+}
+
+// logJoining logs the start of a Run.
+func (e *Elector) logJoining(log logr.Logger) {
+	if e.o.lockType == LockEndpoints || e.o.lockType == LockEndpointsLeases {
+		log.Info("the endpoints lock type is deprecated: Kubernetes deprecated v1 Endpoints in 1.33; migrate to leases")
+	}
+	log.Info("joining election", "lockType", e.o.lockType, "ttl", e.o.ttl,
+		"renewDeadline", e.o.renewDeadline, "retryPeriod", e.o.retryPeriod)
+}
