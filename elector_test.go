@@ -555,7 +555,7 @@ func testLoop(t *testing.T, id string, lock LockType, client Client) *loop {
 	return &loop{
 		id: id, o: &o, log: logr.Discard(), queue: q, views: vs, inbox: newInbox(),
 		metrics: newMetrics("default/"+testElection, id, vs, false, false),
-		exited: func() *ExitError { return nil },
+		exited:  func() *ExitError { return nil },
 		rec: &observed{lock: newObjectLock(lock, "default", testElection, id, client, nil), kind: lockKind(lock),
 			id: id, ttl: testTTL, timeout: time.Second, log: logr.Discard()},
 	}

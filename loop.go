@@ -35,22 +35,22 @@ import (
 //   - stepping down: the term ends, the leader work returns, and the lock is
 //     released if it is still ours.
 type loop struct {
-	id       string
-	o        *options
-	rec      *observed
-	log      logr.Logger
-	queue    *serial.Queue // runs the callbacks in order
-	views    *views
-	metrics  *metrics
-	inbox    *inbox
-	gate     *gate          // nil without a candidacy gate
-	labels   *podLabeler    // nil without WithPodName
-	events   *eventRecorder // nil without WithEvents
-	lockRef  corev1.ObjectReference
-	exited   func() *ExitError // the command's exit under CommandExitStop, if any
+	id            string
+	o             *options
+	rec           *observed
+	log           logr.Logger
+	queue         *serial.Queue // runs the callbacks in order
+	views         *views
+	metrics       *metrics
+	inbox         *inbox
+	gate          *gate          // nil without a candidacy gate
+	labels        *podLabeler    // nil without WithPodName
+	events        *eventRecorder // nil without WithEvents
+	lockRef       corev1.ObjectReference
+	exited        func() *ExitError     // the command's exit under CommandExitStop, if any
 	beforeRelease func(context.Context) // the status file, written before a release
-	ahead    time.Duration // how long before validUntil a term ends: the command's fence
-	changed  chan struct{} // the watch showed a change; nil without the watch
+	ahead         time.Duration         // how long before validUntil a term ends: the command's fence
+	changed       chan struct{}         // the watch showed a change; nil without the watch
 
 	onStarted   func(context.Context)
 	onStopped   func()

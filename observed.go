@@ -38,16 +38,16 @@ type observed struct {
 	log     logr.Logger
 	metrics *metrics
 
-	rec        *resourcelock.LeaderElectionRecord // nil before the first read, and while gone
-	uid        types.UID                          // of the object that holds rec
-	gone       bool                               // the last read found no lock object
-	goneSince  time.Time                          // when a read first found it missing
-	deletedWait time.Duration                     // for a gone lock: how long to wait before creating it
-	precise    []byte                             // rec's precise form
-	lastChange time.Time                          // when this candidate first saw precise
-	visible    []byte                             // rec's visible form
-	since      time.Time                          // the send time of our first write giving visible, or zero
-	written    []byte                             // the precise form of our last successful write
+	rec         *resourcelock.LeaderElectionRecord // nil before the first read, and while gone
+	uid         types.UID                          // of the object that holds rec
+	gone        bool                               // the last read found no lock object
+	goneSince   time.Time                          // when a read first found it missing
+	deletedWait time.Duration                      // for a gone lock: how long to wait before creating it
+	precise     []byte                             // rec's precise form
+	lastChange  time.Time                          // when this candidate first saw precise
+	visible     []byte                             // rec's visible form
+	since       time.Time                          // the send time of our first write giving visible, or zero
+	written     []byte                             // the precise form of our last successful write
 	// freed: this candidate saw the lock become free (released, or
 	// deleted), rather than finding it free at its first read.
 	freed bool
