@@ -17,7 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 )
 
 // fakeProc is a command on virtual time: it records the signals it gets and
@@ -246,7 +246,7 @@ func fenceSchedule(t *testing.T, lock LockType, ttl, onTerm, offset time.Duratio
 // exited.
 func TestCommandRunsForTheTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		procs := &fakeStarter{onTerm: 300 * time.Millisecond}
 		a := start(t, c, "a", LockLeases, commandOpts(procs)...)
 		waitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
@@ -299,7 +299,7 @@ func TestCommandRunsForTheTerm(t *testing.T) {
 // SIGTERM: SIGKILL comes exactly the grace period later.
 func TestCommandIgnoringSIGTERMIsKilledAfterGrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		procs := &fakeStarter{onTerm: -1}
 		a := start(t, c, "a", LockLeases, commandOpts(procs, WithCommandGrace(700*time.Millisecond))...)
 		waitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
@@ -325,7 +325,7 @@ func TestCommandExitPolicies(t *testing.T) {
 	for _, code := range []int{0, 3} {
 		t.Run(fmt.Sprintf("resign/code-%d", code), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				c := fakekube.NewCluster()
+				c := electortest.NewCluster()
 				procs := &fakeStarter{onTerm: 0}
 				a := start(t, c, "a", LockLeases, commandOpts(procs)...)
 				waitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
@@ -351,7 +351,7 @@ func TestCommandExitPolicies(t *testing.T) {
 		})
 		t.Run(fmt.Sprintf("exit/code-%d", code), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				c := fakekube.NewCluster()
+				c := electortest.NewCluster()
 				procs := &fakeStarter{onTerm: 0}
 				a := start(t, c, "a", LockLeases, commandOpts(procs, WithCommandExit(CommandExitStop))...)
 				waitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
@@ -374,7 +374,7 @@ func TestCommandExitPolicies(t *testing.T) {
 // as an exit with 127 (not found) and steps down like one.
 func TestCommandThatCannotStartStepsDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		procs := &fakeStarter{fail: fmt.Errorf("fork/exec /x: %w", os.ErrNotExist)}
 		a := start(t, c, "a", LockLeases, commandOpts(procs)...)
 		waitFor(t, testTTL, "a start is tried", func() bool {
@@ -391,7 +391,7 @@ func TestCommandThatCannotStartStepsDown(t *testing.T) {
 // command while it runs, and says ErrNoCommand otherwise.
 func TestSignalCommandForwardsToTheRunningCommand(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		procs := &fakeStarter{onTerm: 0}
 		a := start(t, c, "a", LockLeases, commandOpts(procs)...)
 		if err := a.e.SignalCommand(syscall.SIGHUP); !errors.Is(err, ErrNoCommand) {
@@ -425,7 +425,7 @@ func TestCommandOptionsAreValidated(t *testing.T) {
 	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	client := fakekube.NewCluster().Client()
+	client := electortest.NewCluster().Client()
 	bad := []struct {
 		name string
 		opts []Option

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 )
 
 // viewLog follows every view an Elector publishes, from the one current
@@ -75,7 +75,7 @@ func checkViews(t *testing.T, id string, views []*view) {
 // release.
 func TestEveryViewIsConsistent(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := k.start(t, c, "a")
 		b := k.start(t, c, "b")
 		stopA, stopB := followViews(t, a.e), followViews(t, b.e)
@@ -112,7 +112,7 @@ func TestEveryViewIsConsistent(t *testing.T) {
 // the term.
 func TestLeaderWorkGetsItsOwnTerm(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		terms := make(chan Term, 4)
 		var ctxs []context.Context
 		work := func(ctx context.Context) {
@@ -165,7 +165,7 @@ func TestLeaderWorkGetsItsOwnTerm(t *testing.T) {
 // context.
 func TestCancelWithRenewalInFlightStartsNoTerm(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		var logs logSink
 		a := k.start(t, c, "a", WithLogger(logs.logger()))
 		waitLeader(t, testTTL, a)
@@ -190,7 +190,7 @@ func TestCancelWithRenewalInFlightStartsNoTerm(t *testing.T) {
 // status, sends each change of leadership, and closes when Run returns.
 func TestObserveSendsChangesAndEndsWithRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		e, err := New(testElection, WithClient(c.Client()), WithID("a"), WithTTL(testTTL))
 		if err != nil {
 			t.Fatal(err)
@@ -253,7 +253,7 @@ func TestObserveSendsChangesAndEndsWithRun(t *testing.T) {
 // must not wait for /watch clients once Run has returned.
 func TestWatchStreamEndsWhenRunReturns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := start(t, c, "a", LockLeases)
 		waitLeader(t, testTTL, a)
 		w := &eventWriter{header: http.Header{}}
@@ -274,7 +274,7 @@ func TestWatchStreamEndsWhenRunReturns(t *testing.T) {
 }
 
 func TestResignForRejectsCooldownsOutOfRange(t *testing.T) {
-	e, err := New(testElection, WithClient(fakekube.NewCluster().Client()), WithID("a"))
+	e, err := New(testElection, WithClient(electortest.NewCluster().Client()), WithID("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestResignForRejectsCooldownsOutOfRange(t *testing.T) {
 
 func TestLeaderOnlyAndCheck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a, b := leaderAndFollower(t, c, LockLeases)
 		ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 		if got := serveGET(a.e.LeaderOnly(ok), "/x"); got.Code != http.StatusNoContent {

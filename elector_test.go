@@ -24,7 +24,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 	"github.com/k8s-elector/elector/internal/record"
 	"github.com/k8s-elector/elector/internal/serial"
 )
@@ -142,14 +142,14 @@ type candidate struct {
 
 // start runs a candidate on its own clientset of cluster c. It must be called
 // inside a synctest bubble; stop (or the test's end) cancels it.
-func start(t *testing.T, c *fakekube.Cluster, id string, lock LockType, opts ...Option) *candidate {
+func start(t *testing.T, c *electortest.Cluster, id string, lock LockType, opts ...Option) *candidate {
 	t.Helper()
 	return startWork(t, c, id, lock, nil, opts...)
 }
 
 // startWork is start with leader work: work runs as the started-leading
 // callback (the default waits for its context).
-func startWork(t *testing.T, c *fakekube.Cluster, id string, lock LockType, work func(context.Context), opts ...Option) *candidate {
+func startWork(t *testing.T, c *electortest.Cluster, id string, lock LockType, work func(context.Context), opts ...Option) *candidate {
 	t.Helper()
 	return startFaulted(t, c, id, lock, work, nil, opts...)
 }
@@ -157,7 +157,7 @@ func startWork(t *testing.T, c *fakekube.Cluster, id string, lock LockType, work
 // startFaulted is startWork with a fault that every request of the candidate
 // fails with from its first on (nil for none): a fault stored after start
 // may come after the candidate's first read.
-func startFaulted(t *testing.T, c *fakekube.Cluster, id string, lock LockType, work func(context.Context), fault error, opts ...Option) *candidate {
+func startFaulted(t *testing.T, c *electortest.Cluster, id string, lock LockType, work func(context.Context), fault error, opts ...Option) *candidate {
 	t.Helper()
 	cand := &candidate{id: id, client: c.Client(), log: &callbackLog{t: t, id: id, onStart: work}, done: make(chan error, 1)}
 	if fault != nil {
@@ -325,17 +325,17 @@ func (k kit) opts(opts []Option) []Option {
 	return opts
 }
 
-func (k kit) start(t *testing.T, c *fakekube.Cluster, id string, opts ...Option) *candidate {
+func (k kit) start(t *testing.T, c *electortest.Cluster, id string, opts ...Option) *candidate {
 	t.Helper()
 	return start(t, c, id, k.lock, k.opts(opts)...)
 }
 
-func (k kit) startWork(t *testing.T, c *fakekube.Cluster, id string, work func(context.Context), opts ...Option) *candidate {
+func (k kit) startWork(t *testing.T, c *electortest.Cluster, id string, work func(context.Context), opts ...Option) *candidate {
 	t.Helper()
 	return startWork(t, c, id, k.lock, work, k.opts(opts)...)
 }
 
-func (k kit) startFaulted(t *testing.T, c *fakekube.Cluster, id string, work func(context.Context), fault error, opts ...Option) *candidate {
+func (k kit) startFaulted(t *testing.T, c *electortest.Cluster, id string, work func(context.Context), fault error, opts ...Option) *candidate {
 	t.Helper()
 	return startFaulted(t, c, id, k.lock, work, fault, k.opts(opts)...)
 }
@@ -358,7 +358,7 @@ func forEachLock(t *testing.T, f func(t *testing.T, k kit)) {
 
 func TestExactlyOneLeaderAndAllAgree(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		cands := []*candidate{
 			k.start(t, c, "a"), k.start(t, c, "b"), k.start(t, c, "c"),
 		}
@@ -396,7 +396,7 @@ func TestExactlyOneLeaderAndAllAgree(t *testing.T) {
 
 func TestCancelReleasesAndHandsOverWithinARetry(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		cands := []*candidate{k.start(t, c, "a"), k.start(t, c, "b"), k.start(t, c, "c")}
 		old, _ := waitLeader(t, testTTL, cands...)
 		before := lockHolder(t, c.Client(), k.lock)
@@ -432,7 +432,7 @@ func TestCancelReleasesAndHandsOverWithinARetry(t *testing.T) {
 
 func TestCrashedLeaderIsReplacedAfterTTL(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := k.start(t, c, "a", WithReleaseOnCancel(false))
 		waitLeader(t, testTTL, a)
 		b := k.start(t, c, "b")
@@ -451,7 +451,7 @@ func TestCrashedLeaderIsReplacedAfterTTL(t *testing.T) {
 
 func TestRejoinsAfterLosingLeadership(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := k.start(t, c, "a")
 		waitLeader(t, testTTL, a)
 		b := k.start(t, c, "b")
@@ -488,7 +488,7 @@ func TestRejoinsAfterLosingLeadership(t *testing.T) {
 
 func TestRunWaitsForLeaderWorkBeforeReleasing(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		const drain = 1500 * time.Millisecond
 		var drained time.Time // written by the callback; read after Run returns
 		a := k.startWork(t, c, "a", func(ctx context.Context) {
@@ -525,7 +525,7 @@ func TestRunWaitsForLeaderWorkBeforeReleasing(t *testing.T) {
 
 func TestFollowerGetsNoTermCallbacks(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := k.start(t, c, "a")
 		waitLeader(t, testTTL, a)
 		b := k.start(t, c, "b")
@@ -566,7 +566,7 @@ func testLoop(t *testing.T, id string, lock LockType, client Client) *loop {
 // stale view (its write conflicts), then after a fresh read.
 func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		ctx := context.Background()
 		a, b := testLoop(t, "a", k.lock, c.Client()), testLoop(t, "b", k.lock, c.Client())
 		if !a.write(ctx, a.claim(time.Now())) || !a.rec.ours() {
@@ -650,7 +650,7 @@ func TestForeignObjectIsNeverAdopted(t *testing.T) {
 				if lock == LockEndpoints {
 					obj = &corev1.Endpoints{ObjectMeta: meta}
 				}
-				c := fakekube.NewCluster(obj)
+				c := electortest.NewCluster(obj)
 				logs := &logSink{}
 				a := start(t, c, "a", lock, WithLogger(logs.logger()))
 				time.Sleep(2 * testTTL)
@@ -682,7 +682,7 @@ func TestUnparseableRecordIsNeverOverwritten(t *testing.T) {
 				if lock == LockEndpoints {
 					obj = &corev1.Endpoints{ObjectMeta: meta}
 				}
-				c := fakekube.NewCluster(obj)
+				c := electortest.NewCluster(obj)
 				logs := &logSink{}
 				a := start(t, c, "a", lock, WithLogger(logs.logger()))
 				time.Sleep(2 * testTTL)
@@ -770,7 +770,7 @@ func TestSharesElectionWithOldClientGo(t *testing.T) {
 				if lock == LockEndpoints {
 					obj = &corev1.Endpoints{ObjectMeta: meta}
 				}
-				c := fakekube.NewCluster(obj)
+				c := electortest.NewCluster(obj)
 				a := start(t, c, "a", lock)
 				admin := c.Client()
 
@@ -807,7 +807,7 @@ func TestSharesElectionWithOldClientGo(t *testing.T) {
 
 func TestLeaseRecordsHolderAndDuration(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := start(t, c, "a", LockLeases)
 		waitLeader(t, testTTL, a)
 		l, err := c.Client().CoordinationV1().Leases("default").Get(context.Background(), testElection, metav1.GetOptions{})
@@ -822,7 +822,7 @@ func TestLeaseRecordsHolderAndDuration(t *testing.T) {
 
 func TestRunTwiceConcurrentlyIsRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := start(t, c, "a", LockLeases)
 		synctest.Wait()
 		if err := a.e.Run(context.Background()); !errors.Is(err, ErrAlreadyRunning) {
@@ -833,7 +833,7 @@ func TestRunTwiceConcurrentlyIsRefused(t *testing.T) {
 
 func TestConcurrentStatusAndHTTPWhileRunning(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a, b := start(t, c, "a", LockLeases), start(t, c, "b", LockLeases)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
@@ -862,7 +862,7 @@ func TestConcurrentStatusAndHTTPWhileRunning(t *testing.T) {
 // so that no instant has two leaders.
 func TestStalledLeaderStopsReportingBeforeTakeover(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		var workEnded time.Time
 		a := k.startWork(t, c, "a", func(ctx context.Context) {
 			<-ctx.Done()
@@ -913,7 +913,7 @@ func TestStalledLeaderStopsReportingBeforeTakeover(t *testing.T) {
 // than client-go's renew loop running on to its deadline.
 func TestTakeoverSeenStopsLeadershipAtOnce(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		var workEnded time.Time
 		a := k.startWork(t, c, "a", func(ctx context.Context) {
 			<-ctx.Done()
@@ -988,7 +988,7 @@ func writeRecord(t *testing.T, client kubernetes.Interface, lock LockType, rec r
 // than its predecessor's, within one lock object.
 func TestFencingTokenGrowsWithEveryHolder(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		cands := []*candidate{
 			k.start(t, c, "a", WithReleaseOnCancel(false)),
 			k.start(t, c, "b"), k.start(t, c, "c"), k.start(t, c, "d"),
@@ -1027,7 +1027,7 @@ func TestFencingTokenGrowsWithEveryHolder(t *testing.T) {
 
 func TestResignHandsOverAndRejoinsAfterCooldown(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := k.start(t, c, "a")
 		waitLeader(t, testTTL, a)
 		b := k.start(t, c, "b")
@@ -1083,7 +1083,7 @@ func TestResignNeedsRun(t *testing.T) {
 
 func TestReleaseDelayReportsNotLeaderFirst(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		const delay = 2 * time.Second
 		a := k.start(t, c, "a", WithReleaseDelay(delay))
 		waitLeader(t, testTTL, a)
@@ -1116,7 +1116,7 @@ func TestReleaseDelayReportsNotLeaderFirst(t *testing.T) {
 // neighbouring steps sharing the election, one leader at every moment.
 func TestMigrationFromConfigMapsToLeases(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		steady := func(leader *candidate, cands ...*candidate) {
 			t.Helper()
 			for range 2 * testTTL / testRetry {
@@ -1167,7 +1167,7 @@ func TestMigrationFromConfigMapsToLeases(t *testing.T) {
 // did not write says so, loudly.
 func TestSharedIDIsReported(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		var logs [2]logSink
 		a := k.start(t, c, "a", WithLogger(logs[0].logger()))
 		waitLeader(t, testTTL, a)
@@ -1198,7 +1198,7 @@ func TestThirdPartyLeaseDurations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			forEachLock(t, func(t *testing.T, k kit) {
-				c := fakekube.NewCluster()
+				c := electortest.NewCluster()
 				a, b := k.start(t, c, "a"), k.start(t, c, "b")
 				waitLeader(t, testTTL, a, b)
 				admin := c.Client()
@@ -1249,7 +1249,7 @@ func TestThirdPartyLeaseDurations(t *testing.T) {
 // candidate did not see written. It is not another process with its ID.
 func TestUnansweredRenewalIsNotASharedID(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		var logs logSink
 		a := k.start(t, c, "a", WithLogger(logs.logger()))
 		waitLeader(t, testTTL, a)
@@ -1273,7 +1273,7 @@ func TestShutdownCutOffIsBounded(t *testing.T) {
 	for _, ttl := range []time.Duration{3 * time.Second, 10 * time.Second} {
 		t.Run(ttl.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				c := fakekube.NewCluster()
+				c := electortest.NewCluster()
 				createPod(t, c, "pod-a", nil)
 				a := start(t, c, "a", LockLeases, WithTTL(ttl), WithPodName("pod-a"), WithEvents(true))
 				waitLeader(t, ttl, a)

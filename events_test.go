@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 )
 
 // event is what the tests check of a recorded Event.
@@ -31,7 +31,7 @@ type event struct {
 
 // listEvents returns the core/v1 Events in the default namespace, sorted by
 // reason and kind.
-func listEvents(t *testing.T, c *fakekube.Cluster) []event {
+func listEvents(t *testing.T, c *electortest.Cluster) []event {
 	t.Helper()
 	list, err := c.Client().CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -57,7 +57,7 @@ func listEvents(t *testing.T, c *fakekube.Cluster) []event {
 
 func TestEventsOnLockAndPod(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		pod := createPod(t, c, "pod-a", nil)
 		a := k.start(t, c, "a", WithPodName("pod-a"), WithEvents(true))
 		waitLeader(t, testTTL, a)
@@ -100,7 +100,7 @@ func TestEventsOnLockAndPod(t *testing.T) {
 
 func TestEventsOffByDefault(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		createPod(t, c, "pod-a", nil)
 		a := start(t, c, "a", LockLeases, WithPodName("pod-a"))
 		waitLeader(t, testTTL, a)
@@ -115,7 +115,7 @@ func TestEventsOffByDefault(t *testing.T) {
 // lock are one Event each, counted, as kubectl shows them.
 func TestRepeatedTermsCountOneEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := start(t, c, "a", LockLeases, WithEvents(true))
 		for range 2 {
 			waitLeader(t, testTTL, a)
@@ -145,7 +145,7 @@ func TestRepeatedTermsCountOneEvent(t *testing.T) {
 // RBAC rule does: each is tried once and logged, and the election goes on.
 func TestEventsForbiddenDoNotStopTheElection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		client := c.Client()
 		var creates atomic.Int32
 		client.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -175,7 +175,7 @@ func TestEventsForbiddenDoNotStopTheElection(t *testing.T) {
 // describe pod lists them.
 func TestPodEventsCarryTheUIDWhenLabellingFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		pod := createPod(t, c, "pod-a", nil)
 		client := c.Client()
 		client.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 )
 
 // appCheck is an application's readiness as a candidacy gate sees it, with
@@ -53,7 +53,7 @@ func (a *appCheck) checks() []time.Time {
 // come every retry period.
 func TestGateKeepsAnUnreadyCandidateOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		app := newAppCheck(false)
 		a := start(t, c, "a", LockLeases, WithCandidacyGate(app.check))
 		settle(3 * testTTL)
@@ -95,7 +95,7 @@ func TestGateKeepsAnUnreadyCandidateOut(t *testing.T) {
 // ready follower takes over at once; fewer failures in a row change nothing.
 func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		appA, appB := newAppCheck(true), newAppCheck(true)
 		a := start(t, c, "a", LockLeases, WithCandidacyGate(appA.check))
 		waitLeader(t, testTTL, a)
@@ -157,7 +157,7 @@ func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
 
 // TestGateOptionsAreValidated covers every bad gate option.
 func TestGateOptionsAreValidated(t *testing.T) {
-	client := fakekube.NewCluster().Client()
+	client := electortest.NewCluster().Client()
 	ok := func(context.Context) error { return nil }
 	for _, tc := range []struct {
 		name string

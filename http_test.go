@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 )
 
 func serveGET(h http.Handler, path string) *httptest.ResponseRecorder {
@@ -33,7 +33,7 @@ func serve(h http.Handler, method, path string) *httptest.ResponseRecorder {
 
 func TestGETRootAnswersTheSeedJSON(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := start(t, c, "pod-a", LockLeases)
 		b := start(t, c, "pod-b", LockLeases)
 		leader, _ := waitLeader(t, testTTL, a, b)
@@ -100,7 +100,7 @@ func TestGETRootAnswersTheSeedJSON(t *testing.T) {
 // candidate takes over.
 func TestGETRootIsStatusAtEveryInstant(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a, b := leaderAndFollower(t, fakekube.NewCluster(), LockLeases)
+		a, b := leaderAndFollower(t, electortest.NewCluster(), LockLeases)
 		a.stall.Store(int64(3 * testTTL))
 		var sawExpiry, sawTakeover bool
 		for range int(3 * testTTL / (100 * time.Millisecond)) {
@@ -241,7 +241,7 @@ func TestStatusJSONFencingFields(t *testing.T) {
 
 func TestLeaderEndpoint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a, b := start(t, c, "a", LockLeases), start(t, c, "b", LockLeases)
 		leader, _ := waitLeader(t, testTTL, a, b)
 		for _, cand := range []*candidate{a, b} {
@@ -263,7 +263,7 @@ func TestLeaderEndpoint(t *testing.T) {
 
 func TestReadyzAfterFirstRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		e, err := New(testElection, WithClient(c.Client()), WithID("a"))
 		if err != nil {
 			t.Fatal(err)
@@ -296,7 +296,7 @@ func TestReadyzAfterFirstRead(t *testing.T) {
 
 func TestHealthzFailsOnlyForAStuckLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		const tolerance = 2 * time.Second
 		a := start(t, c, "a", LockLeases, WithHealthTolerance(tolerance))
 		waitLeader(t, testTTL, a)
@@ -385,7 +385,7 @@ func (w *eventWriter) take() []string {
 
 func TestWatchStreamsLeadershipChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := start(t, c, "a", LockLeases)
 		waitLeader(t, testTTL, a)
 		b := start(t, c, "b", LockLeases)
@@ -443,7 +443,7 @@ func TestWatchStreamsLeadershipChanges(t *testing.T) {
 
 func TestResignEndpoint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := start(t, c, "a", LockLeases, WithResignEndpoint(true))
 		waitLeader(t, testTTL, a)
 		b := start(t, c, "b", LockLeases, WithResignEndpoint(true))

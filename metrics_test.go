@@ -9,12 +9,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 )
 
 func TestMetricsFollowTheElection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a, b := start(t, c, "a", LockLeases), start(t, c, "b", LockLeases)
 		leader, _ := waitLeader(t, testTTL, a, b)
 		follower := a
@@ -83,7 +83,7 @@ func TestMetricsFollowTheElection(t *testing.T) {
 }
 
 func TestMetricsAreNotRegisteredGlobally(t *testing.T) {
-	if _, err := New(testElection, WithClient(fakekube.NewCluster().Client()), WithID("a")); err != nil {
+	if _, err := New(testElection, WithClient(electortest.NewCluster().Client()), WithID("a")); err != nil {
 		t.Fatal(err)
 	}
 	families, err := prometheus.DefaultGatherer.Gather()
@@ -100,7 +100,7 @@ func TestMetricsAreNotRegisteredGlobally(t *testing.T) {
 func TestMetricsGatherersAreServed(t *testing.T) {
 	extra := prometheus.NewRegistry()
 	extra.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "app_extra_total", Help: "x"}))
-	e, err := New(testElection, WithClient(fakekube.NewCluster().Client()), WithID("a"), WithMetricsGatherers(extra))
+	e, err := New(testElection, WithClient(electortest.NewCluster().Client()), WithID("a"), WithMetricsGatherers(extra))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,12 +17,12 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 )
 
 // createPod creates a Pod in the default namespace with the given labels (nil
 // for none).
-func createPod(t *testing.T, c *fakekube.Cluster, name string, labels map[string]string) *corev1.Pod {
+func createPod(t *testing.T, c *electortest.Cluster, name string, labels map[string]string) *corev1.Pod {
 	t.Helper()
 	pod, err := c.Client().CoreV1().Pods("default").Create(context.Background(),
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
@@ -32,7 +32,7 @@ func createPod(t *testing.T, c *fakekube.Cluster, name string, labels map[string
 	return pod
 }
 
-func podLabels(t *testing.T, c *fakekube.Cluster, name string) map[string]string {
+func podLabels(t *testing.T, c *electortest.Cluster, name string) map[string]string {
 	t.Helper()
 	pod, err := c.Client().CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
@@ -49,7 +49,7 @@ type patchLog struct {
 
 // client returns a clientset on c whose pod patches fail with fail (while it
 // returns an error), and are otherwise recorded and applied.
-func (p *patchLog) client(t *testing.T, c *fakekube.Cluster, fail func() error) *fake.Clientset {
+func (p *patchLog) client(t *testing.T, c *electortest.Cluster, fail func() error) *fake.Clientset {
 	client := c.Client()
 	client.PrependReactor("patch", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if fail != nil {
@@ -81,7 +81,7 @@ func (p *patchLog) got() []string {
 
 func TestPodLabelsFollowLeadership(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		// pod-a has labels of its own, and a stale status; pod-b has none.
 		createPod(t, c, "pod-a", map[string]string{"app": "web", DefaultPodLabelKey: "leader"})
 		createPod(t, c, "pod-b", nil)
@@ -116,7 +116,7 @@ func TestPodLabelsFollowLeadership(t *testing.T) {
 
 func TestPodLabelKeyIsConfigurable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		createPod(t, c, "pod-a", map[string]string{DefaultPodLabelKey: "kept"})
 		a := start(t, c, "a", LockLeases, WithPodName("pod-a"), WithPodLabelKey("example.com/role"))
 		waitLeader(t, testTTL, a)
@@ -130,7 +130,7 @@ func TestPodLabelKeyIsConfigurable(t *testing.T) {
 
 func TestNoPodNameNoPatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		createPod(t, c, "pod-a", nil)
 		var patches patchLog
 		a := start(t, c, "a", LockLeases, WithClient(patches.client(t, c, nil)))
@@ -147,7 +147,7 @@ func TestNoPodNameNoPatch(t *testing.T) {
 // retried with the latest value until it sticks.
 func TestPodLabelRetriedWithoutDelayingTheElection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		createPod(t, c, "pod-a", nil)
 		var mu sync.Mutex
 		failures := 3
@@ -197,7 +197,7 @@ func TestPodLabelRetriedWithoutDelayingTheElection(t *testing.T) {
 // patch carries the last, and finishing applies standby.
 func TestPodLabelLatestWins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		createPod(t, c, "pod-a", nil)
 		var patches patchLog
 		e, err := New(testElection, WithClient(patches.client(t, c, nil)), WithID("a"), WithPodName("pod-a"))
@@ -231,7 +231,7 @@ func TestPodLabelLatestWins(t *testing.T) {
 // budget runs out.
 func TestShutdownLabelIsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		createPod(t, c, "pod-a", nil)
 		var mu sync.Mutex
 		broken := false

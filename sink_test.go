@@ -20,7 +20,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 )
 
 // readStatusFile parses the status file at path.
@@ -43,7 +43,7 @@ func readStatusFile(t *testing.T, path string) Status {
 func TestStatusFileFollowsLeadership(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "status.json")
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		var mu sync.Mutex
 		var atRelease *Status
 		a := start(t, c, "a", LockLeases, WithStatusFile(path))
@@ -190,7 +190,7 @@ func TestNotifierPOSTsTheStatusWithItsSequence(t *testing.T) {
 
 // TestSinkOptionsAreValidated covers every bad sink option.
 func TestSinkOptionsAreValidated(t *testing.T) {
-	client := fakekube.NewCluster().Client()
+	client := electortest.NewCluster().Client()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {

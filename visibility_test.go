@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 	"github.com/k8s-elector/elector/internal/record"
 )
 
@@ -57,7 +57,7 @@ func (p plainLock) Describe() string   { return p.describe() }
 // plainFollower runs a plain client-go LeaderElector for id on its own
 // clientset of c, with the Elector's default timings for ttl. It reports the
 // instant its first acquisition was sent.
-func plainFollower(t *testing.T, c *fakekube.Cluster, lock LockType, id string, ttl time.Duration, acquired func(time.Time)) {
+func plainFollower(t *testing.T, c *electortest.Cluster, lock LockType, id string, ttl time.Duration, acquired func(time.Time)) {
 	t.Helper()
 	client := c.Client()
 	client.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -180,7 +180,7 @@ func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, 
 // it), and the followers that race for its lock: a plain client-go follower
 // "b" and an Elector "c".
 type freezeRig struct {
-	c      *fakekube.Cluster
+	c      *electortest.Cluster
 	leader *fake.Clientset // the leader's clientset
 
 	mu       sync.Mutex
@@ -192,7 +192,7 @@ type freezeRig struct {
 }
 
 func newFreezeRig(k int) *freezeRig {
-	r := &freezeRig{c: fakekube.NewCluster(), frozen: make(chan struct{}), thaw: make(chan struct{})}
+	r := &freezeRig{c: electortest.NewCluster(), frozen: make(chan struct{}), thaw: make(chan struct{})}
 	r.leader = r.c.Client()
 	r.leader.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		select {

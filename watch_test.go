@@ -10,18 +10,18 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/k8s-elector/elector/internal/fakekube"
+	"github.com/k8s-elector/elector/electortest"
 )
 
 // leaderAndFollower starts a, waits until it leads, then starts b and waits
 // until b has read the lock and follows.
-func leaderAndFollower(t *testing.T, c *fakekube.Cluster, lock LockType) (a, b *candidate) {
+func leaderAndFollower(t *testing.T, c *electortest.Cluster, lock LockType) (a, b *candidate) {
 	t.Helper()
 	return kit{lock: lock}.leaderAndFollower(t, c)
 }
 
 // leaderAndFollower is the package function in k's mode.
-func (k kit) leaderAndFollower(t *testing.T, c *fakekube.Cluster) (a, b *candidate) {
+func (k kit) leaderAndFollower(t *testing.T, c *electortest.Cluster) (a, b *candidate) {
 	t.Helper()
 	a = k.start(t, c, "a")
 	waitLeader(t, testTTL, a)
@@ -32,7 +32,7 @@ func (k kit) leaderAndFollower(t *testing.T, c *fakekube.Cluster) (a, b *candida
 }
 
 // deleteLock deletes the lock object(s) of lock.
-func deleteLock(t *testing.T, c *fakekube.Cluster, lock LockType) {
+func deleteLock(t *testing.T, c *electortest.Cluster, lock LockType) {
 	t.Helper()
 	client, ctx := c.Client(), context.Background()
 	if old, ok := migrating(lock); ok {
@@ -67,7 +67,7 @@ func reads(c *candidate) int {
 func TestIdleFollowerSendsNoRequestsWithWatch(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
 		poll := k.poll
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		_, b := k.leaderAndFollower(t, c)
 		before := reads(b)
 		time.Sleep(3 * testTTL)
@@ -92,7 +92,7 @@ func TestIdleFollowerSendsNoRequestsWithWatch(t *testing.T) {
 func TestReleasedLockIsTakenAtOnceWithWatch(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
 		poll := k.poll
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a, b := k.leaderAndFollower(t, c)
 
 		a.stop(t) // releases
@@ -126,7 +126,7 @@ func writes(c *candidate) int {
 // write that could only conflict.
 func TestReleaseDoesNotStampedeFollowers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		leader := start(t, c, "leader", LockLeases)
 		waitLeader(t, testTTL, leader)
 		var followers []*candidate
@@ -162,7 +162,7 @@ func TestReleaseDoesNotStampedeFollowers(t *testing.T) {
 // it before the lease they last saw renewed runs out.
 func TestDeletedLockIsNotTakenWhileItsLeaseRuns(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a, b := k.leaderAndFollower(t, c)
 		timeout := errors.New("connection timed out")
 		a.fault.Store(&timeout) // a cannot recreate it
@@ -202,7 +202,7 @@ func TestCrashFailoverAtTheLeaseWithWatch(t *testing.T) {
 		if k.poll {
 			t.Skip("polling keeps client-go's retry cadence: TestCrashedLeaderIsReplacedAfterTTL")
 		}
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a := k.start(t, c, "a", WithReleaseOnCancel(false))
 		waitLeader(t, testTTL, a)
 		b := k.start(t, c, "b")
@@ -234,7 +234,7 @@ func TestCrashFailoverAtTheLeaseWithWatch(t *testing.T) {
 // wait at all.
 func TestDeletedLockWaitIsAtMostOneTTL(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
-		c := fakekube.NewCluster()
+		c := electortest.NewCluster()
 		a, b := k.leaderAndFollower(t, c)
 		admin := c.Client()
 		rec := lockHolder(t, admin, k.lock)

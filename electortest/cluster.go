@@ -1,9 +1,9 @@
-// Package fakekube gives unit tests a fake API server that, unlike client-go's
+// Package electortest gives tests a fake API server that, unlike client-go's
 // fake clientset alone, enforces optimistic concurrency: every create and
 // update assigns a new resourceVersion, and an update that carries a stale
 // one fails with a Conflict, as on a real API server. Candidates racing for a
 // lock in a test then see the same conflicts they would see in a cluster.
-package fakekube
+package electortest
 
 import (
 	"fmt"
@@ -34,7 +34,7 @@ func NewCluster(objs ...runtime.Object) *Cluster {
 		o = o.DeepCopyObject()
 		c.stamp(o, true)
 		if err := c.tracker.Add(o); err != nil {
-			panic(fmt.Sprintf("fakekube: adding %T: %v", o, err))
+			panic(fmt.Sprintf("electortest: adding %T: %v", o, err))
 		}
 	}
 	return c
@@ -104,7 +104,7 @@ func (c *Cluster) react(a k8stesting.Action) (bool, runtime.Object, error) {
 func (c *Cluster) stamp(obj runtime.Object, created bool) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
-		panic(fmt.Sprintf("fakekube: %T has no object metadata: %v", obj, err))
+		panic(fmt.Sprintf("electortest: %T has no object metadata: %v", obj, err))
 	}
 	c.rv++
 	m.SetResourceVersion(strconv.FormatInt(c.rv, 10))
