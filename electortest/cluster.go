@@ -6,6 +6,7 @@
 package electortest
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -19,17 +20,35 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-// Cluster is a store of objects shared by any number of clientsets.
+// ErrPartitioned is the error, wrapped with the request's verb and resource,
+// of every request of a client that Partition cut off. It is not an API
+// status (apierrors.APIStatus), just as a refused or reset connection is not.
+var ErrPartitioned = errors.New("electortest: cut off from the cluster")
+
+// Cluster is a store of objects shared by any number of clientsets, as one
+// API server is. Its methods, and the clientsets it makes, are safe for
+// concurrent use.
 type Cluster struct {
 	tracker k8stesting.ObjectTracker
 
 	mu sync.Mutex // serialises writes, so check-and-set is atomic
 	rv int64
+
+	netMu sync.Mutex // guards links and every link's fields
+	links map[*fake.Clientset]*link
 }
 
-// NewCluster returns a cluster holding copies of objs.
+// link is one clientset's connection to the cluster.
+type link struct {
+	cut     bool
+	watches []watch.Interface // open watches, ended when the link is cut
+}
+
+// NewCluster returns a cluster holding copies of objs, each with a UID and a
+// resourceVersion of the cluster's own (any that objs carry are replaced).
+// It panics if an object has no object metadata or two have the same name.
 func NewCluster(objs ...runtime.Object) *Cluster {
-	c := &Cluster{tracker: fake.NewClientset().Tracker()}
+	c := &Cluster{tracker: fake.NewClientset().Tracker(), links: make(map[*fake.Clientset]*link)}
 	for _, o := range objs {
 		o = o.DeepCopyObject()
 		c.stamp(o, true)
@@ -40,19 +59,92 @@ func NewCluster(objs ...runtime.Object) *Cluster {
 	return c
 }
 
-// Client returns a new clientset on the cluster. Each candidate in a test
-// can have its own, so that faults are injected per candidate with
-// PrependReactor.
+// Client returns a new clientset on the cluster: a create gets a new UID, and
+// every create and update a new resourceVersion; an update with a stale
+// resourceVersion fails with a Conflict; a watch sees the writes of every
+// clientset on the cluster from when it starts (it ignores field selectors
+// and the resourceVersion to start from, as the fake clientset's own does).
+// Give each candidate in a test its own, so that Partition, or a reactor
+// added with PrependReactor, affects that candidate alone. The clientset has
+// no Tracker of its own: read the cluster through any of its clients.
 func (c *Cluster) Client() *fake.Clientset {
 	cs := &fake.Clientset{}
-	cs.AddReactor("*", "*", c.react)
-	// Watches see every write of every clientset on the cluster. Like the
-	// fake clientset's own, they ignore field selectors and resourceVersion.
+	l := &link{}
+	c.netMu.Lock()
+	c.links[cs] = l
+	c.netMu.Unlock()
+	cs.AddReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		c.netMu.Lock()
+		cut := l.cut
+		c.netMu.Unlock()
+		if cut {
+			return true, nil, partitioned(a)
+		}
+		return c.react(a)
+	})
 	cs.AddWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		c.netMu.Lock()
+		defer c.netMu.Unlock()
+		if l.cut {
+			return true, nil, partitioned(a)
+		}
 		w, err := c.tracker.Watch(a.GetResource(), a.GetNamespace())
-		return true, w, err
+		if err != nil {
+			return true, nil, err
+		}
+		open := l.watches[:0]
+		for _, o := range l.watches {
+			if s, ok := o.(interface{ IsStopped() bool }); !ok || !s.IsStopped() {
+				open = append(open, o)
+			}
+		}
+		l.watches = append(open, w)
+		return true, w, nil
 	})
 	return cs
+}
+
+// Partition cuts client off from the cluster, as a network partition would,
+// until Heal: each of its requests fails at once with an error that wraps
+// ErrPartitioned and never reaches the cluster, its open watches end (their
+// result channels are closed after the events already sent), and new
+// watches fail. A request already past the cut completes. The cluster and
+// its other clients go on as before. Partitioning a client that is cut off
+// does nothing; reactors added with PrependReactor still run first. It
+// panics if c.Client did not make client.
+func (c *Cluster) Partition(client *fake.Clientset) {
+	c.netMu.Lock()
+	defer c.netMu.Unlock()
+	l := c.link(client)
+	l.cut = true
+	for _, w := range l.watches {
+		w.Stop()
+	}
+	l.watches = nil
+}
+
+// Heal ends the partition of client: its requests reach the cluster again.
+// Watches that Partition ended stay ended; informers start new ones, as
+// they do when a connection comes back. Healing a client that is not cut
+// off does nothing. It panics if c.Client did not make client.
+func (c *Cluster) Heal(client *fake.Clientset) {
+	c.netMu.Lock()
+	defer c.netMu.Unlock()
+	c.link(client).cut = false
+}
+
+// link returns client's link; the caller holds c.netMu.
+func (c *Cluster) link(client *fake.Clientset) *link {
+	l, ok := c.links[client]
+	if !ok {
+		panic("electortest: the clientset was not made by this Cluster's Client")
+	}
+	return l
+}
+
+// partitioned is the error of a's request on a cut link.
+func partitioned(a k8stesting.Action) error {
+	return fmt.Errorf("%s %s: %w", a.GetVerb(), a.GetResource().Resource, ErrPartitioned)
 }
 
 func (c *Cluster) react(a k8stesting.Action) (bool, runtime.Object, error) {
