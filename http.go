@@ -82,6 +82,10 @@ var (
 //
 //	$ curl -s -X POST 'localhost:5002/resign?cooldown=30s'
 func (e *Elector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e.views == nil {
+		writeText(w, r, http.StatusInternalServerError, errNotBuilt.Error())
+		return
+	}
 	e.handlerOnce.Do(func() { e.handler = e.routes() })
 	e.handler.ServeHTTP(w, r)
 }
@@ -123,9 +127,6 @@ func (e *Elector) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	writeText(w, r, http.StatusOK, "ok")
 }
 
-// healthy reports an error when this candidate believes it leads but has not
-// renewed for the lease duration plus the tolerance, as client-go's
-// HealthzAdaptor does.
 // Check is a health check with the signature of controller-runtime's
 // healthz.Checker, so that a manager can add it as it is:
 //
@@ -134,7 +135,12 @@ func (e *Elector) serveHealthz(w http.ResponseWriter, r *http.Request) {
 // It fails, as GET /healthz does, only for a leader whose election loop is
 // stuck: it leads but has not renewed its lease for the lease duration plus
 // the health tolerance (WithHealthTolerance).
-func (e *Elector) Check(*http.Request) error { return e.healthy(time.Now()) }
+func (e *Elector) Check(*http.Request) error {
+	if e.views == nil {
+		return errNotBuilt
+	}
+	return e.healthy(time.Now())
+}
 
 // LeaderOnly returns a handler that passes requests to h while this
 // candidate leads, and answers everything else with 503 Service Unavailable
@@ -157,6 +163,9 @@ func (e *Elector) LeaderOnly(h http.Handler) http.Handler {
 	})
 }
 
+// healthy reports an error when this candidate believes it leads but has not
+// renewed for the lease duration plus the tolerance, as client-go's
+// HealthzAdaptor does.
 func (e *Elector) healthy(now time.Time) error {
 	v := e.views.load()
 	if !v.leading {

@@ -1,0 +1,247 @@
+package elector
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/k8s-elector/elector/electortest"
+)
+
+// TestResignedCandidateKeepsFollowing: a candidate that resigned for an hour
+// stays out of the election, but follows it: its Status, Observe and
+// LeaderOnly name the new leader.
+func TestResignedCandidateKeepsFollowing(t *testing.T) {
+	forEachLock(t, func(t *testing.T, k kit) {
+		c := electortest.NewCluster()
+		a := k.start(t, c, "a")
+		waitLeader(t, testTTL, a)
+		b := k.start(t, c, "b", WithReleaseOnCancel(false))
+		settle(maxRetryWait)
+		changes := a.e.Observe(t.Context())
+		if err := a.e.ResignFor(context.Background(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		waitLeader(t, testTTL, a, b)
+		b.stop(t) // a crash: c takes over at the lease's end
+		cc := k.start(t, c, "c")
+		waitLeader(t, 3*testTTL, a, cc)
+		waitFor(t, maxRetryWait+testRetry, "a sees c lead", func() bool { return a.e.Status().Leader == "c" })
+		if a.e.Status().IsLeader {
+			t.Fatal("a leads during its cooldown")
+		}
+		var seen []string
+		for len(changes) > 0 {
+			seen = append(seen, (<-changes).Leader)
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != "c" {
+			t.Errorf("Observe's last status names %v, want c", seen)
+		}
+		rec := httptest.NewRecorder()
+		a.e.LeaderOnly(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if got := rec.Header().Get("X-Leader"); got != "c" {
+			t.Errorf("LeaderOnly's X-Leader %q during the cooldown, want c", got)
+		}
+	})
+}
+
+// TestGateIgnoringItsContextHoldsNothingUp: a candidacy check that hangs
+// and ignores its context keeps the candidate out, but it follows the
+// election (ready), reports that it does not campaign, and Run returns
+// within the shutdown budget.
+func TestGateIgnoringItsContextHoldsNothingUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := electortest.NewCluster()
+		leader := start(t, c, "leader", LockLeases)
+		waitLeader(t, testTTL, leader)
+		release := make(chan struct{})
+		defer close(release)
+		hang := func(context.Context) error { <-release; return nil }
+		a := start(t, c, "a", LockLeases, WithCandidacyGate(hang))
+		settle(testRetry)
+		if code := serveGET(a.e, "/readyz").Code; code != http.StatusOK {
+			t.Errorf("/readyz %d while the first check hangs, want 200: the candidate follows the election", code)
+		}
+		s := a.e.Status()
+		if s.Leader != "leader" || s.Candidate == nil || *s.Candidate {
+			t.Errorf("status %+v while the first check hangs, want following leader and no candidate", s)
+		}
+		a.cancel()
+		a.cancel = nil
+		stopped := time.Now()
+		if err := <-a.done; err != nil {
+			t.Fatal(err)
+		}
+		if took, budget := time.Since(stopped), a.e.o.shutdownBudget(); took > budget {
+			t.Errorf("Run returned %s after cancel, want within the shutdown budget %s", took, budget)
+		}
+	})
+}
+
+// TestRestartedCandidateGetsANewToken: a candidate that crashed and comes
+// back with the same ID does not reuse its lease: it waits for it to run
+// out, as for any other holder, and leads with a higher token.
+func TestRestartedCandidateGetsANewToken(t *testing.T) {
+	forEachLock(t, func(t *testing.T, k kit) {
+		c := electortest.NewCluster()
+		a := k.start(t, c, "x", WithReleaseOnCancel(false))
+		waitLeader(t, testTTL, a)
+		settle(maxRetryWait)
+		before := a.e.Status()
+		a.stop(t) // a crash
+		again := k.start(t, c, "x")
+		_, took := waitLeader(t, 3*testTTL, again)
+		after := again.e.Status()
+		if took < testTTL-maxRetryWait {
+			t.Errorf("the restarted candidate led %s after the crash, want after its old lease ran out", took)
+		}
+		if after.LockUID == before.LockUID && after.LeaderTransitions <= before.LeaderTransitions {
+			t.Errorf("token %s/%d after the restart, want above %s/%d", after.LockUID, after.LeaderTransitions, before.LockUID, before.LeaderTransitions)
+		}
+	})
+}
+
+// TestTwoProcessesWithOneIDNeverBothLead: a second process with the leader's
+// ID never takes its lease while it renews, and takes over, with a new
+// token, only after the first is gone.
+func TestTwoProcessesWithOneIDNeverBothLead(t *testing.T) {
+	forEachLock(t, func(t *testing.T, k kit) {
+		c := electortest.NewCluster()
+		a := k.start(t, c, "x", WithReleaseOnCancel(false))
+		waitLeader(t, testTTL, a)
+		b := k.start(t, c, "x")
+		for end := time.Now().Add(3 * testTTL); time.Now().Before(end); {
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+			if a.e.Status().IsLeader && b.e.Status().IsLeader {
+				t.Fatal("two processes with one ID both lead")
+			}
+			if !a.e.Status().IsLeader {
+				t.Fatal("the first process lost its lease to the second")
+			}
+		}
+		token := a.e.Status().LeaderTransitions
+		a.stop(t)
+		waitLeader(t, 3*testTTL, b)
+		if got := b.e.Status().LeaderTransitions; got <= token {
+			t.Errorf("the second process leads with token %d, want above the first's %d", got, token)
+		}
+	})
+}
+
+// TestCommandStatusIsRunningBeforeTheCommandActs: Status says the command
+// runs from before it is started, so a command that acts at once is never
+// seen acting while Status says not_running.
+func TestCommandStatusIsRunningBeforeTheCommandActs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := electortest.NewCluster()
+		procs := &fakeStarter{}
+		var e *Elector
+		var during CommandState
+		starter := func(path string, argv, env []string) (commandProcess, error) {
+			during = e.Status().Command.State // as the command's first act sees it
+			return procs.start(path, argv, env)
+		}
+		a := start(t, c, "a", LockLeases, WithCommand("sh", "-c", "exit 0"),
+			optionFunc(func(o *options) { o.startProcess = starter }))
+		e = a.e
+		waitFor(t, testTTL, "the command starts", func() bool { return procs.last() != nil })
+		if during != CommandRunning {
+			t.Errorf("Status said %q while the command started, want %q", during, CommandRunning)
+		}
+	})
+}
+
+// TestZeroElectorDoesNotPanic: an Elector not built with New says so.
+func TestZeroElectorDoesNotPanic(t *testing.T) {
+	var e Elector
+	if err := e.Run(context.Background()); err == nil {
+		t.Error("Run on a zero Elector returned nil, want an error")
+	}
+	if s := e.Status(); s.IsLeader {
+		t.Errorf("zero Elector's status %+v leads", s)
+	}
+	if _, ok := <-e.Observe(context.Background()); ok {
+		t.Error("zero Elector's Observe sent a status, want a closed channel")
+	}
+	if err := e.ResignFor(context.Background(), 0); err != ErrNotRunning {
+		t.Errorf("ResignFor on a zero Elector: %v, want ErrNotRunning", err)
+	}
+	if code := serveGET(&e, "/").Code; code != http.StatusInternalServerError {
+		t.Errorf("GET / on a zero Elector: %d, want 500", code)
+	}
+}
+
+// TestSinkEndsWhenRunIsCancelledAtOnce: a Run cancelled before the status
+// sinks' feeders first look still ends them: Run returns at once, not at the
+// end of the shutdown budget.
+func TestSinkEndsWhenRunIsCancelledAtOnce(t *testing.T) {
+	for i := range 20 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := electortest.NewCluster()
+				e, err := New(testElection, WithClient(c.Client()), WithID("a"), WithTTL(testTTL),
+					WithStatusFile(filepath.Join(t.TempDir(), "status.json")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				begin := time.Now()
+				if err := e.Run(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if took := time.Since(begin); took >= flushTimeout {
+					t.Errorf("Run returned %s after a cancelled start, want at once", took)
+				}
+			})
+		})
+	}
+}
+
+// TestCrashAfterALostRace: after a graceful handover that two followers
+// race for, the winner crashes; the loser takes over at the lease's end as
+// it saw the winner renew, plus the drift margin, whatever the crash's
+// offset from the handover, and however long the losing write was in
+// flight (it learns of the winner late).
+func TestCrashAfterALostRace(t *testing.T) {
+	schedules := 0
+	var worst time.Duration
+	for _, stall := range []time.Duration{0, 300 * time.Millisecond, 650 * time.Millisecond} {
+		for _, delay := range []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond, 700 * time.Millisecond, 1100 * time.Millisecond, 1900 * time.Millisecond} {
+			t.Run(fmt.Sprintf("stall=%s/crash=%s", stall, delay), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					c := electortest.NewCluster()
+					a := start(t, c, "a", LockLeases)
+					waitLeader(t, testTTL, a)
+					b := start(t, c, "b", LockLeases, WithReleaseOnCancel(false))
+					cc := start(t, c, "c", LockLeases, WithReleaseOnCancel(false))
+					settle(maxRetryWait)
+					b.stall.Store(int64(stall))
+					cc.stall.Store(int64(stall))
+					a.stop(t) // releases: b and c race
+					winner, _ := waitLeader(t, testTTL+stall, b, cc)
+					loser := b
+					if winner == b {
+						loser = cc
+					}
+					settle(delay)
+					winner.stop(t) // a crash
+					_, took := waitLeader(t, 3*testTTL, loser)
+					bound := testTTL + driftMargin(testTTL) + 20*time.Millisecond
+					if took > bound {
+						t.Errorf("the loser took over %s after the winner crashed, want within the lease plus the drift margin (%s)", took, bound)
+					}
+					worst = max(worst, took-testTTL)
+					schedules++
+				})
+			})
+		}
+	}
+	t.Logf("%d schedules; latest takeover: the lease + %s", schedules, worst)
+}
