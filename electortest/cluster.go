@@ -1,8 +1,3 @@
-// Package electortest gives tests a fake API server that, unlike client-go's
-// fake clientset alone, enforces optimistic concurrency: every create and
-// update assigns a new resourceVersion, and an update that carries a stale
-// one fails with a Conflict, as on a real API server. Candidates racing for a
-// lock in a test then see the same conflicts they would see in a cluster.
 package electortest
 
 import (
