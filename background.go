@@ -6,17 +6,9 @@ import (
 	"time"
 )
 
-// ShutdownBudget is how long Run takes at most to return once its context
-// is cancelled, given the renew deadline: the release of the lock (at most
-// the renew deadline) and the last Pod label and Events (until the budget
-// runs out) share it. On top of it come the started-leading callback's own
-// return and the release delay, which Run waits for first. Size a Pod's
-// terminationGracePeriodSeconds from it: with the default TTL of 10s it is
-// 3.33s + 1s.
-func ShutdownBudget(renewDeadline time.Duration) time.Duration { return renewDeadline + time.Second }
-
-// flushTimeout bounds the background flush when Run returns without a
-// shutdown budget (it cannot: only cancellation ends Run).
+// flushTimeout bounds the background flush when Run gives it no deadline.
+// Every return of Run today steps down first and sets one (the shutdown
+// budget); this is the bound should a path forget.
 const flushTimeout = time.Second
 
 // backgroundWorker is work that Run hands off so that the election never
@@ -77,5 +69,13 @@ func retryLimit(retryPeriod time.Duration) time.Duration {
 	return min(max(retryPeriod, retryMinDelay), retryMaxDelay)
 }
 
-// shutdownBudget is ShutdownBudget for these options.
-func (o *options) shutdownBudget() time.Duration { return ShutdownBudget(o.renewDeadline) }
+// shutdownBudget is Timings.ShutdownBudget for these options.
+func (o *options) shutdownBudget() time.Duration { return o.renewDeadline + time.Second }
+
+// timings returns the timings of validated options.
+func (o *options) timings() Timings {
+	return Timings{
+		TTL: o.ttl, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
+		DriftMargin: driftMargin(o.ttl), ShutdownBudget: o.shutdownBudget(), CommandGrace: o.commandGrace,
+	}
+}

@@ -19,7 +19,7 @@ func (o *options) lockClient() (Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "k8s-elector"
 	}
-	if (o.lockType == LockEndpoints || o.lockType == LockEndpointsLeases) && cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
+	if lockTypeOf(o.lockType).deprecated && cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
 		cfg.WarningHandlerWithContext = endpointsWarningFilter{}
 	}
 	c, err := newGroupClients(&cfg)

@@ -172,12 +172,16 @@ func (e *Elector) Status() Status {
 	return e.views.status(time.Now())
 }
 
+// Timings returns the election's timings, the defaults filled in. A
+// command's grace period is zero without WithCommand.
+func (e *Elector) Timings() Timings { return e.o.timings() }
+
 // Run joins the election and blocks until ctx is cancelled. It campaigns,
 // leads while it holds the lock, and campaigns again after losing it. When ctx
 // is cancelled while it leads, it ends the term, waits for the started-leading
 // callback to return, and releases the lock (unless WithReleaseOnCancel(false))
 // so that a follower can take over at once; all of it within the release
-// delay plus ShutdownBudget, once the callback has returned.
+// delay plus the shutdown budget (Timings), once the callback has returned.
 //
 // Run returns nil after cancellation. Errors from the API server are logged
 // and retried, since an operator can fix them (RBAC, a foreign object in the

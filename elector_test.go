@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 // Timing used by the election tests: TTL 6s, renew deadline 2s, retry 1s.
 const (
 	testTTL   = 6 * time.Second
-	testRetry = testTTL / DefaultRetryPeriodDivisor
+	testRetry = testTTL / retryPeriodDivisor
 	// maxRetryWait is the longest a candidate waits between two attempts:
 	// client-go jitters the retry period by up to 1.2×.
 	maxRetryWait = testRetry + time.Duration(jitterFactor*float64(testRetry))
@@ -461,7 +461,7 @@ func TestRejoinsAfterLosingLeadership(t *testing.T) {
 		// renew deadline, and b takes over after the TTL.
 		refused := errors.New("connection refused")
 		a.fault.Store(&refused)
-		time.Sleep(testTTL / DefaultRenewDeadlineDivisor)
+		time.Sleep(testTTL / renewDeadlineDivisor)
 		synctest.Wait()
 		if a.e.Status().IsLeader {
 			// one more retry of slack for the jittered renew loop
@@ -550,13 +550,13 @@ func testLoop(t *testing.T, id string, lock LockType, client Client) *loop {
 	go q.Run()
 	t.Cleanup(q.Close)
 	o := defaults()
-	o.id, o.lockType, o.ttl, o.renewDeadline, o.retryPeriod = id, lock, testTTL, testTTL/DefaultRenewDeadlineDivisor, testRetry
+	o.id, o.lockType, o.ttl, o.renewDeadline, o.retryPeriod = id, lock, testTTL, testTTL/renewDeadlineDivisor, testRetry
 	vs := newViews(id)
 	return &loop{
 		id: id, o: &o, log: logr.Discard(), queue: q, views: vs, inbox: newInbox(),
 		metrics: newMetrics("default/"+testElection, id, vs, false, false),
 		exited:  func() *ExitError { return nil },
-		rec: &observed{lock: newObjectLock(lock, "default", testElection, id, client, nil), kind: lockKind(lock),
+		rec: &observed{lock: newObjectLock(lock, "default", testElection, id, client, nil), kind: lockTypeOf(lock).kind,
 			id: id, ttl: testTTL, timeout: time.Second, log: logr.Discard()},
 	}
 }
@@ -1282,7 +1282,7 @@ func TestShutdownCutOffIsBounded(t *testing.T) {
 				a.fault.Store(&unreachable)
 				begin := time.Now()
 				a.stop(t)
-				budget := ShutdownBudget(ttl / DefaultRenewDeadlineDivisor)
+				budget := DefaultTimings(ttl).ShutdownBudget
 				if took := time.Since(begin); took > budget {
 					t.Errorf("Run returned %s after cancel, want at most the shutdown budget %s", took, budget)
 				}

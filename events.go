@@ -79,19 +79,6 @@ func newEventRecorder(client Client, o *options, log logr.Logger, labels *podLab
 	return r
 }
 
-// lockRef refers to the lock object of lock type t named ns/name, for
-// Events; the term sets the UID it holds.
-func lockRef(t LockType, ns, name string) corev1.ObjectReference {
-	ref := corev1.ObjectReference{Kind: "Lease", APIVersion: "coordination.k8s.io/v1", Namespace: ns, Name: name}
-	switch t {
-	case LockConfigMaps, LockConfigMapsLeases:
-		ref.Kind, ref.APIVersion = "ConfigMap", "v1"
-	case LockEndpoints, LockEndpointsLeases:
-		ref.Kind, ref.APIVersion = "Endpoints", "v1"
-	}
-	return ref
-}
-
 // term queues the Events for the start (started true) or the end of a term
 // on the lock object and, with a pod name, the Pod. It never blocks. A nil
 // recorder ignores it, so that callers need not check whether Events are on.

@@ -52,7 +52,6 @@ type objectClient[T any] interface {
 // kindLock is the lock on one object of type T. With the watch, its reads
 // come from the watch's cache, which its own requests keep current.
 type kindLock[T any, P objectPtr[T]] struct {
-	kind      string // as kubectl names it, for messages
 	namespace string
 	name      string
 	client    objectClient[T]
@@ -76,11 +75,11 @@ func (l *kindLock[T, P]) get(ctx context.Context) (lockRead, error) {
 		return r, err
 	}
 	obj, err := l.client.Get(ctx, l.name, metav1.GetOptions{})
-	l.cache.wrote(obj, err)
+	seen := l.cache.wrote(obj, err)
 	if err != nil {
 		return lockRead{}, err
 	}
-	return l.read(obj, time.Now())
+	return l.read(obj, seen)
 }
 
 func (l *kindLock[T, P]) read(obj P, seen time.Time) (lockRead, error) {

@@ -19,32 +19,91 @@ type lockWatches struct {
 	clientset any // the clientset: a fake one says it cannot stream lists
 }
 
-// newObjectLock builds the lock for lock type t on the object ns/name. With
-// w, the lock objects are watched by the runs it adds to w. It does no I/O.
-func newObjectLock(t LockType, ns, name, id string, client Client, w *lockWatches) objectLock {
+// lockType is one row of the table of lock types: everything that differs
+// between them.
+type lockType struct {
+	kind string // as kubectl names it, for messages
+	// ref is the object that holds the record (the old one, for a
+	// migration type): what Events are recorded on.
+	ref corev1.ObjectReference
+	// resource is the RBAC resource of ref's kind.
+	resource schema.GroupResource
+	// old is, for a migration type, the old single-object type it holds
+	// together with a Lease; "" otherwise.
+	old LockType
+	// deprecated: the API server warns about every request (v1 Endpoints).
+	deprecated bool
+	// open builds the lock on one object of a single-object type, whose
+	// resource is gr.
+	open func(gr schema.GroupResource, ns, name string, client Client, w *lockWatches) objectLock
+}
+
+// lockTypeOf returns the row of t; validate accepts no other type.
+func lockTypeOf(t LockType) lockType {
+	var (
+		lease = lockType{
+			kind:     "lease",
+			ref:      corev1.ObjectReference{Kind: "Lease", APIVersion: "coordination.k8s.io/v1"},
+			resource: coordinationv1.Resource("leases"),
+			open: func(gr schema.GroupResource, ns, name string, client Client, w *lockWatches) objectLock {
+				c := client.CoordinationV1().Leases(ns)
+				return newKindLock(w, ns, name, gr, c, leaseCodec{},
+					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
+			},
+		}
+		configMap = lockType{
+			kind:     "configmap",
+			ref:      corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1"},
+			resource: corev1.Resource("configmaps"),
+			open: func(gr schema.GroupResource, ns, name string, client Client, w *lockWatches) objectLock {
+				c := client.CoreV1().ConfigMaps(ns)
+				return newKindLock(w, ns, name, gr, c, annotationCodec[*corev1.ConfigMap]{},
+					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
+			},
+		}
+		endpoints = lockType{
+			kind:       "endpoints",
+			ref:        corev1.ObjectReference{Kind: "Endpoints", APIVersion: "v1"},
+			resource:   corev1.Resource("endpoints"),
+			deprecated: true,
+			open: func(gr schema.GroupResource, ns, name string, client Client, w *lockWatches) objectLock {
+				c := client.CoreV1().Endpoints(ns)
+				return newKindLock(w, ns, name, gr, c, annotationCodec[*corev1.Endpoints]{},
+					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
+			},
+		}
+	)
+	migration := func(old LockType, row lockType) lockType {
+		row.kind, row.old, row.open = row.kind+"+lease", old, nil
+		return row
+	}
 	switch t {
-	case LockConfigMapsLeases:
-		return &migrationLock{id: id, old: newObjectLock(LockConfigMaps, ns, name, id, client, w), lease: newObjectLock(LockLeases, ns, name, id, client, w)}
-	case LockEndpointsLeases:
-		return &migrationLock{id: id, old: newObjectLock(LockEndpoints, ns, name, id, client, w), lease: newObjectLock(LockLeases, ns, name, id, client, w)}
 	case LockConfigMaps:
-		c := client.CoreV1().ConfigMaps(ns)
-		return newKindLock(w, "configmap", ns, name, corev1.Resource("configmaps"), c, annotationCodec[*corev1.ConfigMap]{},
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
+		return configMap
 	case LockEndpoints:
-		c := client.CoreV1().Endpoints(ns)
-		return newKindLock(w, "endpoints", ns, name, corev1.Resource("endpoints"), c, annotationCodec[*corev1.Endpoints]{},
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
-	default: // LockLeases; validate accepts nothing else
-		c := client.CoordinationV1().Leases(ns)
-		return newKindLock(w, "lease", ns, name, coordinationv1.Resource("leases"), c, leaseCodec{},
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
+		return endpoints
+	case LockConfigMapsLeases:
+		return migration(LockConfigMaps, configMap)
+	case LockEndpointsLeases:
+		return migration(LockEndpoints, endpoints)
+	default:
+		return lease
 	}
 }
 
-func newKindLock[T any, P objectPtr[T]](w *lockWatches, kind, ns, name string, gr schema.GroupResource,
+// newObjectLock builds the lock for lock type t on the object ns/name. With
+// w, the lock objects are watched by the runs it adds to w. It does no I/O.
+func newObjectLock(t LockType, ns, name, id string, client Client, w *lockWatches) objectLock {
+	row := lockTypeOf(t)
+	if row.old != "" {
+		return &migrationLock{id: id, old: newObjectLock(row.old, ns, name, id, client, w), lease: newObjectLock(LockLeases, ns, name, id, client, w)}
+	}
+	return row.open(row.resource, ns, name, client, w)
+}
+
+func newKindLock[T any, P objectPtr[T]](w *lockWatches, ns, name string, gr schema.GroupResource,
 	client objectClient[T], codec recordCodec[P], list listFunc, watchFn watchFunc) *kindLock[T, P] {
-	l := &kindLock[T, P]{kind: kind, namespace: ns, name: name, client: client, codec: codec}
+	l := &kindLock[T, P]{namespace: ns, name: name, client: client, codec: codec}
 	if w != nil {
 		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}
 		w.runs = append(w.runs, func(ctx context.Context) { l.cache.run(ctx, w.clientset, list, watchFn) })
@@ -52,18 +111,9 @@ func newKindLock[T any, P objectPtr[T]](w *lockWatches, kind, ns, name string, g
 	return l
 }
 
-// lockKind is the lock object's kind as kubectl names it, for messages.
-func lockKind(t LockType) string {
-	switch t {
-	case LockConfigMaps:
-		return "configmap"
-	case LockEndpoints:
-		return "endpoints"
-	case LockConfigMapsLeases:
-		return "configmap+lease"
-	case LockEndpointsLeases:
-		return "endpoints+lease"
-	default:
-		return "lease"
-	}
+// lockRef is the object reference of the lock object of type t, ns/name.
+func lockRef(t LockType, ns, name string) corev1.ObjectReference {
+	ref := lockTypeOf(t).ref
+	ref.Namespace, ref.Name = ns, name
+	return ref
 }

@@ -58,10 +58,6 @@ const (
 	DefaultNamespace = "default"
 	DefaultLockType  = LockLeases
 	DefaultTTL       = 10 * time.Second
-	// DefaultRenewDeadlineDivisor: the renew deadline defaults to TTL/3.
-	DefaultRenewDeadlineDivisor = 3
-	// DefaultRetryPeriodDivisor: the retry period defaults to TTL/6.
-	DefaultRetryPeriodDivisor = 6
 	// DefaultHealthTolerance is how long past its lease a leader that has not
 	// renewed still passes GET /healthz; the value kube-controller-manager
 	// gives client-go's HealthzAdaptor.
@@ -84,6 +80,55 @@ const (
 // At 1s, leadership would flicker between renewals, and plain client-go
 // followers would take a healthy leader's lease.
 const MinTTL = 2 * time.Second
+
+// The renew deadline defaults to TTL/3 and the retry period to TTL/6, as the
+// original k8s-elector derived them.
+const (
+	renewDeadlineDivisor = 3
+	retryPeriodDivisor   = 6
+)
+
+// Timings are an election's timings: the TTL and what follows from it. Every
+// part of the project that needs one (the command-line help, the docs, the
+// test suites, the bench) reads it from here.
+type Timings struct {
+	// TTL is the lease duration (WithTTL).
+	TTL time.Duration
+	// RenewDeadline is how long a leader retries a failed renewal before
+	// its term ends (WithRenewDeadline). Default: TTL/3.
+	RenewDeadline time.Duration
+	// RetryPeriod is how often a leader renews and a polling follower
+	// reads (WithRetryPeriod). Default: TTL/6.
+	RetryPeriod time.Duration
+	// DriftMargin, TTL/50, covers clocks that run at different rates: a
+	// leader's ValidUntil ends it before the lease, and a follower on the
+	// watch tries to take a lease it saw run out it after the lease.
+	DriftMargin time.Duration
+	// ShutdownBudget is how long Run takes at most to return once its
+	// context is cancelled: the release of the lock (at most the renew
+	// deadline) and the last Pod label, Events and status share it. On top
+	// of it come the started-leading callback's own return and the release
+	// delay, which Run waits for first. Size a Pod's
+	// terminationGracePeriodSeconds from it: with the default TTL of 10s it
+	// is 3.33s + 1s.
+	ShutdownBudget time.Duration
+	// CommandGrace is how long a command run under WithCommand has to exit
+	// after SIGTERM (WithCommandGrace). Default: TTL/3, or less for TTLs
+	// below 4s, so that the command is dead before the lease ends.
+	CommandGrace time.Duration
+}
+
+// DefaultTimings returns the timings of an Elector with the TTL ttl and no
+// other timing option. With other options, ask the Elector (Timings).
+func DefaultTimings(ttl time.Duration) Timings {
+	renew, retry := ttl/renewDeadlineDivisor, ttl/retryPeriodDivisor
+	return Timings{
+		TTL: ttl, RenewDeadline: renew, RetryPeriod: retry,
+		DriftMargin:    driftMargin(ttl),
+		ShutdownBudget: renew + time.Second,
+		CommandGrace:   max(min(ttl/3, maxCommandGrace(ttl, retry)), 0),
+	}
+}
 
 // holdSpan is how long a lease must last to be held without a gap with
 // renewals every retry period: see MinTTL.
@@ -118,6 +163,7 @@ type options struct {
 	renewDeadline   time.Duration
 	retryPeriod     time.Duration
 	client          Client
+	clientGiven     bool // WithClient was given, perhaps with nil
 	restConfig      *rest.Config
 	restConfigErr   error // why the REST config could not be loaded (WithRESTConfigFrom)
 	logger          logr.Logger
@@ -190,7 +236,9 @@ func WithLockType(t LockType) Option {
 // WithTTL sets the lease duration: how long followers wait after they last saw
 // the leader renew before they take over. The lock record stores whole
 // seconds, so the TTL must be a whole number of seconds, at least MinTTL
-// (2s).
+// (2s). Unlike the timings derived from it (WithRenewDeadline,
+// WithRetryPeriod, WithCommandGrace), where zero means "derive it", a zero
+// TTL is an error: there is nothing to derive it from.
 // Default: 10s.
 func WithTTL(ttl time.Duration) Option {
 	return optionFunc(func(o *options) { o.ttl = ttl })
@@ -231,7 +279,7 @@ type Client interface {
 // WithRESTConfig. The client's own timeouts apply; every election request is
 // additionally bounded by a context deadline of max(renew deadline/2, 1s).
 func WithClient(c Client) Option {
-	return optionFunc(func(o *options) { o.client = c })
+	return optionFunc(func(o *options) { o.client, o.clientGiven = c, true })
 }
 
 // WithRESTConfig builds the clientset from cfg. The Elector works on a copy:
@@ -583,16 +631,16 @@ func (o *options) validate(election string) error {
 		bad("TTL %s is not a whole number of seconds: the lock record stores whole seconds (try %s)", o.ttl, o.ttl.Round(time.Second))
 	}
 	if o.renewDeadline < 0 {
-		bad("renew deadline %s is negative: want more than 0, or 0 for TTL/%d", o.renewDeadline, DefaultRenewDeadlineDivisor)
+		bad("renew deadline %s is negative: want more than 0, or 0 for TTL/%d", o.renewDeadline, renewDeadlineDivisor)
 	}
 	if o.retryPeriod < 0 {
-		bad("retry period %s is negative: want more than 0, or 0 for TTL/%d", o.retryPeriod, DefaultRetryPeriodDivisor)
+		bad("retry period %s is negative: want more than 0, or 0 for TTL/%d", o.retryPeriod, retryPeriodDivisor)
 	}
 	if o.renewDeadline == 0 {
-		o.renewDeadline = o.ttl / DefaultRenewDeadlineDivisor
+		o.renewDeadline = DefaultTimings(o.ttl).RenewDeadline
 	}
 	if o.retryPeriod == 0 {
-		o.retryPeriod = o.ttl / DefaultRetryPeriodDivisor
+		o.retryPeriod = DefaultTimings(o.ttl).RetryPeriod
 	}
 	if ttlOK && o.renewDeadline > 0 && o.retryPeriod > 0 {
 		n := len(errs)
@@ -647,9 +695,12 @@ func (o *options) validate(election string) error {
 	case o.client != nil && o.restConfig != nil:
 		bad("both WithClient and WithRESTConfig are set: set only one")
 	case isNil(o.client) && o.restConfig == nil:
-		if o.client != nil {
+		switch {
+		case o.client != nil:
 			bad("WithClient got a nil %T: pass a clientset", o.client)
-		} else {
+		case o.clientGiven:
+			bad("WithClient got nil: pass a clientset, such as kubernetes.NewForConfig's or fake.NewClientset()")
+		default:
 			errs = append(errs, errNoClient)
 		}
 	}

@@ -60,6 +60,8 @@ func TestValidation(t *testing.T) {
 		{"slash in election", "a/b", nil, []string{`"a/b" is not a valid object name`}},
 		{"election too long", strings.Repeat("a", 300), nil, []string{"is not a valid object name", "no more than 253"}},
 		{"ttl zero", "e", []Option{WithTTL(0)}, []string{"TTL 0s is too short: want a whole number of seconds, at least 2s"}},
+		{"ttl too short", "e", []Option{WithTTL(time.Second)}, []string{"TTL 1s is too short: want a whole number of seconds, at least 2s"}},
+		{"ttl negative", "e", []Option{WithTTL(-time.Second)}, []string{"TTL -1s is too short: want a whole number of seconds, at least 2s"}},
 		{"ttl 1s", "e", []Option{WithTTL(time.Second)}, []string{"TTL 1s is too short: want a whole number of seconds, at least 2s (the lock records whole seconds"}},
 		{"ttl too short for the retry", "e", []Option{WithTTL(3 * time.Second), WithRenewDeadline(2 * time.Second), WithRetryPeriod(time.Second)},
 			[]string{"TTL 3s is too short for a retry period of 1s: followers see at most one renewal a second, so the lease less its drift margin (2.94s) must outlast 1s plus two retry periods (3s)"}},
@@ -106,10 +108,37 @@ func TestValidation(t *testing.T) {
 	}
 }
 
+// TestTimings: the derived timings have one owner, and an Elector reports
+// its own.
+func TestTimings(t *testing.T) {
+	got := DefaultTimings(10 * time.Second)
+	want := Timings{TTL: 10 * time.Second, RenewDeadline: 10 * time.Second / 3, RetryPeriod: 10 * time.Second / 6,
+		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, CommandGrace: 10 * time.Second / 3}
+	if got != want {
+		t.Errorf("DefaultTimings(10s) = %+v, want %+v", got, want)
+	}
+	// At 2s, TTL/3 would outlast the gap between renewals followers see.
+	if g := DefaultTimings(2 * time.Second).CommandGrace; g != 2*time.Second-80*time.Millisecond-(time.Second+2*(2*time.Second/6)) {
+		t.Errorf("DefaultTimings(2s).CommandGrace = %s, want the longest the lease holds", g)
+	}
+	for _, ttl := range []time.Duration{DefaultTTL, 2 * time.Second, 6 * time.Second} {
+		e, err := New("e", WithClient(fake.NewClientset()), WithTTL(ttl), WithCommand("sh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := e.Timings(), DefaultTimings(ttl); got != want {
+			t.Errorf("TTL %s: Timings() = %+v, want the defaults %+v", ttl, got, want)
+		}
+	}
+}
+
 func TestClientRequired(t *testing.T) {
 	_, err := New("e")
 	if !errors.Is(err, errNoClient) {
 		t.Fatalf("New without client: %v, want errNoClient", err)
+	}
+	if _, err := New("e", WithClient(nil)); err == nil || errors.Is(err, errNoClient) || !strings.Contains(err.Error(), "WithClient got nil") {
+		t.Fatalf("New with WithClient(nil): %v, want an error naming WithClient's nil", err)
 	}
 	var typedNil *fake.Clientset
 	if _, err := New("e", WithClient(typedNil)); err == nil || !strings.Contains(err.Error(), "WithClient got a nil *fake.Clientset") {

@@ -254,7 +254,7 @@ func TestShutdownLabelIsBounded(t *testing.T) {
 
 		begin := time.Now()
 		a.stop(t)
-		if took, want := time.Since(begin), ShutdownBudget(testTTL/DefaultRenewDeadlineDivisor); took != want {
+		if took, want := time.Since(begin), DefaultTimings(testTTL).ShutdownBudget; took != want {
 			t.Errorf("Run returned after %s, want the shutdown budget %s", took, want)
 		}
 		if got := podLabels(t, c, "pod-a")[DefaultPodLabelKey]; got != PodLabelLeader {

@@ -82,7 +82,7 @@ func (e *Elector) newLoop(ctx context.Context, log logr.Logger, w *workers) (*lo
 	}
 	l.rec = &observed{
 		lock: newObjectLock(o.lockType, o.namespace, e.election, o.id, e.client, watches),
-		kind: lockKind(o.lockType), id: o.id, ttl: o.ttl, timeout: o.requestTimeout(),
+		kind: lockTypeOf(o.lockType).kind, id: o.id, ttl: o.ttl, timeout: o.requestTimeout(),
 		log: log, metrics: e.metrics,
 	}
 	var bg []backgroundWorker
@@ -126,7 +126,7 @@ func (e *Elector) newLoop(ctx context.Context, log logr.Logger, w *workers) (*lo
 
 // logJoining logs the start of a Run.
 func (e *Elector) logJoining(log logr.Logger) {
-	if e.o.lockType == LockEndpoints || e.o.lockType == LockEndpointsLeases {
+	if lockTypeOf(e.o.lockType).deprecated {
 		log.Info("the endpoints lock type is deprecated: Kubernetes deprecated v1 Endpoints in 1.33; migrate to leases")
 	}
 	log.Info("joining election", "lockType", e.o.lockType, "ttl", e.o.ttl,

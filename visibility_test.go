@@ -79,8 +79,8 @@ func plainFollower(t *testing.T, c *electortest.Cluster, lock LockType, id strin
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:          rl,
 		LeaseDuration: ttl,
-		RenewDeadline: ttl / DefaultRenewDeadlineDivisor,
-		RetryPeriod:   ttl / DefaultRetryPeriodDivisor,
+		RenewDeadline: ttl / renewDeadlineDivisor,
+		RetryPeriod:   ttl / retryPeriodDivisor,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(context.Context) {},
 			OnStoppedLeading: func() {},
@@ -130,7 +130,7 @@ func TestLeaseCountsFromWhatFollowersSee(t *testing.T) {
 	schedules := 0
 	var margins []time.Duration
 	for _, ttl := range []time.Duration{2 * time.Second, 3 * time.Second} {
-		retry := ttl / DefaultRetryPeriodDivisor
+		retry := ttl / retryPeriodDivisor
 		for _, lock := range LockTypes() {
 			t.Run(fmt.Sprintf("%s/%s", ttl, lock), func(t *testing.T) {
 				for offset := time.Duration(0); offset < time.Second; offset += 100 * time.Millisecond {
@@ -260,7 +260,7 @@ func (r *freezeRig) race(t *testing.T, a *Elector, lock LockType, ttl time.Durat
 	}
 	t.Cleanup(runElector(b))
 	// Both followers have read the lock at least once before the count.
-	time.Sleep(3 * (ttl / DefaultRetryPeriodDivisor))
+	time.Sleep(3 * (ttl / retryPeriodDivisor))
 	synctest.Wait()
 	r.mu.Lock()
 	r.armed = true

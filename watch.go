@@ -149,19 +149,27 @@ func (c *lockCache[T, P]) get() (obj P, at time.Time, ok bool) {
 	return c.obj.DeepCopyObject().(P), c.at, true
 }
 
-// wrote records the outcome of a request to the API server. It does nothing
-// on a nil cache (no watch).
-func (c *lockCache[T, P]) wrote(obj P, err error) {
+// wrote records the outcome of a request to the API server, and returns
+// when this candidate first saw the object it answered with: when the watch
+// delivered it, if it delivered that very version, else now. It does
+// nothing on a nil cache (no watch) but return now.
+func (c *lockCache[T, P]) wrote(obj P, err error) time.Time {
+	now := time.Now()
 	if c == nil {
-		return
+		return now
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case err == nil:
-		c.obj, c.at, c.refresh = obj.DeepCopyObject().(P), time.Now(), false
+		seen := now
+		if c.obj != nil && c.obj.GetUID() == obj.GetUID() && c.obj.GetResourceVersion() == obj.GetResourceVersion() {
+			seen = c.at // a read of what the watch already delivered
+		}
+		c.obj, c.at, c.refresh = obj.DeepCopyObject().(P), seen, false
+		return seen
 	case apierrors.IsNotFound(err):
-		c.obj, c.at, c.refresh = nil, time.Now(), false
+		c.obj, c.at, c.refresh = nil, now, false
 	default:
 		// A conflict means the view is stale. Any other failure (a
 		// timeout above all) may hide a write that landed, or a server
@@ -169,4 +177,5 @@ func (c *lockCache[T, P]) wrote(obj P, err error) {
 		// that cannot read does not write either.
 		c.refresh = true
 	}
+	return now
 }
