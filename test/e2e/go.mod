@@ -9,6 +9,7 @@ replace github.com/k8s-elector/elector => ../..
 
 require (
 	github.com/go-logr/logr v1.4.4
+	github.com/google/go-cmp v0.7.0
 	github.com/k8s-elector/elector v0.0.0-00010101000000-000000000000
 	github.com/moby/buildkit v0.30.0
 	github.com/moby/patternmatcher v0.6.1

@@ -87,10 +87,17 @@ var labelRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
 // for lockResource from the API server's own /metrics.
 func (b *bench) scrapeMetrics(ctx context.Context) (scrape, error) {
 	raw, err := b.client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	s := scrape{at: time.Now(), counts: map[string]float64{}}
+	at := time.Now()
 	if err != nil {
-		return s, fmt.Errorf("GET /metrics from the API server: %w", err)
+		return scrape{at: at, counts: map[string]float64{}}, fmt.Errorf("GET /metrics from the API server: %w", err)
 	}
+	return parseMetrics(raw, at)
+}
+
+// parseMetrics reads the figures of a scrape taken at at from the text of
+// /metrics.
+func parseMetrics(raw []byte, at time.Time) (scrape, error) {
+	s := scrape{at: at, counts: map[string]float64{}}
 	seen := false
 	for line := range strings.Lines(string(raw)) {
 		name, rest, ok := strings.Cut(line, "{")

@@ -91,19 +91,8 @@ func readProcCounters(pid int) (procCounters, error) {
 	if err != nil {
 		return c, err
 	}
-	// The fields after the command name, which is in parentheses and may
-	// hold spaces: state is field 3, utime 14, stime 15.
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 13 {
-		return c, fmt.Errorf("pid %d: unexpected /proc/%d/stat %q", pid, pid, b)
-	}
-	for _, s := range f[11:13] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return c, fmt.Errorf("pid %d: /proc/%d/stat: %w", pid, pid, err)
-		}
-		c.ticks += n
+	if c.ticks, err = statTicks(pid, b); err != nil {
+		return c, err
 	}
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
@@ -124,19 +113,49 @@ func readProcCounters(pid int) (procCounters, error) {
 			return c, fmt.Errorf("%s/schedstat: %w", dir, err)
 		}
 		c.schedNS += ns
-		for line := range strings.Lines(string(st)) {
-			for name, dst := range map[string]*int64{"voluntary_ctxt_switches:": &c.vol, "nonvoluntary_ctxt_switches:": &c.nonvol} {
-				if rest, ok := strings.CutPrefix(line, name); ok {
-					n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
-					if err != nil {
-						return c, fmt.Errorf("%s/status: %w", dir, err)
-					}
-					*dst += n
-				}
-			}
+		if err := addSwitches(&c, dir, st); err != nil {
+			return c, err
 		}
 	}
 	return c, nil
+}
+
+// statTicks returns utime+stime of pid from b, the text of its
+// /proc/<pid>/stat.
+func statTicks(pid int, b []byte) (int64, error) {
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("pid %d: unexpected /proc/%d/stat %q", pid, pid, b)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("pid %d: /proc/%d/stat: %w", pid, pid, err)
+		}
+		ticks += n
+	}
+	return ticks, nil
+}
+
+// addSwitches adds the context switches of st, the text of the status file
+// of the thread whose directory is dir, to c.
+func addSwitches(c *procCounters, dir string, st []byte) error {
+	for line := range strings.Lines(string(st)) {
+		for name, dst := range map[string]*int64{"voluntary_ctxt_switches:": &c.vol, "nonvoluntary_ctxt_switches:": &c.nonvol} {
+			if rest, ok := strings.CutPrefix(line, name); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+				if err != nil {
+					return fmt.Errorf("%s/status: %w", dir, err)
+				}
+				*dst += n
+			}
+		}
+	}
+	return nil
 }
 
 // perSecond returns the counters from c0 to c1 per second.
@@ -267,8 +286,12 @@ func (b *bench) awaitEvent(ctx context.Context, file string, limit time.Duration
 
 // logTime returns the time ("ts") of the first of e's JSON log lines whose
 // message is msg.
-func logTime(e *fleet.Elector, msg string) (time.Time, bool) {
-	sc := bufio.NewScanner(strings.NewReader(e.Logs()))
+func logTime(e *fleet.Elector, msg string) (time.Time, bool) { return logTimeIn(e.Logs(), msg) }
+
+// logTimeIn returns the time ("ts") of the first JSON log line of logs whose
+// message is msg.
+func logTimeIn(logs, msg string) (time.Time, bool) {
+	sc := bufio.NewScanner(strings.NewReader(logs))
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
 		var l struct {
@@ -431,12 +454,13 @@ func (b *bench) commandHandovers(ctx context.Context, mode string) error {
 			return fmt.Errorf("%s reported is_leader:true, but the command that started is elector %d's", newLeader.e.ID, started.PPID)
 		}
 		ms := func(mono int64) float64 { return float64(mono-m0) / 1e9 }
-		took := ms(started.Mono)
+		h := handoverOf(m0, got, exit, started)
+		took := h.took
 		r.handover = append(r.handover, took)
-		r.toSigterm = append(r.toSigterm, ms(got.Mono))
-		r.ownExit = append(r.ownExit, float64(exit.Mono-got.Mono)/1e9)
-		r.afterExit = append(r.afterExit, float64(started.Mono-exit.Mono)/1e9)
-		r.lessExit = append(r.lessExit, took-float64(exit.Mono-got.Mono)/1e9)
+		r.toSigterm = append(r.toSigterm, h.toSigterm)
+		r.ownExit = append(r.ownExit, h.ownExit)
+		r.afterExit = append(r.afterExit, h.afterExit)
+		r.lessExit = append(r.lessExit, h.lessExit)
 		// The timeline, from both sides, relative to the SIGTERM.
 		type point struct {
 			at   float64
@@ -476,6 +500,29 @@ func (b *bench) commandHandovers(ctx context.Context, mode string) error {
 	}
 	b.logf("TTL %s: leaders with a command exited %s after SIGTERM (median; max %s)", ttl, fmtSeconds(shut.median()), fmtSeconds(shut.max()))
 	return nil
+}
+
+// handover is one command handover, in seconds.
+type handover struct {
+	took      float64 // SIGTERM to the leader → the new command starts
+	toSigterm float64 // SIGTERM to the leader → the old command receives SIGTERM
+	ownExit   float64 // the old command receives SIGTERM → its exit
+	afterExit float64 // the old command's exit → the new command starts
+	lessExit  float64 // took less ownExit
+}
+
+// handoverOf times a handover from m0, CLOCK_MONOTONIC just before the
+// SIGTERM to the leader, and the records of the old command's receipt of
+// SIGTERM (got) and exit and of the new command's start.
+func handoverOf(m0 int64, got, exit, started childrec.Event) handover {
+	took := float64(started.Mono-m0) / 1e9
+	return handover{
+		took:      took,
+		toSigterm: float64(got.Mono-m0) / 1e9,
+		ownExit:   float64(exit.Mono-got.Mono) / 1e9,
+		afterExit: float64(started.Mono-exit.Mono) / 1e9,
+		lessExit:  took - float64(exit.Mono-got.Mono)/1e9,
+	}
 }
 
 // commandCPU runs four electors, each alone in an election of its own at

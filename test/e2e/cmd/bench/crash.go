@@ -53,9 +53,15 @@ func (b *bench) crash(ctx context.Context, lw *leaseWatch, ttl time.Duration, ho
 	if err != nil {
 		return crashResult{}, err
 	}
-	c := crashResult{killed: t0, since: t0.Sub(r.at), took: n.at.Sub(t0), holder: n.holder, at: n.at}
+	return crashOf(ttl, r, t0, n), nil
+}
+
+// crashOf times a crash failover at ttl from the renewal seen before the
+// SIGKILL, the instant of the SIGKILL and the next holder seen.
+func crashOf(ttl time.Duration, renewal leaseState, killed time.Time, next leaseState) crashResult {
+	c := crashResult{killed: killed, since: killed.Sub(renewal.at), took: next.at.Sub(killed), holder: next.holder, at: next.at}
 	c.pastLease = c.took - (ttl - c.since)
-	return c, nil
+	return c
 }
 
 func (c crashResult) String() string {

@@ -294,12 +294,7 @@ func (b *bench) steadyStates(ctx context.Context, mode string) error {
 			if l, err := g.stable(time.Second); err != nil || l != leader {
 				return fmt.Errorf("leadership changed during the window: %v", err)
 			}
-			s := steady{
-				leader:   alone.rates.plus(-1, b.baseline),
-				follower: all.rates.plus(-1, alone.rates).times(0.5),
-				fleet:    all.rates.plus(-1, b.baseline),
-				watches:  (all.watches - b.baseWatches) / 3,
-			}
+			s := steadyOf(b.baseline, b.baseWatches, alone, all)
 			r.steady[ttl] = s
 			b.logf("TTL %s: leader %s; follower %s; open watches per elector %.2f", ttl, s.leader, s.follower, s.watches)
 			if ttl != defaultTTL {
@@ -333,6 +328,24 @@ func (b *bench) steadyStates(ctx context.Context, mode string) error {
 		}
 	}
 	return nil
+}
+
+// steadyOf is the steady state of a group of 3 from the window with its
+// leader alone and the one with the leader and 2 followers, less baseline,
+// the window without any elector, and baseWatches, the open watches then.
+func steadyOf(baseline rates, baseWatches float64, alone, all window) steady {
+	return steady{
+		leader:   alone.rates.plus(-1, baseline),
+		follower: all.rates.plus(-1, alone.rates).times(0.5),
+		fleet:    all.rates.plus(-1, baseline),
+		watches:  (all.watches - baseWatches) / 3,
+	}
+}
+
+// beyondSteady returns the requests between two scrapes less what rate, per
+// minute, accounts for over the time between them.
+func beyondSteady(s0, s1 scrape, rate rates) rates {
+	return counted(s0, s1).plus(-s1.at.Sub(s0.at).Minutes(), rate)
 }
 
 // getLoad loads GET / of a leader with keep-alive connections. On a machine
@@ -416,8 +429,7 @@ func (b *bench) manyCandidates(ctx context.Context, mode string) error {
 		if err != nil {
 			return err
 		}
-		steadyRate := b.baseline.plus(1, r.bigFleet)
-		extra := counted(s0, s1).plus(-s1.at.Sub(s0.at).Minutes(), steadyRate)
+		extra := beyondSteady(s0, s1, b.baseline.plus(1, r.bigFleet))
 		r.bigBurst = append(r.bigBurst, extra)
 		r.bigFailover = append(r.bigFailover, took.Seconds())
 		b.logf("%d candidates: SIGTERM failover in %s; %s beyond the steady rate in the %s after SIGTERM",

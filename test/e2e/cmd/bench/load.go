@@ -124,9 +124,15 @@ func loadGET(ctx context.Context, addr string, conns int, d time.Duration) (load
 	if len(all) == 0 {
 		return loadResult{}, fmt.Errorf("GET / on %s: no request completed", addr)
 	}
+	return summarize(all, d), ctx.Err()
+}
+
+// summarize returns the throughput and latencies of the requests measured
+// over d, whose latencies are all; it sorts all, which must not be empty.
+func summarize(all []time.Duration, d time.Duration) loadResult {
 	slices.Sort(all)
 	q := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
-	return loadResult{RPS: float64(len(all)) / d.Seconds(), P50: q(0.50), P99: q(0.99), Max: all[len(all)-1]}, ctx.Err()
+	return loadResult{RPS: float64(len(all)) / d.Seconds(), P50: q(0.50), P99: q(0.99), Max: all[len(all)-1]}
 }
 
 // loadConn sends req on one connection until end and returns the latencies

@@ -129,7 +129,20 @@ type bench struct {
 	logw        io.Writer
 }
 
-func run(ctx context.Context, args []string) error {
+// options are what the command line asks of a run.
+type options struct {
+	plan
+	modes      []string        // in column order
+	modesArg   string          // -modes as given
+	only       map[string]bool // -only, nil for all
+	binary     string
+	kubeconfig string
+	out        string
+}
+
+// parseArgs reads the command line; it returns flag.ErrHelp if it asked for
+// help.
+func parseArgs(args []string) (options, error) {
 	// A flag set of its own: envtest's dependencies register flags of their
 	// own (-kubeconfig among them) on the global one.
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -144,37 +157,46 @@ func run(ctx context.Context, args []string) error {
 		window     = fs.Duration("window", 0, "Length of each API request window (default 60s, 20s with -quick; a multiple of 10s keeps the API server's own lease renewals even).")
 	)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return options{}, err
 	}
-	b := &bench{plan: newPlan(*quick), res: map[string]*modeResult{}, ref: newRefResult(), began: time.Now(), logw: os.Stderr, loadStart: loadAvg(), pin: newPinning()}
+	o := options{plan: newPlan(*quick), modesArg: *modes, binary: *binary, kubeconfig: *kubeconfig, out: *out}
 	if *only != "" {
-		b.only = map[string]bool{}
+		o.only = map[string]bool{}
 		for k := range strings.SplitSeq(*only, ",") {
-			b.only[strings.TrimSpace(k)] = true
+			o.only[strings.TrimSpace(k)] = true
 		}
 	}
 	switch {
 	case *candidates == 0:
 	case *candidates < 2:
-		return fmt.Errorf("invalid -candidates=%d: want 2 or more", *candidates)
+		return options{}, fmt.Errorf("invalid -candidates=%d: want 2 or more", *candidates)
 	default:
-		b.candidates = *candidates
+		o.candidates = *candidates
 	}
 	if *window > 0 {
-		b.window = *window
-		b.idle = min(b.idle, *window)
+		o.window = *window
+		o.idle = min(o.idle, *window)
 	}
 	for m := range strings.SplitSeq(*modes, ",") {
 		switch m = strings.TrimSpace(m); m {
 		case modeWatch, modePoll:
-			b.modes = append(b.modes, m)
+			o.modes = append(o.modes, m)
 		default:
-			return fmt.Errorf("invalid -modes entry %q: want watch or poll", m)
+			return options{}, fmt.Errorf("invalid -modes entry %q: want watch or poll", m)
 		}
 	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	b := &bench{plan: o.plan, modes: o.modes, only: o.only, res: map[string]*modeResult{}, ref: newRefResult(), began: time.Now(), logw: os.Stderr, loadStart: loadAvg(), pin: newPinning()}
 
 	tmp, err := os.MkdirTemp("", "k8s-elector-bench-")
 	if err != nil {
@@ -187,7 +209,7 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	// Build while the control plane starts.
-	b.binary = *binary
+	b.binary = o.binary
 	var (
 		buildErr error
 		wg       sync.WaitGroup
@@ -215,7 +237,7 @@ func run(ctx context.Context, args []string) error {
 		buildErr = fleet.BuildStripped(filepath.Join(root, "test", "e2e"), "./cmd/bench/internal/benchchild", b.child)
 	})
 	var cp *controlplane.ControlPlane
-	if *kubeconfig == "" {
+	if o.kubeconfig == "" {
 		b.logf("starting a local kube-apiserver and etcd")
 		if cp, err = controlplane.Start(); err != nil {
 			wg.Wait()
@@ -229,11 +251,11 @@ func run(ctx context.Context, args []string) error {
 		}()
 		b.admin, b.kubecfg = cp.Admin, cp.AdminKubeconfig
 	} else {
-		if b.admin, err = clientcmd.BuildConfigFromFlags("", *kubeconfig); err != nil {
+		if b.admin, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig); err != nil {
 			wg.Wait()
-			return fmt.Errorf("loading -kubeconfig=%s: %w", *kubeconfig, err)
+			return fmt.Errorf("loading -kubeconfig=%s: %w", o.kubeconfig, err)
 		}
-		b.kubecfg = *kubeconfig
+		b.kubecfg = o.kubeconfig
 	}
 	b.admin = rest.CopyConfig(b.admin)
 	b.admin.QPS, b.admin.Burst = 50, 100
@@ -263,7 +285,7 @@ func run(ctx context.Context, args []string) error {
 		b.logf("watch: n/a (binary has no -watch flag): measuring polling mode only")
 	}
 	if len(b.active()) == 0 {
-		return fmt.Errorf("nothing to measure: -modes=%s, and the binary has no -watch flag", *modes)
+		return fmt.Errorf("nothing to measure: -modes=%s, and the binary has no -watch flag", o.modesArg)
 	}
 
 	ns, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
@@ -286,11 +308,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	report := b.report()
 	fmt.Print(report.text)
-	if *out != "" {
-		if err := os.WriteFile(*out, []byte(report.markdown), 0o644); err != nil {
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(report.markdown), 0o644); err != nil {
 			return err
 		}
-		b.logf("wrote %s", *out)
+		b.logf("wrote %s", o.out)
 	}
 	return nil
 }

@@ -1,4 +1,7 @@
-package e2e
+// Package docs checks the repository's markdown: every link of README.md and
+// docs/*.md resolves. It reads files only, so it needs no control plane and
+// runs apart from the end-to-end suite's TestMain.
+package docs
 
 import (
 	"fmt"
@@ -10,16 +13,13 @@ import (
 	"strings"
 	"testing"
 	"unicode"
-
-	"github.com/k8s-elector/elector/test/e2e/internal/controlplane"
 )
 
 // TestDocsLinksResolve checks every link in README.md and docs/*.md: a
 // relative link names a file or directory that exists (relative to the page
 // that holds it), and its #anchor, or a bare #anchor, names a heading of that
 // page by GitHub's slug. An http(s) link is not fetched, but must parse and
-// name a host. It reads files only; the control plane TestMain starts is not
-// used.
+// name a host.
 func TestDocsLinksResolve(t *testing.T) {
 	t.Run("slugs", func(t *testing.T) {
 		for heading, want := range map[string]string{
@@ -36,7 +36,10 @@ func TestDocsLinksResolve(t *testing.T) {
 		}
 	})
 
-	root := controlplane.RepoRoot()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	pages, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +78,12 @@ func TestDocsLinksResolve(t *testing.T) {
 		t.Error("no links found: the parser is broken")
 	}
 	t.Logf("%d pages, %d links", len(pages), links)
+}
+
+// repoRoot returns the root of the repository: go test runs a package's tests
+// in its directory, test/e2e/docs.
+func repoRoot() (string, error) {
+	return filepath.Abs(filepath.Join("..", "..", ".."))
 }
 
 func checkLink(root, page, target string, anchorsOf func(string) ([]string, error)) error {
