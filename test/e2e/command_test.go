@@ -27,13 +27,17 @@ import (
 	"github.com/k8s-elector/elector/test/e2e/internal/history"
 )
 
+// The command's timings, as the library derives them from the TTL.
+var (
+	// defaultGrace is -exec-grace at its default.
+	defaultGrace = timings.CommandGrace
+	// driftMargin is what the fence keeps before valid_until.
+	driftMargin = timings.DriftMargin
+)
+
 // Timing of the command scenarios (k8s-elector -- command), from the TTL of
 // 6s.
 const (
-	// defaultGrace is -exec-grace at its default: TTL/3.
-	defaultGrace = ttl / 3
-	// driftMargin is the TTL/50 that the fence keeps before valid_until.
-	driftMargin = ttl / 50
 	// releasedWithin bounds a handover from a leader that released the
 	// lock, from its command's exit to the next leader's command's start:
 	// well under a TTL, which a lock that was not released takes to run

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 )
 
@@ -24,13 +25,20 @@ import (
 // next-larger one it must be told apart from (a retry-period handover from a
 // TTL one).
 const (
-	ttl      = 6 * time.Second
-	retry    = ttl / 6
-	maxRetry = retry * 22 / 10
-	slack    = 2 * time.Second
+	ttl   = 6 * time.Second
+	slack = 2 * time.Second
 	// leaderAnnotation holds the leader record of configmaps and endpoints
 	// locks, as client-go up to v0.26 wrote it.
 	leaderAnnotation = "control-plane.alpha.kubernetes.io/leader"
+)
+
+// The suite's derived timings, from the library that derives them.
+var (
+	timings = elector.DefaultTimings(ttl)
+	retry   = timings.RetryPeriod
+	// maxRetry is the longest wait between two attempts: client-go
+	// jitters the retry period by up to 1.2×.
+	maxRetry = retry * 22 / 10
 )
 
 var lockTypes = []string{"leases", "configmaps", "endpoints", "configmapsleases"}

@@ -19,9 +19,9 @@ import (
 )
 
 // Timing of the fault scenarios, all derived from the suite's TTL of 6s.
-const (
-	// renewDeadline is how long a leader keeps trying to renew: TTL/3.
-	renewDeadline = ttl / 3
+var (
+	// renewDeadline is how long a leader keeps trying to renew.
+	renewDeadline = timings.RenewDeadline
 	// jitteredRetry is the longest wait between two attempts of a
 	// candidate: client-go jitters the retry period by up to 1.2×.
 	jitteredRetry = retry * 22 / 10
@@ -32,10 +32,10 @@ const (
 	// leader: a lease that was not released runs out within a TTL, and a
 	// candidate tries again within a jittered retry period.
 	recoverWithin = ttl + jitteredRetry + faultSlack
-	// faultElection is the election every scenario runs, in its own
-	// namespace.
-	faultElection = "fault"
 )
+
+// faultElection is the election every scenario runs, in its own namespace.
+const faultElection = "fault"
 
 // TestFault runs the fault-injection scenarios: three electors, each
 // reaching the API server through a proxy of its own that can blackhole or

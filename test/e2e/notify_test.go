@@ -35,13 +35,9 @@ const (
 	// next, is longer, so that two candidates are back by then.
 	resignCooldown = 500 * time.Millisecond
 	handoverPause  = 700 * time.Millisecond
-	// notifyTimeout is the POST timeout: the request timeout,
-	// max(renew deadline / 2, 1s).
-	notifyTimeout = max(renewDeadline/2, time.Second)
 	// A failed POST is retried after 500ms, then twice as long each time, up
 	// to max(retry period, 500ms); at once if the status changes.
 	notifyRetryMin = 500 * time.Millisecond
-	notifyRetryMax = max(retry, notifyRetryMin)
 	// holdFor is how long the receiver holds every POST open, answering
 	// nothing, as a blackholed endpoint would.
 	holdFor = 5 * time.Second
@@ -52,6 +48,14 @@ const (
 	// sendLatency bounds the time from the status a POST carries to its
 	// arrival.
 	sendLatency = 300 * time.Millisecond
+)
+
+var (
+	// notifyTimeout is the POST timeout: the request timeout,
+	// max(renew deadline / 2, 1s).
+	notifyTimeout = max(renewDeadline/2, time.Second)
+	// notifyRetryMax is the longest wait between retries of a POST.
+	notifyRetryMax = max(retry, notifyRetryMin)
 )
 
 // pushFleet is a fault fleet whose leadership is handed over again and
@@ -155,7 +159,7 @@ func (p *pushFleet) handOver(n int, l *fleet.Elector, term bool) handover {
 	}
 	h.to = p.nextLeader(h, takeoverWithin+faultSlack)
 	if term {
-		code, err := l.Wait(elector.ShutdownBudget(renewDeadline) + deathSlack)
+		code, err := l.Wait(timings.ShutdownBudget + deathSlack)
 		if err != nil {
 			t.Fatal(err)
 		}

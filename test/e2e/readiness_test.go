@@ -98,7 +98,7 @@ func newReadyFleet(t *testing.T, ttl time.Duration) *readyFleet {
 }
 
 // period is the retry period, and the probe period: TTL/6.
-func (f *readyFleet) period() time.Duration { return f.ttl / 6 }
+func (f *readyFleet) period() time.Duration { return elector.DefaultTimings(f.ttl).RetryPeriod }
 
 // start starts one elector per entry of ready, ready-0, ready-1, ...,
 // each with flags extra and an application of its own, ready or not.
@@ -140,7 +140,7 @@ func (f *readyFleet) stop(e *fleet.Elector) {
 	if err := e.Signal(syscall.SIGTERM); err != nil {
 		f.t.Fatal(err)
 	}
-	code, err := e.Wait(elector.ShutdownBudget(f.ttl/3) + deathSlack)
+	code, err := e.Wait(elector.DefaultTimings(f.ttl).ShutdownBudget + deathSlack)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 
+	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 	"github.com/k8s-elector/elector/test/e2e/internal/history"
 )
@@ -204,7 +205,7 @@ func runVisibility(t *testing.T, c visibilityCase, plainBinary string) visibilit
 func (v *visibilityFleet) attempt(n int, l *fleet.Elector) (margin time.Duration, healed time.Time) {
 	t := v.t
 	t.Helper()
-	retry := v.c.ttl / 6
+	retry := elector.DefaultTimings(v.c.ttl).RetryPeriod
 	jittered := retry * 22 / 10
 	begin := time.Now()
 	held, _ := v.rec.Latest(l.ID)

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 )
 
@@ -81,7 +82,9 @@ type refProc struct {
 func (b *bench) startRef(election, id string, ttl time.Duration) (*refProc, error) {
 	p := &refProc{id: id, log: &fleet.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(b.minimal, "-kubeconfig="+b.kubecfg, "-namespace="+b.namespace,
-		"-election="+election, "-id="+id, "-ttl="+ttl.String())
+		"-election="+election, "-id="+id, "-ttl="+ttl.String(),
+		"-renew-deadline="+elector.DefaultTimings(ttl).RenewDeadline.String(),
+		"-retry-period="+elector.DefaultTimings(ttl).RetryPeriod.String())
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

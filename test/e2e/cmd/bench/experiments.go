@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 )
 
@@ -23,7 +24,7 @@ const defaultTTL = 10 * time.Second
 const burstWindow = 5 * time.Second
 
 // retryPeriod is the elector's default retry period for ttl.
-func retryPeriod(ttl time.Duration) time.Duration { return ttl / 6 }
+func retryPeriod(ttl time.Duration) time.Duration { return elector.DefaultTimings(ttl).RetryPeriod }
 
 // maxRetryWait is the longest a candidate waits between attempts: client-go
 // jitters the retry period by up to 1.2 times itself.
@@ -547,7 +548,9 @@ func (b *bench) reference(ctx context.Context, mode string) error {
 		return nil
 	}
 	cmd := exec.Command(b.minimal, "-kubeconfig="+b.kubecfg, "-namespace="+b.namespace,
-		"-election=reference", "-id=reference", "-ttl="+defaultTTL.String())
+		"-election=reference", "-id=reference", "-ttl="+defaultTTL.String(),
+		"-renew-deadline="+elector.DefaultTimings(defaultTTL).RenewDeadline.String(),
+		"-retry-period="+elector.DefaultTimings(defaultTTL).RetryPeriod.String())
 	cmd.Stderr = b.logw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

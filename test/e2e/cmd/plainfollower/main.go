@@ -100,8 +100,8 @@ func run(kubeconfig, namespace, election, id, addr, lockType string, ttl time.Du
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
 			LeaseDuration:   ttl,
-			RenewDeadline:   ttl / 3,
-			RetryPeriod:     ttl / 6,
+			RenewDeadline:   elector.DefaultTimings(ttl).RenewDeadline,
+			RetryPeriod:     elector.DefaultTimings(ttl).RetryPeriod,
 			ReleaseOnCancel: true,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(ctx context.Context) { r.term.Store(&ctx) },

@@ -34,6 +34,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
+	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/test/e2e/internal/controlplane"
 	"github.com/k8s-elector/elector/test/e2e/internal/faultproxy"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
@@ -228,7 +229,7 @@ func (s *soak) loop(ctx context.Context) {
 			// fault, so that the report's gaps end.
 			s.event("faults over; settling")
 			select {
-			case <-time.After(s.o.ttl + s.o.ttl/3):
+			case <-time.After(s.o.ttl + elector.DefaultTimings(s.o.ttl).RenewDeadline):
 			case <-ctx.Done():
 			}
 			return
@@ -268,7 +269,7 @@ func (s *soak) inject(stop <-chan struct{}) {
 	if l, ok := s.rec.Latest(target.id); ok && l.Leading() {
 		role = "leader"
 	}
-	renewDeadline := s.o.ttl / 3
+	renewDeadline := elector.DefaultTimings(s.o.ttl).RenewDeadline
 	var (
 		kind  string
 		how   string

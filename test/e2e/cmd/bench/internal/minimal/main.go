@@ -28,15 +28,21 @@ func main() {
 		namespace  = flag.String("namespace", "default", "Lease namespace")
 		id         = flag.String("id", "minimal", "identity")
 		ttl        = flag.Duration("ttl", 10*time.Second, "lease duration")
+		renew      = flag.Duration("renew-deadline", 0, "renew deadline (required): the bench passes k8s-elector's default for the TTL")
+		retry      = flag.Duration("retry-period", 0, "retry period (required): the bench passes k8s-elector's default for the TTL")
 	)
 	flag.Parse()
-	if err := run(*kubeconfig, *namespace, *election, *id, *ttl); err != nil {
+	if *renew <= 0 || *retry <= 0 {
+		fmt.Fprintln(os.Stderr, "minimal: -renew-deadline and -retry-period are required")
+		os.Exit(2)
+	}
+	if err := run(*kubeconfig, *namespace, *election, *id, *ttl, *renew, *retry); err != nil {
 		fmt.Fprintln(os.Stderr, "minimal:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, namespace, election, id string, ttl time.Duration) error {
+func run(kubeconfig, namespace, election, id string, ttl, renew, retry time.Duration) error {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err
@@ -54,8 +60,8 @@ func run(kubeconfig, namespace, election, id string, ttl time.Duration) error {
 			LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 		},
 		LeaseDuration:   ttl,
-		RenewDeadline:   ttl / 3,
-		RetryPeriod:     ttl / 6,
+		RenewDeadline:   renew,
+		RetryPeriod:     retry,
 		ReleaseOnCancel: true,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) { <-ctx.Done() },
