@@ -2,7 +2,8 @@
 //
 // An Elector campaigns for a lock object named after the election — a Lease
 // by default, or a ConfigMap or Endpoints annotated the way older client-go
-// did — using client-go's tools/leaderelection. One candidate at a time holds
+// did — with client-go's leader record and by its rules, so that plain
+// client-go electors can share the election. One candidate at a time holds
 // the lock; the others follow and take over when the holder releases it or
 // stops renewing it for a TTL.
 //
