@@ -255,8 +255,9 @@ func (e *Elector) Observe(ctx context.Context) <-chan Status {
 // Resign hands leadership over: the Elector reports not-leader, ends the term
 // (waiting for the started-leading callback), waits the release delay,
 // releases the lock, and then stays out of the election for one lease
-// duration, so that a follower takes over, before it campaigns again. It is
-// ResignFor with a cooldown of the TTL.
+// duration, so that a follower takes over, before it campaigns again. It
+// follows the election meanwhile: Status, Observe and LeaderOnly name the
+// new leader. It is ResignFor with a cooldown of the TTL.
 func (e *Elector) Resign(ctx context.Context) error {
 	return e.ResignFor(ctx, e.o.ttl)
 }
