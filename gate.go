@@ -118,15 +118,6 @@ func (g *gate) run(ctx context.Context, log logr.Logger) {
 	}
 }
 
-// candidacyOf is a view's candidacy: with a gate, 1 while campaigning and
-// 2 while not; 0 without a gate.
-func candidacyOf(ok bool) uint8 {
-	if ok {
-		return 1
-	}
-	return 2
-}
-
 // httpReady is a check that GETs u and passes on a 2xx answer (a 3xx
 // fails: no redirect is followed).
 func httpReady(u *url.URL, timeout time.Duration) func(context.Context) error {

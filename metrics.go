@@ -94,7 +94,7 @@ func newMetrics(election, id string, vs *views, command, gated bool) *metrics {
 			Name: "k8s_elector_candidate", ConstLabels: labels,
 			Help: "1 while this candidate campaigns (its application is ready), else 0.",
 		}, func() float64 {
-			if vs.load().candidate == 1 {
+			if vs.load().candidate == campaigning {
 				return 1
 			}
 			return 0

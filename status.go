@@ -71,8 +71,8 @@ type Status struct {
 	Command CommandStatus `json:"command,omitzero"`
 	// Candidate, with a candidacy gate (WithCandidacyGate, WithReadyURL),
 	// reports whether this candidate campaigns: false while its
-	// application is not ready. Nil, and absent from JSON, without a gate
-	// and before its first check.
+	// application is not ready, and until its first check passes. Nil, and
+	// absent from JSON, without a gate.
 	Candidate *bool `json:"candidate,omitempty"`
 }
 
@@ -147,7 +147,7 @@ type view struct {
 	renewed     time.Time     // on the leader: what its lease counts from (see term)
 	lease       time.Duration // on the leader: lease duration of that write
 	command     CommandStatus // published by the command's supervisor
-	candidate   uint8         // published by the gate: see candidacyOf
+	candidate   candidacy     // published by the gate
 
 	// changed is closed when a newer view replaces this one; next is that
 	// view, set before changed is closed, so that a reader can follow every
@@ -163,6 +163,23 @@ func (v *view) same(w *view) bool {
 	return a == b
 }
 
+// candidacy is what a view says of the candidacy gate.
+type candidacy uint8
+
+const (
+	noGate      candidacy = iota // no candidacy gate: always a candidate
+	campaigning                  // the gate is open
+	gated                        // the gate is closed, or has not answered yet
+)
+
+// candidacyOf is the candidacy of a gate that is open or not.
+func candidacyOf(open bool) candidacy {
+	if open {
+		return campaigning
+	}
+	return gated
+}
+
 // status is the Status of candidate id in view v at now.
 func (v *view) status(id string, now time.Time) Status {
 	s := Status{
@@ -176,8 +193,8 @@ func (v *view) status(id string, now time.Time) Status {
 		RenewTime:         v.renewTime,
 		Command:           v.command,
 	}
-	if v.candidate != 0 {
-		c := v.candidate == 1
+	if v.candidate != noGate {
+		c := v.candidate == campaigning
 		s.Candidate = &c
 	}
 	if s.IsLeader {
