@@ -3,6 +3,7 @@ package elector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -311,7 +312,7 @@ func (l *loop) renew(ctx context.Context) {
 // write sends rec and acts on the outcome: a write naming us starts or
 // extends a term; a lost race reads the lock again from the API server.
 func (l *loop) write(ctx context.Context, rec resourcelock.LeaderElectionRecord) bool {
-	since, err := l.rec.write(ctx, rec)
+	since, err := l.send(ctx, rec)
 	if err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
 			// Someone wrote since our last read: decide on what the lock
@@ -328,6 +329,22 @@ func (l *loop) write(ctx context.Context, rec resourcelock.LeaderElectionRecord)
 		l.wrote(ctx, rec, since)
 	}
 	return true
+}
+
+// send writes rec to the lock, bounded by the request timeout, and hands
+// the outcome to the record as last seen: a write passes from here to the
+// lock kind, and from there to the client.
+func (l *loop) send(ctx context.Context, rec resourcelock.LeaderElectionRecord) (since time.Time, err error) {
+	ctx, cancel := context.WithTimeout(ctx, l.rec.timeout)
+	defer cancel()
+	verb, op, do := l.rec.writer(rec)
+	if err := ctx.Err(); err != nil {
+		// A client may send a request even with a cancelled context.
+		return time.Time{}, fmt.Errorf("%s %s %s: %w", verb, l.rec.kind, l.rec.lock.describe(), err)
+	}
+	sent := time.Now()
+	r, err := do(ctx, rec)
+	return l.rec.wrote(verb, op, rec, sent, r, err)
 }
 
 // saw acts on the record as last seen: a term ends as soon as the record is
@@ -494,7 +511,7 @@ func (l *loop) release(ctx context.Context, deadline time.Time) {
 		}
 		rec, _, _ := l.rec.record()
 		now := metav1.NewTime(time.Now())
-		_, err := l.rec.write(ctx, resourcelock.LeaderElectionRecord{
+		_, err := l.send(ctx, resourcelock.LeaderElectionRecord{
 			LeaseDurationSeconds: 1,
 			AcquireTime:          now,
 			RenewTime:            now,

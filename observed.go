@@ -200,14 +200,12 @@ func (o *observed) checkSharedID(renewed bool) {
 	o.log.V(1).Info("two candidates share one ID", "err", err.Error())
 }
 
-// write creates or updates the lock with rec, conditioned on the object as
-// last seen, and on success makes rec the record as last seen. It returns
-// since: the send time of the first write of ours that gave the lock what
-// followers now compare (zero if that is unknown).
-func (o *observed) write(ctx context.Context, rec resourcelock.LeaderElectionRecord) (since time.Time, err error) {
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	verb, op, do := "update", "acquire", o.lock.update
+// writer returns how rec is written, given the record as last seen: the
+// verb and the metric's operation, and the lock's method that sends it. Every
+// write is conditioned on the object as last seen.
+func (o *observed) writer(rec resourcelock.LeaderElectionRecord) (verb, op string,
+	do func(context.Context, resourcelock.LeaderElectionRecord) (lockRead, error)) {
+	verb, op, do = "update", "acquire", o.lock.update
 	switch {
 	case o.gone || o.rec == nil:
 		verb, do = "create", o.lock.create
@@ -216,12 +214,14 @@ func (o *observed) write(ctx context.Context, rec resourcelock.LeaderElectionRec
 	case o.ours():
 		op = "renew"
 	}
-	if err := ctx.Err(); err != nil {
-		// A client may send a request even with a cancelled context.
-		return time.Time{}, fmt.Errorf("%s %s %s: %w", verb, o.kind, o.lock.describe(), err)
-	}
-	sent := time.Now()
-	r, err := do(ctx, rec)
+	return verb, op, do
+}
+
+// wrote takes the outcome of a write of rec sent at sent: on success, rec
+// is the record as last seen. It returns since: the send time of the first
+// write of ours that gave the lock what followers now compare (zero if that
+// is unknown).
+func (o *observed) wrote(verb, op string, rec resourcelock.LeaderElectionRecord, sent time.Time, r lockRead, err error) (since time.Time, _ error) {
 	o.observe(op, sent, err)
 	if err != nil {
 		if outcomeUnknown(err) {
