@@ -208,9 +208,9 @@ func (v *view) status(id string, now time.Time) Status {
 func (v *view) leadingAt(now time.Time) bool { return v.leading && now.Before(v.endsAt) }
 
 // views owns the published view of one candidate and the GET / body rendered
-// from it. Two writers publish, each its own part: the election goroutine
-// (New's, then Run's) all but the command, and the command's supervisor the
-// command. Any number read.
+// from it. Three writers publish, each its own part under one mutex: the
+// election loop the record and the term, the command's supervisor the
+// command, and the candidacy gate the candidacy. Any number read.
 type views struct {
 	id       string
 	mu       sync.Mutex // serialises publishers
