@@ -10,18 +10,21 @@
 //
 //	curl -s localhost:8080/
 //	{"is_leader":true,"leader":"old-1","node":"old-1","timestamp":"2026-12-02T00:05:01Z",
-//	 "lock_uid":"6f0c…","leader_transitions":4,"valid_until":"2026-12-02T00:05:03.412Z"}
+//	 "lock_uid":"6f0c…","leader_transitions":4,"acquire_time":"2026-12-02T00:04:41.087Z",
+//	 "valid_until":"2026-12-02T00:05:03.412Z"}
 //
-// What it reports is what client-go tells an application, and no more:
-// is_leader is true from OnStartedLeading until the context client-go hands
-// it ends; valid_until, on the leader, is client-go's own belief, the send
-// time of the last successful write naming it holder plus the lease
-// duration written. lock_uid and leader_transitions are the fencing token
-// as k8s-elector reports it: the UID of the object that holds the
-// election's record (the ConfigMap or Endpoints, also for the migration
-// locks, whose record is the old object's) and the transition count in that
-// record, as last written by it while it leads, else as last read or
-// written. leader is client-go's GetLeader.
+// What it reports is what client-go and its lock's clients saw, and no
+// more: is_leader is true from OnStartedLeading until the context client-go
+// hands it ends; on the leader, valid_until is client-go's own belief, the
+// send time of the last successful write naming it holder plus the lease
+// duration written, and acquire_time is the send time of the write that
+// began its term (the record holds it cut to whole seconds). lock_uid and
+// leader_transitions are the fencing token as k8s-elector reports it: the
+// UID of the object that holds the election's record (the ConfigMap or
+// Endpoints, also for the migration locks, whose record is the old
+// object's) and the transition count in that record, as last written by it
+// while it leads, else as last read or written. leader is client-go's
+// GetLeader.
 //
 // It lives in a Go module of its own so that client-go v0.23 does not meet
 // the v0.37 of the suite's module. It takes k8s-elector's flags that the
@@ -184,6 +187,8 @@ type lockState struct {
 	transitions int
 	sent        time.Time // of the write; zero for a read
 	lease       time.Duration
+	// acquired, in mine, is the send time of the first write of the term.
+	acquired time.Time
 }
 
 func stateOf(uid string, rec resourcelock.LeaderElectionRecord, sent time.Time) lockState {
@@ -216,6 +221,11 @@ func (c *candidate) saw(kind string, s lockState) {
 	defer c.mu.Unlock()
 	c.seen = s
 	if !s.sent.IsZero() && s.holder == c.id {
+		// A write naming us with a token we did not hold begins a term.
+		s.acquired = c.mine.acquired
+		if c.mine.sent.IsZero() || s.uid != c.mine.uid || s.transitions != c.mine.transitions {
+			s.acquired = s.sent
+		}
 		c.mine = s
 	}
 }
@@ -229,8 +239,12 @@ type status struct {
 	Timestamp         string `json:"timestamp"`
 	LockUID           string `json:"lock_uid,omitempty"`
 	LeaderTransitions int    `json:"leader_transitions"`
+	AcquireTime       string `json:"acquire_time,omitempty"`
 	ValidUntil        string `json:"valid_until,omitempty"`
 }
+
+// jsonTime is the layout of k8s-elector's times with milliseconds.
+const jsonTime = "2006-01-02T15:04:05.000Z07:00"
 
 func (c *candidate) status() status {
 	now := time.Now()
@@ -245,7 +259,8 @@ func (c *candidate) status() status {
 	if s.IsLeader {
 		st = c.mine
 		// Cut to milliseconds: never later than the belief.
-		s.ValidUntil = st.sent.Add(st.lease).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		s.ValidUntil = st.sent.Add(st.lease).UTC().Format(jsonTime)
+		s.AcquireTime = st.acquired.UTC().Format(jsonTime)
 	}
 	s.LockUID, s.LeaderTransitions = st.uid, st.transitions
 	return s
