@@ -75,7 +75,7 @@ func (k interopKind) releaseBound() time.Duration {
 // another jittered retry period later.
 func (k interopKind) crashBound() time.Duration {
 	if k.watches() {
-		return ttl + ttl/50 + interopSlack
+		return ttl + timings.DriftMargin + interopSlack
 	}
 	return ttl + 2*jitteredRetry + interopSlack
 }
@@ -84,7 +84,7 @@ func (k interopKind) crashBound() time.Duration {
 // killed: the record as followers compare it may have last changed a
 // second and a retry period before the kill (renewals in one wall-clock
 // second change nothing they compare), and its lease runs a TTL from then.
-const crashFloor = ttl - time.Second - retry - interopSlack
+var crashFloor = ttl - time.Second - retry - interopSlack
 
 // buildOldClientGo builds the module oldclientgo, a plain client-go v0.23
 // LeaderElector, into a temporary directory. It is a module of its own, so
