@@ -554,7 +554,7 @@ func (l *loop) publish() {
 		renewTime:   rec.RenewTime.Time,
 	}
 	if t := l.term; t != nil && t.ctx.Err() == nil && l.rec.ours() {
-		v.leading, v.validUntil, v.endsAt = true, t.validUntil, t.endsAt()
+		v.leading, v.validUntil, v.endsAt, v.term = true, t.validUntil, t.endsAt(), t
 		v.renewed, v.lease = t.renewed, t.lease
 	}
 	l.views.publish(v)

@@ -245,3 +245,34 @@ func TestCrashAfterALostRace(t *testing.T) {
 	}
 	t.Logf("%d schedules; latest takeover: the lease + %s", schedules, worst)
 }
+
+// TestCurrentTermFencesWorkOutsideTheCallback: the Elector hands out the
+// current term's context, with its token, while it leads, and nothing
+// otherwise; the context ends with the term.
+func TestCurrentTermFencesWorkOutsideTheCallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := electortest.NewCluster()
+		a := start(t, c, "a", LockLeases)
+		if _, ok := a.e.CurrentTerm(); ok {
+			t.Fatal("a term before a leads")
+		}
+		waitLeader(t, testTTL, a)
+		ctx, ok := a.e.CurrentTerm()
+		if !ok {
+			t.Fatal("no term while a leads")
+		}
+		term, _ := TermFromContext(ctx)
+		if s := a.e.Status(); term.LockUID != s.LockUID || term.LeaderTransitions != s.LeaderTransitions {
+			t.Errorf("term token %s/%d, want the status's %s/%d", term.LockUID, term.LeaderTransitions, s.LockUID, s.LeaderTransitions)
+		}
+		if err := a.e.ResignFor(context.Background(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() == nil {
+			t.Error("the term's context lives on after the term")
+		}
+		if _, ok := a.e.CurrentTerm(); ok {
+			t.Error("a term after a resigned")
+		}
+	})
+}

@@ -144,6 +144,7 @@ type view struct {
 	transitions int
 	acquireTime time.Time
 	renewTime   time.Time
+	term        *term         // on the leader: its term
 	renewed     time.Time     // on the leader: what its lease counts from (see term)
 	lease       time.Duration // on the leader: lease duration of that write
 	command     CommandStatus // published by the command's supervisor
