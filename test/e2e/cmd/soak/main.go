@@ -357,35 +357,47 @@ func (s *soak) stopAll() {
 	}
 }
 
+// countHandovers counts the changes of elector from one run of leadership
+// to the next; runs are ordered by From.
+func countHandovers(runs []history.Run) int {
+	n := 0
+	for i := 1; i < len(runs); i++ {
+		if runs[i].Elector != runs[i-1].Elector {
+			n++
+		}
+	}
+	return n
+}
+
+// longestGap returns the longest stretch in which nobody claimed
+// leadership, from the first leader on until end, and when it began; runs
+// are ordered by From.
+func longestGap(runs []history.Run, end time.Time) (gap time.Duration, at time.Time) {
+	if len(runs) == 0 {
+		return 0, time.Time{}
+	}
+	covered := runs[0].To
+	for _, r := range runs[1:] {
+		if d := r.From.Sub(covered); d > gap {
+			gap, at = d, covered
+		}
+		if r.To.After(covered) {
+			covered = r.To
+		}
+	}
+	if d := end.Sub(covered); d > gap {
+		gap, at = d, covered
+	}
+	return gap, at
+}
+
 // report checks the recording and prints what happened; it returns the exit
 // code.
 func (s *soak) report() int {
 	h := s.rec.Stop()
 	runs := h.Runs()
-	handovers := 0
-	for i := 1; i < len(runs); i++ {
-		if runs[i].Elector != runs[i-1].Elector {
-			handovers++
-		}
-	}
-	// The longest stretch in which nobody claimed leadership, from the first
-	// leader on.
-	var gap time.Duration
-	var gapAt time.Time
-	if len(runs) > 0 {
-		covered := runs[0].To
-		for _, r := range runs[1:] {
-			if d := r.From.Sub(covered); d > gap {
-				gap, gapAt = d, covered
-			}
-			if r.To.After(covered) {
-				covered = r.To
-			}
-		}
-		if d := h.End.Sub(covered); d > gap {
-			gap, gapAt = d, covered
-		}
-	}
+	handovers := countHandovers(runs)
+	gap, gapAt := longestGap(runs, h.End)
 	overlaps := h.Overlaps()
 	stale, rejected := h.StaleWrites()
 	accepted := 0

@@ -108,27 +108,41 @@ func run(ctx context.Context) error {
 // over the Electors, from each one's GET /metrics.
 func lockRequests(electors []*elector.Elector) string {
 	sum := map[string]float64{}
-	re := regexp.MustCompile(`^k8s_elector_lock_requests_total\{(.*)\} (\S+)$`)
-	label := regexp.MustCompile(`(operation|result)="([^"]*)"`)
 	for _, e := range electors {
 		w := httptest.NewRecorder()
 		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-		for line := range strings.Lines(w.Body.String()) {
-			m := re.FindStringSubmatch(strings.TrimSpace(line))
-			if m == nil {
-				continue
-			}
-			v, err := strconv.ParseFloat(m[2], 64)
-			if err != nil {
-				continue
-			}
-			k := map[string]string{}
-			for _, l := range label.FindAllStringSubmatch(m[1], -1) {
-				k[l[1]] = l[2]
-			}
-			sum[k["operation"]+"/"+k["result"]] += v
-		}
+		addLockRequests(sum, w.Body.String())
 	}
+	return formatLockRequests(sum)
+}
+
+var (
+	lockRequestsRE = regexp.MustCompile(`^k8s_elector_lock_requests_total\{(.*)\} (\S+)$`)
+	lockLabelRE    = regexp.MustCompile(`(operation|result)="([^"]*)"`)
+)
+
+// addLockRequests adds the k8s_elector_lock_requests_total counters of
+// metrics, the text of one GET /metrics, to sum by "operation/result".
+func addLockRequests(sum map[string]float64, metrics string) {
+	for line := range strings.Lines(metrics) {
+		m := lockRequestsRE.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			continue
+		}
+		k := map[string]string{}
+		for _, l := range lockLabelRE.FindAllStringSubmatch(m[1], -1) {
+			k[l[1]] = l[2]
+		}
+		sum[k["operation"]+"/"+k["result"]] += v
+	}
+}
+
+// formatLockRequests lists sum by key.
+func formatLockRequests(sum map[string]float64) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(sum)) {
 		parts = append(parts, fmt.Sprintf("%s=%.0f", k, sum[k]))
