@@ -183,6 +183,13 @@ func (l *loop) read(ctx context.Context) {
 // acquisition.
 func (l *loop) attempt(ctx context.Context) {
 	if l.rec.ours() {
+		if l.term == nil && l.gate != nil && !l.gate.open() {
+			// Holding the lock without a term while the application is
+			// not ready: let a ready candidate have it.
+			l.stepDown(ctx, true, false)
+			l.schedule(time.Now(), false)
+			return
+		}
 		l.renew(ctx)
 		return
 	}
@@ -452,7 +459,7 @@ func (l *loop) endTerm() {
 // resign steps down for req and stays out of the election for its
 // cooldown, following it meanwhile.
 func (l *loop) resign(ctx context.Context, req *resignRequest) {
-	if l.term == nil {
+	if l.term == nil && !l.rec.ours() {
 		req.done <- ErrNotLeader
 		return
 	}

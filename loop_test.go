@@ -2,6 +2,7 @@ package elector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -274,5 +275,37 @@ func TestCurrentTermFencesWorkOutsideTheCallback(t *testing.T) {
 		if _, ok := a.e.CurrentTerm(); ok {
 			t.Error("a term after a resigned")
 		}
+	})
+}
+
+// TestUnreadyHolderWithoutATermLetsGo: a leader whose renewals failed past
+// the renew deadline still holds the lock; if its application is not ready
+// by the time it reaches the API server again, it releases the lock instead
+// of starting a new term.
+func TestUnreadyHolderWithoutATermLetsGo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := electortest.NewCluster()
+		appA, appB := newAppCheck(true), newAppCheck(true)
+		a := start(t, c, "a", LockLeases, WithCandidacyGate(appA.check))
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", LockLeases, WithCandidacyGate(appB.check))
+		settle(maxRetryWait)
+		refused := errors.New("connection refused")
+		a.fault.Store(&refused)
+		waitFor(t, testTTL, "a's term ends", func() bool { return !a.e.Status().IsLeader })
+		appA.ready.Store(false)
+		settle(2 * testRetry) // a's gate closes
+		a.fault.Store(nil)
+		for end := time.Now().Add(testTTL); time.Now().Before(end); {
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+			if a.e.Status().IsLeader {
+				t.Fatal("a started a new term with its application not ready")
+			}
+			if b.e.Status().IsLeader {
+				return
+			}
+		}
+		t.Fatal("b never took over from a holder that is not ready")
 	})
 }
