@@ -15,7 +15,7 @@ import (
 // lockRead is what one read or successful write of the lock showed.
 type lockRead struct {
 	rec resourcelock.LeaderElectionRecord
-	// visible is the record as client-go's LeaderElector compares it to
+	// visible is the record as a plain client-go LeaderElector compares it to
 	// decide whether the holder renewed: whole-second times. It is what a
 	// plain client-go follower, or the original k8s-elector, sees change.
 	visible []byte

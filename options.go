@@ -138,9 +138,9 @@ func holdSpan(retry time.Duration) time.Duration { return time.Second + 2*retry 
 // WithRESTConfig was given.
 var errNoClient = errors.New("elector: no Kubernetes client: set WithClient or WithRESTConfig")
 
-// jitterFactor is client-go's leaderelection.JitterFactor: a candidate waits up
-// to RetryPeriod*jitterFactor between attempts, so the renew deadline must be
-// longer than that.
+// jitterFactor is client-go's leaderelection.JitterFactor, which the loop
+// keeps: a polling candidate waits up to RetryPeriod*jitterFactor more
+// between attempts, so the renew deadline must be longer than that.
 const jitterFactor = 1.2
 
 // An Option configures an Elector. Options are applied in order; when one is
@@ -303,8 +303,8 @@ func WithRESTConfigFrom(cfg *rest.Config, err error) Option {
 }
 
 // WithLogger sets the logger. The Elector names it "elector" and adds the
-// election and identity to every line; client-go's own leader-election lines
-// come through it one verbosity level lower.
+// election and identity to every line; client-go's own lines (its watch of
+// the lock) come through it one verbosity level lower.
 // Default: the logger in Run's context (logr.FromContextOrDiscard).
 func WithLogger(l logr.Logger) Option {
 	return optionFunc(func(o *options) { o.logger = l })
@@ -483,7 +483,9 @@ func WithCommandExit(p CommandExit) Option {
 // WithCandidacyGateFailures times in a row steps down, releasing the lock
 // so that a ready candidate takes over at once; it campaigns again once a
 // check passes. Status reports it in Candidate. The first campaign waits for
-// the first check. Health (GET /healthz, /readyz) does not depend on it.
+// the first check that passes; the candidate follows the election from the
+// start all the same. Health (GET /healthz, /readyz) does not depend on it.
+// Run does not wait for a check that ignores its context.
 // Default: none (always a candidate).
 func WithCandidacyGate(check func(ctx context.Context) error) Option {
 	return optionFunc(func(o *options) { o.gate = check })
