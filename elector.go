@@ -205,8 +205,9 @@ func (e *Elector) Run(ctx context.Context) error {
 	log = log.WithName("elector").WithValues("election", e.o.namespace+"/"+e.election, "identity", e.o.id)
 	ctx = logr.NewContext(ctx, log)
 	// The parts start in this order and stop in the reverse one: the
-	// callbacks' queue, the reaper of orphans, the background work (Pod
-	// label, Events, status sinks), the watches, the gate, then the loop.
+	// status sinks' feeders (newLoop), the callbacks' queue, the reaper of
+	// orphans, the background work (Pod label, Events, status sinks), the
+	// watches, the gate, then the loop.
 	// Those that must outlive Run's context (a release, the last label
 	// and status) run on a context that ends only when they are stopped.
 	var w workers
@@ -215,7 +216,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	if e.cmd != nil && e.cmd.reaper != nil {
 		w.start(ctx, false, e.cmd.reaper.run, nil)
 	}
-	flushBy := w.background(ctx, l, bg)
+	flushBy := w.background(ctx, bg)
 	for _, run := range watches {
 		w.start(cgCtxFor(ctx, log), false, run, nil)
 	}

@@ -46,10 +46,10 @@ func (w *workers) stop() {
 }
 
 // background starts the work that Run hands off so that the election never
-// waits for it (Pod label, Events, status sinks, with the sinks' feeders),
-// and returns where Run puts the time by which that work must be done
-// when it stops (zero: flushTimeout from then).
-func (w *workers) background(ctx context.Context, l *loop, bg []backgroundWorker) *time.Time {
+// waits for it (Pod label, Events, status sinks), and returns where Run puts
+// the time by which that work must be done when it stops (zero:
+// flushTimeout from then).
+func (w *workers) background(ctx context.Context, bg []backgroundWorker) *time.Time {
 	by := new(time.Time)
 	stop := startBackground(ctx, bg)
 	w.stops = append(w.stops, func() { stop(*by) })
