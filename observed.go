@@ -165,7 +165,7 @@ func (o *observed) absent(r lockRead) {
 // of the same record then gives no lease until the record changes again.
 func (o *observed) remember(r lockRead) {
 	changed := o.gone || o.rec == nil || !bytes.Equal(o.precise, r.precise)
-	renamed := o.rec != nil && !o.gone && o.rec.HolderIdentity == o.id && changed
+	renewedInOurName := o.rec != nil && !o.gone && o.rec.HolderIdentity == o.id && changed
 	if changed {
 		o.freed = r.rec.HolderIdentity == "" && (o.gone || o.rec != nil && o.rec.HolderIdentity != "")
 		o.precise, o.lastChange = r.precise, r.seen
@@ -179,7 +179,7 @@ func (o *observed) remember(r lockRead) {
 	rec := r.rec
 	o.rec, o.uid, o.gone = &rec, r.uid, false
 	o.deletedLogged = ""
-	o.checkSharedID(renamed)
+	o.checkSharedID(renewedInOurName)
 }
 
 // checkSharedID reports a record that names this candidate but that it did
