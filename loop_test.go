@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -142,17 +143,19 @@ func TestCommandStatusIsRunningBeforeTheCommandActs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := electortest.NewCluster()
 		procs := &fakeStarter{}
-		var e *Elector
-		var during CommandState
+		elector := make(chan *Elector, 1) // the Elector, once New has built it
+		var during atomic.Value
 		starter := func(path string, argv, env []string) (commandProcess, error) {
-			during = e.Status().Command.State // as the command's first act sees it
+			e := <-elector
+			elector <- e
+			during.Store(e.Status().Command.State) // as the command's first act sees it
 			return procs.start(path, argv, env)
 		}
 		a := start(t, c, "a", LockLeases, WithCommand("sh", "-c", "exit 0"),
 			optionFunc(func(o *options) { o.startProcess = starter }))
-		e = a.e
+		elector <- a.e
 		waitFor(t, testTTL, "the command starts", func() bool { return procs.last() != nil })
-		if during != CommandRunning {
+		if during := during.Load(); during != CommandRunning {
 			t.Errorf("Status said %q while the command started, want %q", during, CommandRunning)
 		}
 	})
