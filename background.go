@@ -68,14 +68,3 @@ func nextDelay(d, limit time.Duration) time.Duration {
 func retryLimit(retryPeriod time.Duration) time.Duration {
 	return min(max(retryPeriod, retryMinDelay), retryMaxDelay)
 }
-
-// shutdownBudget is Timings.ShutdownBudget for these options.
-func (o *options) shutdownBudget() time.Duration { return o.renewDeadline + time.Second }
-
-// timings returns the timings of validated options.
-func (o *options) timings() Timings {
-	return Timings{
-		TTL: o.ttl, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
-		DriftMargin: driftMargin(o.ttl), ShutdownBudget: o.shutdownBudget(), CommandGrace: o.commandGrace,
-	}
-}

@@ -177,6 +177,22 @@ func (e *Elector) Status() Status {
 // command's grace period is zero without WithCommand.
 func (e *Elector) Timings() Timings { return e.o.timings() }
 
+// CurrentTerm returns the context of the current term, as the started-leading
+// callback gets it, and true while this candidate leads; nil and false
+// otherwise. Use it to fence work done outside the callback, such as in an
+// HTTP handler: TermFromContext gives the term's token, and the context ends
+// when the term does.
+func (e *Elector) CurrentTerm() (context.Context, bool) {
+	if e.views == nil {
+		return nil, false
+	}
+	v := e.views.load()
+	if v.term == nil || !v.leadingAt(time.Now()) {
+		return nil, false
+	}
+	return v.term.ctx, true
+}
+
 // Run joins the election and blocks until ctx is cancelled. It campaigns,
 // leads while it holds the lock, and campaigns again after losing it. When ctx
 // is cancelled while it leads, it ends the term, waits for the started-leading

@@ -777,3 +777,14 @@ func joinLockTypes() string {
 func (o *options) requestTimeout() time.Duration {
 	return max(o.renewDeadline/2, time.Second)
 }
+
+// shutdownBudget is Timings.ShutdownBudget for these options.
+func (o *options) shutdownBudget() time.Duration { return o.renewDeadline + time.Second }
+
+// timings returns the timings of validated options.
+func (o *options) timings() Timings {
+	return Timings{
+		TTL: o.ttl, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
+		DriftMargin: driftMargin(o.ttl), ShutdownBudget: o.shutdownBudget(), CommandGrace: o.commandGrace,
+	}
+}

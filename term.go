@@ -69,22 +69,6 @@ func (t Term) ValidUntil() time.Time {
 
 type termKey struct{}
 
-// CurrentTerm returns the context of the current term, as the started-leading
-// callback gets it, and true while this candidate leads; nil and false
-// otherwise. Use it to fence work done outside the callback, such as in an
-// HTTP handler: TermFromContext gives the term's token, and the context ends
-// when the term does.
-func (e *Elector) CurrentTerm() (context.Context, bool) {
-	if e.views == nil {
-		return nil, false
-	}
-	v := e.views.load()
-	if v.term == nil || !v.leadingAt(time.Now()) {
-		return nil, false
-	}
-	return v.term.ctx, true
-}
-
 // TermFromContext returns the term that the context of a started-leading
 // callback belongs to (WithOnStartedLeading), and false for any other
 // context. Unlike Status, it never reports another term's token: pass
