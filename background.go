@@ -45,26 +45,3 @@ func startBackground(ctx context.Context, workers []backgroundWorker) (stop func
 		cancel()
 	}
 }
-
-// Retries of background requests (Pod labels, Events, the status sinks)
-// back off from retryMinDelay, doubling up to the retry period, within these
-// bounds.
-const (
-	retryMinDelay = 500 * time.Millisecond
-	retryMaxDelay = 30 * time.Second
-)
-
-// nextDelay returns the wait before the next retry, after waiting d (0 before
-// the first retry).
-func nextDelay(d, limit time.Duration) time.Duration {
-	if d == 0 {
-		return min(retryMinDelay, limit)
-	}
-	return min(2*d, limit)
-}
-
-// retryLimit is the longest wait between two retries of a background
-// request, given the election's retry period.
-func retryLimit(retryPeriod time.Duration) time.Duration {
-	return min(max(retryPeriod, retryMinDelay), retryMaxDelay)
-}

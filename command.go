@@ -62,7 +62,7 @@ func (e *ExitError) Error() string {
 // supervisor runs the Elector's command as its leader work: it starts the
 // command when a term starts and stops it when the term ends, and it owns
 // what Status reports about it. The term ends early enough for the command
-// to be dead before its lease ends: see fence.
+// to be dead before its lease ends: see options.ahead.
 type supervisor struct {
 	path    string   // resolved by New
 	argv    []string // the command as given
@@ -81,15 +81,6 @@ type supervisor struct {
 	proc commandProcess // the running command, nil between runs
 
 	exited atomic.Pointer[ExitError] // set under CommandExitStop; taken by Run
-}
-
-// fence is how long before valid_until a term with a command ends: the grace
-// period, and the margin before valid_until by which SIGKILL is sent.
-func (s *supervisor) fence() time.Duration {
-	if s == nil {
-		return 0
-	}
-	return s.grace + s.margin
 }
 
 // lead is the started-leading function: it runs the command for the term of

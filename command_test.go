@@ -459,8 +459,8 @@ func TestCommandOptionsAreValidated(t *testing.T) {
 		{10 * time.Second, 0, 10 * time.Second / 3},
 		{6 * time.Second, 0, 2 * time.Second},
 		{4 * time.Second, 0, 4 * time.Second / 3},
-		{3 * time.Second, 0, maxCommandGrace(3*time.Second, 500*time.Millisecond)},
-		{2 * time.Second, 0, maxCommandGrace(2*time.Second, 2*time.Second/6)},
+		{3 * time.Second, 0, maxStopGrace(3*time.Second, 500*time.Millisecond)},
+		{2 * time.Second, 0, maxStopGrace(2*time.Second, 2*time.Second/6)},
 		{6 * time.Second, 2500 * time.Millisecond, 2500 * time.Millisecond},
 	} {
 		e, err := New(testElection, WithClient(client), WithTTL(tc.ttl), WithCommand("sh"), WithCommandGrace(tc.grace))

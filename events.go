@@ -14,6 +14,8 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	recordutil "k8s.io/client-go/tools/record/util"
+
+	"github.com/k8s-elector/elector/internal/backoff"
 )
 
 // The reasons of the Events that WithEvents records.
@@ -68,7 +70,7 @@ func newEventRecorder(client Client, o *options, log logr.Logger, labels *podLab
 		namespace:  o.namespace,
 		id:         o.id,
 		timeout:    o.requestTimeout(),
-		limit:      retryLimit(o.retryPeriod),
+		limit:      backoff.Limit(o.retryPeriod),
 		log:        log,
 		correlator: record.NewEventCorrelatorWithOptions(record.CorrelatorOptions{}),
 		queue:      make(chan *corev1.Event, eventQueueLength),
@@ -171,7 +173,7 @@ func (r *eventRecorder) send(ctx context.Context, ev *corev1.Event) {
 			r.log.Error(err, "cannot record an event; dropping it", "reason", ev.Reason)
 			return
 		}
-		delay = nextDelay(delay, r.limit)
+		delay = backoff.Next(delay, r.limit)
 		r.log.V(1).Info("recording an event failed; retrying", "err", err.Error(), "retryIn", delay)
 		select {
 		case <-time.After(delay):

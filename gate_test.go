@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/k8s-elector/elector/electortest"
+	"github.com/k8s-elector/elector/internal/loopback"
 )
 
 // appCheck is an application's readiness as a candidacy gate sees it, with
@@ -198,7 +199,7 @@ func TestHTTPReadyPassesOn2xxOnly(t *testing.T) {
 		w.WriteHeader(int(code.Load()))
 	}))
 	defer srv.Close()
-	u, err := loopbackURL(srv.URL + "/ready")
+	u, err := loopback.URL(srv.URL + "/ready")
 	if err != nil {
 		t.Fatal(err)
 	}

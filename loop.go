@@ -489,6 +489,15 @@ func (l *loop) stepDown(ctx context.Context, release, shutdown bool) {
 		if l.beforeRelease != nil {
 			l.beforeRelease(ctx)
 		}
+		if f := l.o.beforeRelease; f != nil {
+			// Detached from Run's context, which may be cancelled by
+			// now, and bounded as the release is.
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.o.renewDeadline)
+			if err := f(hctx, l.views.status(time.Now())); err != nil {
+				l.log.Error(err, "the function run before releasing the lock failed")
+			}
+			cancel()
+		}
 	}
 	now := time.Now()
 	if shutdown {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/k8s-elector/elector/internal/loopback"
 )
 
 // LockType names the kind of Kubernetes object that holds the leader record.
@@ -112,10 +113,16 @@ type Timings struct {
 	// terminationGracePeriodSeconds from it: with the default TTL of 10s it
 	// is 3.33s + 1s.
 	ShutdownBudget time.Duration
-	// CommandGrace is how long a command run under WithCommand has to exit
-	// after SIGTERM (WithCommandGrace). Default: TTL/3, or less for TTLs
-	// below 4s, so that the command is dead before the lease ends.
-	CommandGrace time.Duration
+	// StopGrace is how long the leader work has to stop once its term's
+	// context ends (WithStopGrace): the term ends this long plus the drift
+	// margin before ValidUntil unless the leader renews. Default: 0, the
+	// term ends at ValidUntil.
+	StopGrace time.Duration
+	// MaxStopGrace is the longest StopGrace these timings accept: the term
+	// must outlast the longest gap between the renewals that followers see
+	// (1s plus two retry periods; see MinTTL). It is negative when the TTL
+	// leaves no room for one.
+	MaxStopGrace time.Duration
 }
 
 // DefaultTimings returns the timings of an Elector with the TTL ttl and no
@@ -126,7 +133,7 @@ func DefaultTimings(ttl time.Duration) Timings {
 		TTL: ttl, RenewDeadline: renew, RetryPeriod: retry,
 		DriftMargin:    driftMargin(ttl),
 		ShutdownBudget: renew + time.Second,
-		CommandGrace:   max(min(ttl/3, maxCommandGrace(ttl, retry)), 0),
+		MaxStopGrace:   maxStopGrace(ttl, retry),
 	}
 }
 
@@ -184,6 +191,8 @@ type options struct {
 	commandGrace    time.Duration // filled by validate
 	commandExit     CommandExit
 	startProcess    startFunc // tests start fake processes
+	stopGrace       time.Duration
+	beforeRelease   func(context.Context, Status) error
 	gate            func(context.Context) error
 	readyURL        string // WithReadyURL; validate builds gate from it
 	gateFailures    int
@@ -531,11 +540,35 @@ func WithStatusFile(path string) Option {
 	return optionFunc(func(o *options) { o.statusFile = path })
 }
 
-// maxCommandGrace is the longest grace period a term of lease duration ttl
+// WithStopGrace sets how long the leader work takes to stop once the
+// context of its term ends. The term, and IsLeader, then end this long plus
+// the drift margin before ValidUntil unless the leader renews, so that work
+// which stops within d has stopped before any follower can take the lease.
+// It must be shorter than the TTL and at most Timings.MaxStopGrace: the term
+// must outlast the longest gap between the renewals that followers see.
+// Default: 0, the term ends at ValidUntil.
+func WithStopGrace(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.stopGrace = d })
+}
+
+// WithBeforeRelease sets a function that a leader which steps down runs
+// after its term has ended (IsLeader is false, the started-leading function
+// has returned) and after the release delay, and before it releases the
+// lock, with the Status as it is then: to make a status that others read
+// say not-leader before anyone else can lead. It is not run when the lock
+// is not released (WithReleaseOnCancel(false), or another holder has it).
+// The release waits for it, and keeps its own deadline: a slow function
+// delays the release, it does not skip it. An error is logged.
+// Default: none.
+func WithBeforeRelease(f func(ctx context.Context, s Status) error) Option {
+	return optionFunc(func(o *options) { o.beforeRelease = f })
+}
+
+// maxStopGrace is the longest grace period a term of lease duration ttl
 // can hold with renewals every retry period: the term ends grace plus the
 // drift margin before the lease, which counts from the last renewal that
 // followers can see, and those come up to holdSpan apart.
-func maxCommandGrace(ttl, retry time.Duration) time.Duration {
+func maxStopGrace(ttl, retry time.Duration) time.Duration {
 	return ttl - 2*driftMargin(ttl) - holdSpan(retry)
 }
 
@@ -572,7 +605,7 @@ func (o *options) validateCommand(bad func(format string, args ...any), timingsO
 	if !timingsOK {
 		return
 	}
-	longest := maxCommandGrace(o.ttl, o.retryPeriod)
+	longest := maxStopGrace(o.ttl, o.retryPeriod)
 	switch g := o.commandGrace; {
 	case g < 0:
 		bad("command grace period %s is negative: want 0 (for the default, TTL/3) or more", g)
@@ -590,6 +623,38 @@ func (o *options) validateCommand(bad func(format string, args ...any), timingsO
 	case g == 0:
 		o.commandGrace = min(o.ttl/3, longest)
 	}
+	o.stopGrace = o.commandGrace
+}
+
+// validateStopGrace checks WithStopGrace; the timings must be valid.
+func (o *options) validateStopGrace(bad func(format string, args ...any), timingsOK bool) {
+	g, longest := o.stopGrace, maxStopGrace(o.ttl, o.retryPeriod)
+	switch {
+	case g < 0:
+		bad("stop grace %s is negative: want 0 or more", g)
+	case g == 0 || !timingsOK:
+	case g >= o.ttl:
+		bad("stop grace %s must be shorter than the TTL %s", g, o.ttl)
+	case longest <= 0:
+		bad("TTL %s leaves no room for a stop grace with a retry period of %s: "+
+			"the lease less twice its drift margin (%s) must outlast 1s plus two retry periods (%s)",
+			o.ttl, o.retryPeriod, o.ttl-2*driftMargin(o.ttl), holdSpan(o.retryPeriod))
+	case g > longest:
+		bad("stop grace %s is too long for a TTL of %s: the term ends the stop grace and the drift margin (%s) "+
+			"before the lease does, and must outlast the longest gap between renewals that followers see "+
+			"(1s plus two retry periods, %s): want at most %s",
+			g, o.ttl, driftMargin(o.ttl), holdSpan(o.retryPeriod), longest)
+	}
+}
+
+// ahead is how long before ValidUntil a term ends: the stop grace and the
+// drift margin, by which the work must have stopped; 0 without a stop
+// grace.
+func (o *options) ahead() time.Duration {
+	if o.stopGrace <= 0 {
+		return 0
+	}
+	return o.stopGrace + driftMargin(o.ttl)
 }
 
 // validate fills the derived timings and reports every problem at once.
@@ -659,9 +724,12 @@ func (o *options) validate(election string) error {
 		timingsOK = len(errs) == n
 	}
 	o.validateCommand(bad, timingsOK)
+	if o.command == nil {
+		o.validateStopGrace(bad, timingsOK)
+	}
 	o.validateGate(bad)
 	if o.notifyRaw != "" {
-		u, err := loopbackURL(o.notifyRaw)
+		u, err := loopback.URL(o.notifyRaw)
 		if err != nil {
 			bad("notify URL: %v", err)
 		}
@@ -722,32 +790,12 @@ func (o *options) validateGate(bad func(format string, args ...any)) {
 		bad("both WithCandidacyGate and WithReadyURL are set: set only one")
 		return
 	}
-	u, err := loopbackURL(o.readyURL)
+	u, err := loopback.URL(o.readyURL)
 	if err != nil {
 		bad("ready URL: %v", err)
 		return
 	}
 	o.gate = httpReady(u, o.requestTimeout())
-}
-
-// loopbackURL parses raw as an http or https URL on a loopback address or
-// localhost.
-func loopbackURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%q does not parse: %v", raw, errors.Unwrap(err))
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%q is not an http or https URL", raw)
-	}
-	host := u.Hostname()
-	if host == "" {
-		return nil, fmt.Errorf("%q has no host: want http://127.0.0.1:PORT/PATH", raw)
-	}
-	if ip := net.ParseIP(host); !(host == "localhost" || ip != nil && ip.IsLoopback()) {
-		return nil, fmt.Errorf("%q is not on this host: want 127.0.0.1, [::1] or localhost, since a candidate must judge its own application", raw)
-	}
-	return u, nil
 }
 
 // isNil reports whether c is nil or holds a nil pointer.
@@ -785,6 +833,7 @@ func (o *options) shutdownBudget() time.Duration { return o.renewDeadline + time
 func (o *options) timings() Timings {
 	return Timings{
 		TTL: o.ttl, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
-		DriftMargin: driftMargin(o.ttl), ShutdownBudget: o.shutdownBudget(), CommandGrace: o.commandGrace,
+		DriftMargin: driftMargin(o.ttl), ShutdownBudget: o.shutdownBudget(),
+		StopGrace: o.stopGrace, MaxStopGrace: maxStopGrace(o.ttl, o.retryPeriod),
 	}
 }

@@ -113,21 +113,33 @@ func TestValidation(t *testing.T) {
 func TestTimings(t *testing.T) {
 	got := DefaultTimings(10 * time.Second)
 	want := Timings{TTL: 10 * time.Second, RenewDeadline: 10 * time.Second / 3, RetryPeriod: 10 * time.Second / 6,
-		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, CommandGrace: 10 * time.Second / 3}
+		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, MaxStopGrace: 10*time.Second - 400*time.Millisecond - (time.Second + 2*(10*time.Second/6))}
 	if got != want {
 		t.Errorf("DefaultTimings(10s) = %+v, want %+v", got, want)
 	}
 	// At 2s, TTL/3 would outlast the gap between renewals followers see.
-	if g := DefaultTimings(2 * time.Second).CommandGrace; g != 2*time.Second-80*time.Millisecond-(time.Second+2*(2*time.Second/6)) {
-		t.Errorf("DefaultTimings(2s).CommandGrace = %s, want the longest the lease holds", g)
+	if g := DefaultTimings(2 * time.Second).MaxStopGrace; g != 2*time.Second-80*time.Millisecond-(time.Second+2*(2*time.Second/6)) {
+		t.Errorf("DefaultTimings(2s).MaxStopGrace = %s, want the longest the lease holds", g)
 	}
 	for _, ttl := range []time.Duration{DefaultTTL, 2 * time.Second, 6 * time.Second} {
-		e, err := New("e", WithClient(fake.NewClientset()), WithTTL(ttl), WithCommand("sh"))
+		e, err := New("e", WithClient(fake.NewClientset()), WithTTL(ttl))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got, want := e.Timings(), DefaultTimings(ttl); got != want {
 			t.Errorf("TTL %s: Timings() = %+v, want the defaults %+v", ttl, got, want)
+		}
+		grace := DefaultTimings(ttl).MaxStopGrace
+		e, err = New("e", WithClient(fake.NewClientset()), WithTTL(ttl), WithStopGrace(grace))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.Timings().StopGrace; got != grace {
+			t.Errorf("TTL %s: Timings().StopGrace = %s, want %s", ttl, got, grace)
+		}
+		if _, err := New("e", WithClient(fake.NewClientset()), WithTTL(ttl), WithStopGrace(grace+time.Millisecond)); err == nil ||
+			!strings.Contains(err.Error(), "want at most "+grace.String()) {
+			t.Errorf("TTL %s: a stop grace above the longest: err = %v, want it refused with the longest", ttl, err)
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/k8s-elector/elector/internal/backoff"
 )
 
 // The values of the Pod label that WithPodName sets.
@@ -51,7 +53,7 @@ func newPodLabeler(client Client, o *options, log logr.Logger) *podLabeler {
 		name:    o.podName,
 		key:     o.podLabelKey,
 		timeout: o.requestTimeout(),
-		limit:   retryLimit(o.retryPeriod),
+		limit:   backoff.Limit(o.retryPeriod),
 		log:     log.WithValues("pod", o.namespace+"/"+o.podName),
 		kick:    make(chan struct{}, 1),
 	}
@@ -127,7 +129,7 @@ func (l *podLabeler) run(ctx context.Context) {
 			l.log.Error(err, "gave up labelling the pod on shutdown", "label", l.key+"="+want)
 			return
 		}
-		delay = nextDelay(delay, l.limit)
+		delay = backoff.Next(delay, l.limit)
 		if err.Error() != l.lastErr {
 			l.lastErr = err.Error()
 			l.log.Error(err, "cannot label the pod; retrying", "label", l.key+"="+want, "retryIn", delay)

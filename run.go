@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/k8s-elector/elector/internal/backoff"
 	"github.com/k8s-elector/elector/internal/serial"
 )
 
@@ -66,9 +67,10 @@ func (e *Elector) newLoop(ctx context.Context, log logr.Logger, w *workers) (*lo
 		inbox: e.inbox, gate: e.gate, exited: e.cmd.takeExit,
 		lockRef:   lockRef(o.lockType, o.namespace, e.election),
 		onStarted: o.onStarted, onStopped: o.onStopped, onNewLeader: o.onNewLeader,
+		ahead: o.ahead(),
 	}
 	if e.cmd != nil {
-		l.onStarted, l.ahead = e.cmd.lead, e.cmd.fence()
+		l.onStarted = e.cmd.lead
 	}
 	var watches *lockWatches
 	if o.watch {
@@ -103,10 +105,10 @@ func (e *Elector) newLoop(ctx context.Context, log logr.Logger, w *workers) (*lo
 		bg = append(bg, k)
 	}
 	if u := o.notifyURL; u != nil {
-		feed(newNotifier(u, o.requestTimeout(), retryLimit(o.retryPeriod), e.Status, log.WithName("notify")))
+		feed(newNotifier(u, o.requestTimeout(), backoff.Limit(o.retryPeriod), e.Status, log.WithName("notify")))
 	}
 	if p := o.statusFile; p != "" {
-		file := newStatusFile(p, retryLimit(o.retryPeriod), e.Status, log.WithName("status-file"))
+		file := newStatusFile(p, backoff.Limit(o.retryPeriod), e.Status, log.WithName("status-file"))
 		feed(file)
 		// The file says not-leader before anyone else can lead. A slow
 		// disk delays the release, which keeps its own deadline; it does

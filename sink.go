@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/k8s-elector/elector/internal/backoff"
 )
 
 // SequenceHeader carries the sequence number of each POST to the notify URL
@@ -89,7 +91,7 @@ func (k *sink) run(ctx context.Context) {
 			k.log.Error(err, "gave up delivering the status on shutdown", "to", k.what)
 			return
 		}
-		delay = nextDelay(delay, k.limit)
+		delay = backoff.Next(delay, k.limit)
 		if err.Error() != lastErr {
 			lastErr = err.Error()
 			k.log.Error(err, "cannot deliver the status; retrying", "to", k.what, "retryIn", delay)

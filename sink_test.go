@@ -21,6 +21,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/k8s-elector/elector/electortest"
+	"github.com/k8s-elector/elector/internal/loopback"
 )
 
 // readStatusFile parses the status file at path.
@@ -167,7 +168,7 @@ func TestNotifierPOSTsTheStatusWithItsSequence(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	u, err := loopbackURL(srv.URL + "/leader")
+	u, err := loopback.URL(srv.URL + "/leader")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,13 @@
 package elector
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +79,12 @@ type Status struct {
 	// application is not ready, and until its first check passes. Nil, and
 	// absent from JSON, without a gate.
 	Candidate *bool `json:"candidate,omitempty"`
+	// Reports are what other parts of the process report through
+	// Elector.Report, such as the state of a command run as the leader
+	// work, by key: JSON carries each as a field of its own, after the
+	// others, in the order of the keys. Nil without reports. A Status
+	// shares the map with others taken at the same time: do not change it.
+	Reports map[string]json.RawMessage `json:"-"`
 }
 
 // CommandState is what the command run under WithCommand is doing.
@@ -111,7 +122,7 @@ func formatTime(t time.Time) string {
 // seconds, as the original k8s-elector did, and the other times with
 // milliseconds.
 func (s Status) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	base, err := json.Marshal(struct {
 		IsLeader          bool          `json:"is_leader"`
 		Leader            string        `json:"leader"`
 		Node              string        `json:"node"`
@@ -128,6 +139,75 @@ func (s Status) MarshalJSON() ([]byte, error) {
 		s.LockUID, s.LeaderTransitions, formatTime(s.AcquireTime), formatTime(s.RenewTime), formatTime(s.ValidUntil),
 		s.Command, s.Candidate,
 	})
+	if err != nil || len(s.Reports) == 0 {
+		return base, err
+	}
+	b := bytes.NewBuffer(base[:len(base)-1]) // without the closing brace
+	for _, k := range slices.Sorted(maps.Keys(s.Reports)) {
+		key, _ := json.Marshal(k) // a string always encodes
+		b.WriteByte(',')
+		b.Write(key)
+		b.WriteByte(':')
+		if err := json.Compact(b, s.Reports[k]); err != nil {
+			return nil, fmt.Errorf("elector: report %q: %w", k, err)
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// statusFields are the JSON keys of Status's own fields, which a report
+// cannot take.
+var statusFields = []string{"is_leader", "leader", "node", "timestamp", "lock_uid", "leader_transitions",
+	"acquire_time", "renew_time", "valid_until", "command", "candidate"}
+
+// reports is what a view says of the reports (Elector.Report). It is
+// immutable once published: a change publishes a new one.
+type reports struct{ m map[string]json.RawMessage }
+
+// with returns the reports with key set to raw, or without key if raw is
+// nil.
+func (r *reports) with(key string, raw json.RawMessage) *reports {
+	n := &reports{m: map[string]json.RawMessage{}}
+	if r != nil {
+		maps.Copy(n.m, r.m)
+	}
+	if raw == nil {
+		delete(n.m, key)
+	} else {
+		n.m[key] = raw
+	}
+	if len(n.m) == 0 {
+		return nil
+	}
+	return n
+}
+
+// Report adds key to the Status, and to the JSON of GET /, with the JSON
+// of value, replacing what key had; a nil value removes key. Parts of a
+// process that run beside the election report their own state so, such as
+// the command run as the leader work (package command): a snapshot of the
+// Status then shows both as they were at one instant. Observe does not
+// report a change of it. Report returns an error, and changes nothing, if
+// key is empty or one of the Status's own JSON fields, or if value does
+// not encode as JSON.
+func (e *Elector) Report(key string, value any) error {
+	if e.views == nil {
+		return errNotBuilt
+	}
+	if key == "" || slices.Contains(statusFields, key) {
+		return fmt.Errorf("elector: cannot report %q: want a key other than the Status's own fields (%s)", key, strings.Join(statusFields, ", "))
+	}
+	var raw json.RawMessage
+	if value != nil {
+		b, err := json.Marshal(value)
+		if err != nil {
+			return fmt.Errorf("elector: report %q: %w", key, err)
+		}
+		raw = b
+	}
+	e.views.update(func(v *view) { v.reports = v.reports.with(key, raw) })
+	return nil
 }
 
 // view is what the election goroutine publishes for Status, with the parts
@@ -149,6 +229,7 @@ type view struct {
 	lease       time.Duration // on the leader: lease duration of that write
 	command     CommandStatus // published by the command's supervisor
 	candidate   candidacy     // published by the gate
+	reports     *reports      // published by Report
 
 	// changed is closed when a newer view replaces this one; next is that
 	// view, set before changed is closed, so that a reader can follow every
@@ -194,6 +275,9 @@ func (v *view) status(id string, now time.Time) Status {
 		RenewTime:         v.renewTime,
 		Command:           v.command,
 	}
+	if v.reports != nil {
+		s.Reports = v.reports.m
+	}
 	if v.candidate != noGate {
 		c := v.candidate == campaigning
 		s.Candidate = &c
@@ -236,7 +320,7 @@ func (vs *views) publish(v view) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	if old := vs.cur.Load(); old != nil {
-		v.command, v.candidate = old.command, old.candidate
+		v.command, v.candidate, v.reports = old.command, old.candidate, old.reports
 	}
 	vs.store(v)
 }
