@@ -11,7 +11,7 @@ import (
 )
 
 // lockClient returns the client for the configured options. It does no I/O.
-func (o *options) lockClient() (Client, error) {
+func (o *options) lockClient() (client, error) {
 	if o.client != nil {
 		return o.client, nil
 	}
@@ -29,7 +29,7 @@ func (o *options) lockClient() (Client, error) {
 	return c, nil
 }
 
-// groupClients is a Client built from a REST config: the two API groups'
+// groupClients is a client built from a REST config: the two API groups'
 // clients share one HTTP client and so one connection pool, as a full
 // clientset's groups do.
 type groupClients struct {

@@ -278,14 +278,14 @@ func TestResignForRejectsCooldownsOutOfRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []time.Duration{-time.Second, MaxResignCooldown + time.Second} {
+	for _, d := range []time.Duration{-time.Second, maxResignCooldown + time.Second} {
 		err := e.ResignFor(context.Background(), d)
 		if err == nil || !strings.Contains(err.Error(), "out of range: want 0s to 24h0m0s") {
 			t.Errorf("ResignFor(%s) = %v, want an out-of-range error", d, err)
 		}
 	}
-	if err := e.ResignFor(context.Background(), time.Second); !errors.Is(err, ErrNotRunning) {
-		t.Errorf("ResignFor before Run = %v, want ErrNotRunning", err)
+	if err := e.ResignFor(context.Background(), time.Second); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("ResignFor before Run = %v, want ErrNotLeader", err)
 	}
 }
 

@@ -28,32 +28,29 @@
 // or returns. Stopped-leading is called once for every started-leading call
 // and never otherwise.
 //
-// # Pod label and Events
+// # Events
 //
-// With WithPodName, Run labels the candidate's Pod k8s-elector/status=leader
-// while it leads and standby otherwise, so that a Service can select the
-// leader; with WithEvents, it records an Event on the lock object (and the
-// Pod) when a term starts and when it ends. Both are sent in the background
-// and retried: they never delay the election, so the label lags leadership
-// by a request or more, and a candidate cut off from the API server cannot
-// change it at all.
+// With WithEvents, Run records an Event on the lock object (and, with
+// WithPodName, on the Pod) when a term starts and when it ends, as client-go's
+// elector does. They are sent in the background and retried: they never
+// delay the election.
 //
-// # Running a command
+// # Candidacy, stop grace and reports
 //
-// WithCommand makes a program the leader work: it runs only while this
-// candidate leads, gets the term's fencing token in its environment, and is
-// stopped (SIGTERM, then SIGKILL after WithCommandGrace) when the term ends.
-// The term ends early enough for it to be dead before any follower can
-// acquire; Run releases the lock only once it has exited; and it dies with
-// the process, even by SIGKILL. The command-line tool runs its arguments
-// after -- this way.
+// WithCandidacyGate lets a candidate campaign only while its application is
+// ready, and makes a leader whose application fails step down. WithStopGrace
+// ends a term early enough for leader work that takes time to stop to have
+// stopped before any follower can acquire. Report adds the state of work
+// that runs beside the election to the Status.
 //
-// # Candidacy and push
+// # Features built on the Elector
 //
-// WithCandidacyGate (or WithReadyURL) lets a candidate campaign only while
-// its application is ready, and makes a leader whose application fails step
-// down. WithNotifyURL and WithStatusFile push the status to the application
-// at every change, for applications that are not written in Go.
+// Packages beside this one use nothing but its exported API: command runs a
+// program as the leader work, fenced by the term; podlabel labels the
+// candidate's Pod leader or standby for a Service; push keeps the status in
+// a file or POSTs it to the application; readyurl probes the application's
+// readiness endpoint for WithCandidacyGate. The command-line tool combines
+// them.
 //
 // # What is not guaranteed
 //
@@ -71,7 +68,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,12 +75,12 @@ import (
 	"github.com/go-logr/logr"
 )
 
-// Errors returned by Run and Resign.
-var (
-	ErrAlreadyRunning = errors.New("elector: already running")
-	ErrNotRunning     = errors.New("elector: not running")
-	ErrNotLeader      = errors.New("elector: not leader")
-)
+// ErrNotLeader is returned by Resign and ResignFor when this candidate does
+// not lead, Run not running included.
+var ErrNotLeader = errors.New("elector: not leader")
+
+// errAlreadyRunning is returned by a second concurrent Run.
+var errAlreadyRunning = errors.New("elector: already running")
 
 // An Elector takes part in one leader election as one candidate. Build it
 // with New and start it with Run. It is an http.Handler that reports its
@@ -93,12 +89,11 @@ var (
 type Elector struct {
 	election string
 	o        options
-	client   Client
+	client   client
 	views    *views
 	metrics  *metrics
 	inbox    *inbox
-	cmd      *supervisor // nil without WithCommand
-	gate     *gate       // nil without a candidacy gate
+	gate     *gate // nil without a candidacy gate
 	running  atomic.Bool
 
 	handlerOnce sync.Once
@@ -112,9 +107,7 @@ var errNotBuilt = errors.New("elector: the Elector was not built with New")
 // lock object, so it must be a valid DNS-1123 subdomain. New validates every
 // option and reports all problems at once, joined (errors.Join), each with
 // the value and what is accepted; it does not touch the cluster, and its only
-// I/O is reading the hostname (for the default ID), looking the command of
-// WithCommand up, and checking that the directory of WithStatusFile takes a
-// file.
+// I/O is reading the hostname (for the default ID).
 func New(election string, opts ...Option) (*Elector, error) {
 	o := defaults()
 	var errs []error
@@ -141,21 +134,8 @@ func New(election string, opts ...Option) (*Elector, error) {
 		o:        o,
 		client:   client,
 		views:    vs,
-		metrics:  newMetrics(o.namespace+"/"+election, o.id, vs, o.command != nil, o.gate != nil),
+		metrics:  newMetrics(o.namespace+"/"+election, o.id, vs, o.gate != nil),
 		inbox:    newInbox(),
-	}
-	if o.command != nil {
-		s := &supervisor{
-			path:  o.commandPath,
-			argv:  o.command,
-			env:   []string{EnvElection + "=" + election, EnvNamespace + "=" + o.namespace, EnvID + "=" + o.id},
-			grace: o.commandGrace, margin: driftMargin(o.ttl),
-			exit: o.commandExit, ttl: o.ttl,
-			start: o.startProcess, inbox: e.inbox, views: vs, metrics: e.metrics,
-		}
-		s.reaper = newReaper(s.pid)
-		vs.update(func(v *view) { v.command = CommandStatus{State: CommandNotRunning} })
-		e.cmd = s
 	}
 	if o.gate != nil {
 		e.gate = newGate(o.gate, o.gateFailures, o.retryPeriod, o.requestTimeout(), e.inbox, vs, e.metrics)
@@ -173,8 +153,7 @@ func (e *Elector) Status() Status {
 	return e.views.status(time.Now())
 }
 
-// Timings returns the election's timings, the defaults filled in. A
-// command's grace period is zero without WithCommand.
+// Timings returns the election's timings, the defaults filled in.
 func (e *Elector) Timings() Timings { return e.o.timings() }
 
 // CurrentTerm returns the context of the current term, as the started-leading
@@ -211,7 +190,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		return errNotBuilt
 	}
 	if !e.running.CompareAndSwap(false, true) {
-		return ErrAlreadyRunning
+		return errAlreadyRunning
 	}
 	defer e.running.Store(false)
 	log := e.o.logger
@@ -221,17 +200,13 @@ func (e *Elector) Run(ctx context.Context) error {
 	log = log.WithName("elector").WithValues("election", e.o.namespace+"/"+e.election, "identity", e.o.id)
 	ctx = logr.NewContext(ctx, log)
 	// The parts start in this order and stop in the reverse one: the
-	// status sinks' feeders (newLoop), the callbacks' queue, the reaper of
-	// orphans, the background work (Pod label, Events, status sinks), the
-	// watches, the gate, then the loop.
-	// Those that must outlive Run's context (a release, the last label
-	// and status) run on a context that ends only when they are stopped.
+	// callbacks' queue, the background work (Events), the watches, the
+	// gate, then the loop. Those that must outlive Run's context (a
+	// release, the last Events) run on a context that ends only when they
+	// are stopped.
 	var w workers
 	l, bg, watches := e.newLoop(ctx, log, &w)
 	w.start(ctx, false, func(context.Context) { l.queue.Run() }, l.queue.Close)
-	if e.cmd != nil && e.cmd.reaper != nil {
-		w.start(ctx, false, e.cmd.reaper.run, nil)
-	}
 	flushBy := w.background(ctx, bg)
 	for _, run := range watches {
 		w.start(cgCtxFor(ctx, log), false, run, nil)
@@ -279,19 +254,19 @@ func (e *Elector) Resign(ctx context.Context) error {
 	return e.ResignFor(ctx, e.o.ttl)
 }
 
-// MaxResignCooldown is the longest cooldown ResignFor accepts.
-const MaxResignCooldown = 24 * time.Hour
+// maxResignCooldown is the longest cooldown ResignFor accepts.
+const maxResignCooldown = 24 * time.Hour
 
-// ResignFor is Resign with a chosen cooldown, from 0 to MaxResignCooldown. It
+// ResignFor is Resign with a chosen cooldown, from 0 to 24h. It
 // blocks until the lock is released, or ctx is done, in which case the
 // step-down goes on without the caller. It returns ErrNotLeader if this
-// candidate does not lead, and ErrNotRunning if Run is not running.
+// candidate does not lead, Run not running included.
 func (e *Elector) ResignFor(ctx context.Context, cooldown time.Duration) error {
-	if cooldown < 0 || cooldown > MaxResignCooldown {
-		return fmt.Errorf("elector: resign cooldown %s is out of range: want 0s to %s", cooldown, MaxResignCooldown)
+	if cooldown < 0 || cooldown > maxResignCooldown {
+		return fmt.Errorf("elector: resign cooldown %s is out of range: want 0s to %s", cooldown, maxResignCooldown)
 	}
 	if !e.running.Load() {
-		return ErrNotRunning
+		return fmt.Errorf("%w: Run is not running", ErrNotLeader)
 	}
 	if !e.Status().IsLeader {
 		return ErrNotLeader
@@ -305,10 +280,3 @@ func (e *Elector) ResignFor(ctx context.Context, cooldown time.Duration) error {
 		return ctx.Err()
 	}
 }
-
-// SignalCommand sends sig to the command run under WithCommand: to its
-// process alone, not its process group, so that a signal it handles (SIGHUP
-// to reload, say) does not kill the helpers it started. It returns
-// ErrNoCommand if no command runs. The command-line tool forwards SIGHUP,
-// SIGUSR1 and SIGUSR2 with it.
-func (e *Elector) SignalCommand(sig os.Signal) error { return e.cmd.signal(sig) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -30,10 +29,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childParentEnv) != "" {
-		runCommandParent()
-		return
-	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -185,16 +180,7 @@ func startFaulted(t *testing.T, c *electortest.Cluster, id string, lock LockType
 		}
 		return false, nil, nil
 	})
-	all := []Option{WithClient(cand.client), WithID(id), WithLockType(lock), WithTTL(testTTL)}
-	// A command is the leader work of its own: it takes no started-leading
-	// callback.
-	var probe options
-	for _, o := range opts {
-		o.apply(&probe)
-	}
-	if probe.command == nil {
-		all = append(all, cand.log.options()...)
-	}
+	all := append([]Option{WithClient(cand.client), WithID(id), WithLockType(lock), WithTTL(testTTL)}, cand.log.options()...)
 	e, err := New(testElection, append(all, opts...)...)
 	if err != nil {
 		t.Fatalf("New(%s): %v", id, err)
@@ -217,6 +203,27 @@ func (c *candidate) stop(t *testing.T) {
 	c.cancel = nil
 	if err := <-c.done; err != nil {
 		t.Errorf("%s: Run returned %v, want nil after cancel", c.id, err)
+	}
+}
+
+// settle advances virtual time by d in small steps, letting every
+// goroutine of the bubble run at each.
+func settle(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+		synctest.Wait()
+	}
+}
+
+// waitFor advances virtual time until cond holds, and fails after limit.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for begin := time.Now(); !cond(); {
+		if time.Since(begin) > limit {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+		synctest.Wait()
 	}
 }
 
@@ -343,7 +350,7 @@ func (k kit) startFaulted(t *testing.T, c *electortest.Cluster, id string, work 
 // forEachLock runs f for every lock type, in watch mode and polling mode,
 // each in a synctest bubble.
 func forEachLock(t *testing.T, f func(t *testing.T, k kit)) {
-	for _, lock := range LockTypes() {
+	for _, lock := range lockTypes() {
 		for _, poll := range []bool{false, true} {
 			name := string(lock) + "/watch"
 			if poll {
@@ -545,7 +552,7 @@ func TestFollowerGetsNoTermCallbacks(t *testing.T) {
 
 // testLoop returns the election loop of candidate id on client, with no
 // Run around it, for tests of its steps.
-func testLoop(t *testing.T, id string, lock LockType, client Client) *loop {
+func testLoop(t *testing.T, id string, lock LockType, client client) *loop {
 	q := serial.New()
 	go q.Run()
 	t.Cleanup(q.Close)
@@ -554,8 +561,7 @@ func testLoop(t *testing.T, id string, lock LockType, client Client) *loop {
 	vs := newViews(id)
 	return &loop{
 		id: id, o: &o, log: logr.Discard(), queue: q, views: vs, inbox: newInbox(),
-		metrics: newMetrics("default/"+testElection, id, vs, false, false),
-		exited:  func() *ExitError { return nil },
+		metrics: newMetrics("default/"+testElection, id, vs, false),
 		rec: &observed{lock: newObjectLock(lock, "default", testElection, id, client, nil), kind: lockTypeOf(lock).kind,
 			id: id, ttl: testTTL, timeout: time.Second, log: logr.Discard()},
 	}
@@ -825,8 +831,8 @@ func TestRunTwiceConcurrentlyIsRefused(t *testing.T) {
 		c := electortest.NewCluster()
 		a := start(t, c, "a", LockLeases)
 		synctest.Wait()
-		if err := a.e.Run(context.Background()); !errors.Is(err, ErrAlreadyRunning) {
-			t.Fatalf("second Run = %v, want ErrAlreadyRunning", err)
+		if err := a.e.Run(context.Background()); !errors.Is(err, errAlreadyRunning) {
+			t.Fatalf("second Run = %v, want errAlreadyRunning", err)
 		}
 	})
 }
@@ -1076,8 +1082,8 @@ func TestResignNeedsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Resign(context.Background()); !errors.Is(err, ErrNotRunning) {
-		t.Fatalf("Resign before Run = %v, want ErrNotRunning", err)
+	if err := e.Resign(context.Background()); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Resign before Run = %v, want ErrNotLeader", err)
 	}
 }
 

@@ -20,12 +20,12 @@ import (
 
 // The reasons of the Events that WithEvents records.
 const (
-	// EventReasonLeaderElected: a term started; the message is
+	// eventReasonLeaderElected: a term started; the message is
 	// "<id> became leader".
-	EventReasonLeaderElected = "LeaderElected"
-	// EventReasonStoppedLeading: a term ended, whether leadership was lost,
+	eventReasonLeaderElected = "LeaderElected"
+	// eventReasonStoppedLeading: a term ended, whether leadership was lost,
 	// resigned or released on shutdown; the message is "<id> stopped leading".
-	EventReasonStoppedLeading = "StoppedLeading"
+	eventReasonStoppedLeading = "StoppedLeading"
 )
 
 // eventComponent is the reporting component (source) of the Events.
@@ -45,7 +45,6 @@ type eventRecorder struct {
 	events     corev1client.EventsGetter
 	pods       corev1client.PodInterface // nil without a pod name
 	podName    string
-	labels     *podLabeler // knows the Pod's UID once it has labelled it; may be nil
 	namespace  string
 	id         string
 	timeout    time.Duration
@@ -62,11 +61,10 @@ type eventRecorder struct {
 	podUID types.UID
 }
 
-func newEventRecorder(client Client, o *options, log logr.Logger, labels *podLabeler) *eventRecorder {
+func newEventRecorder(client client, o *options, log logr.Logger) *eventRecorder {
 	r := &eventRecorder{
 		events:     client.CoreV1(),
 		podName:    o.podName,
-		labels:     labels,
 		namespace:  o.namespace,
 		id:         o.id,
 		timeout:    o.requestTimeout(),
@@ -88,14 +86,13 @@ func (r *eventRecorder) term(started bool, lock corev1.ObjectReference) {
 	if r == nil {
 		return
 	}
-	reason, message := EventReasonStoppedLeading, r.id+" stopped leading"
+	reason, message := eventReasonStoppedLeading, r.id+" stopped leading"
 	if started {
-		reason, message = EventReasonLeaderElected, r.id+" became leader"
+		reason, message = eventReasonLeaderElected, r.id+" became leader"
 	}
 	refs := []corev1.ObjectReference{lock}
 	if r.podName != "" {
-		// The UID is filled in when the Event is sent: the Pod may not have
-		// been labelled yet.
+		// The UID is filled in when the Event is sent.
 		refs = append(refs, corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: r.namespace, Name: r.podName})
 	}
 	for _, ref := range refs {
@@ -218,18 +215,11 @@ func retriable(err error) bool {
 		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err)
 }
 
-// resolvePodUID returns the Pod's UID: from the labeler once it has patched
-// the Pod, else read once from the API server. It returns "" if neither
-// works; the Event is then sent without it.
+// resolvePodUID returns the Pod's UID, read once from the API server. It
+// returns "" if that fails; the Event is then sent without it.
 func (r *eventRecorder) resolvePodUID(ctx context.Context) types.UID {
 	if r.podUID != "" {
 		return r.podUID
-	}
-	if r.labels != nil {
-		if uid := r.labels.podUID(); uid != "" {
-			r.podUID = uid
-			return uid
-		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()

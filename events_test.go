@@ -31,6 +31,17 @@ type event struct {
 
 // listEvents returns the core/v1 Events in the default namespace, sorted by
 // reason and kind.
+// createPod creates the Pod name in the default namespace of c.
+func createPod(t *testing.T, c *electortest.Cluster, name string, labels map[string]string) *corev1.Pod {
+	t.Helper()
+	pod, err := c.Client().CoreV1().Pods("default").Create(context.Background(),
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create pod %s: %v", name, err)
+	}
+	return pod
+}
+
 func listEvents(t *testing.T, c *electortest.Cluster) []event {
 	t.Helper()
 	list, err := c.Client().CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
@@ -78,8 +89,8 @@ func TestEventsOnLockAndPod(t *testing.T) {
 				Component: "k8s-elector", Controller: "k8s-elector", Who: "a", Count: 1}
 		}
 		elected := []event{
-			ev(EventReasonLeaderElected, "a became leader", kind, version, testElection, lockUID),
-			ev(EventReasonLeaderElected, "a became leader", "Pod", "v1", "pod-a", pod.UID),
+			ev(eventReasonLeaderElected, "a became leader", kind, version, testElection, lockUID),
+			ev(eventReasonLeaderElected, "a became leader", "Pod", "v1", "pod-a", pod.UID),
 		}
 		slices.SortFunc(elected, func(a, b event) int { return strings.Compare(a.Kind, b.Kind) })
 		if diff := cmp.Diff(elected, listEvents(t, c)); diff != "" {
@@ -88,8 +99,8 @@ func TestEventsOnLockAndPod(t *testing.T) {
 
 		a.stop(t)
 		stopped := []event{
-			ev(EventReasonStoppedLeading, "a stopped leading", kind, version, testElection, lockUID),
-			ev(EventReasonStoppedLeading, "a stopped leading", "Pod", "v1", "pod-a", pod.UID),
+			ev(eventReasonStoppedLeading, "a stopped leading", kind, version, testElection, lockUID),
+			ev(eventReasonStoppedLeading, "a stopped leading", "Pod", "v1", "pod-a", pod.UID),
 		}
 		slices.SortFunc(stopped, func(a, b event) int { return strings.Compare(a.Kind, b.Kind) })
 		if diff := cmp.Diff(append(elected, stopped...), listEvents(t, c)); diff != "" {
@@ -128,11 +139,11 @@ func TestRepeatedTermsCountOneEvent(t *testing.T) {
 		counts := map[string]int32{}
 		for _, e := range listEvents(t, c) {
 			counts[e.Reason] += e.Count
-			if e.Count == 1 && e.Reason == EventReasonLeaderElected {
+			if e.Count == 1 && e.Reason == eventReasonLeaderElected {
 				t.Errorf("LeaderElected recorded anew instead of counted: %+v", e)
 			}
 		}
-		if diff := cmp.Diff(map[string]int32{EventReasonLeaderElected: 3, EventReasonStoppedLeading: 2}, counts); diff != "" {
+		if diff := cmp.Diff(map[string]int32{eventReasonLeaderElected: 3, eventReasonStoppedLeading: 2}, counts); diff != "" {
 			t.Errorf("event counts (-want +got):\n%s", diff)
 		}
 		if got := len(listEvents(t, c)); got != 2 {

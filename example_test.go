@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -68,22 +67,4 @@ func ExampleNew_validation() {
 	// elector: election name "My_Election" is not a valid object name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
 	// elector: lock type "zookeeper" is not supported: want one of leases, endpoints, configmaps, endpointsleases, configmapsleases
 	// elector: TTL 2.5s is not a whole number of seconds: the lock record stores whole seconds (try 3s)
-}
-
-// A program that must run once in the cluster runs only while this candidate
-// leads. It gets SIGTERM when the term ends and SIGKILL 3s later, before any
-// other candidate can lead; Run releases the lease once it has exited.
-func ExampleWithCommand() {
-	e, err := elector.New("my-singleton",
-		elector.WithClient(fake.NewClientset()),
-		elector.WithCommand("sh", "-c", `echo "leading with token $ELECTOR_LOCK_UID/$ELECTOR_LEADER_TRANSITIONS"; exec sleep 1d`),
-		elector.WithCommandGrace(3*time.Second),
-		elector.WithCommandExit(elector.CommandExitStop), // Run returns an *ExitError if it exits on its own
-	)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println(e.Status().Command.State)
-	// Output: not_running
 }

@@ -2,8 +2,6 @@ package elector
 
 import (
 	"context"
-	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -115,19 +113,5 @@ func (g *gate) run(ctx context.Context, log logr.Logger) {
 			continue
 		}
 		g.set(false)
-	}
-}
-
-// httpReady is a check that GETs u and passes on a 2xx answer (a 3xx
-// fails: no redirect is followed).
-func httpReady(u *url.URL, timeout time.Duration) func(context.Context) error {
-	client := localClient(timeout)
-	target := u.String()
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-		if err != nil {
-			return err
-		}
-		return localDo(client, req)
 	}
 }

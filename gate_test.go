@@ -3,8 +3,6 @@ package elector
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/k8s-elector/elector/electortest"
-	"github.com/k8s-elector/elector/internal/loopback"
 )
 
 // appCheck is an application's readiness as a candidacy gate sees it, with
@@ -56,7 +53,7 @@ func TestGateKeepsAnUnreadyCandidateOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := electortest.NewCluster()
 		app := newAppCheck(false)
-		a := start(t, c, "a", LockLeases, WithCandidacyGate(app.check))
+		a := start(t, c, "a", LockLeases, WithCandidacyGate(app.check, 0))
 		settle(3 * testTTL)
 		s := a.e.Status()
 		if s.IsLeader || s.Candidate == nil || *s.Candidate {
@@ -92,15 +89,15 @@ func TestGateKeepsAnUnreadyCandidateOut(t *testing.T) {
 }
 
 // TestGateLeaderStepsDownAfterItsFailures: a leader steps down at the
-// WithCandidacyGateFailures-th consecutive failed check, not before, and a
+// failures-th (WithCandidacyGate) consecutive failed check, not before, and a
 // ready follower takes over at once; fewer failures in a row change nothing.
 func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := electortest.NewCluster()
 		appA, appB := newAppCheck(true), newAppCheck(true)
-		a := start(t, c, "a", LockLeases, WithCandidacyGate(appA.check))
+		a := start(t, c, "a", LockLeases, WithCandidacyGate(appA.check, 0))
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", LockLeases, WithCandidacyGate(appB.check))
+		b := start(t, c, "b", LockLeases, WithCandidacyGate(appB.check, 0))
 		settle(2 * testRetry)
 
 		// Two failures in a row, then a pass: a leads on.
@@ -109,7 +106,7 @@ func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
 		appA.ready.Store(true)
 		settle(2 * testRetry)
 		if !a.e.Status().IsLeader {
-			t.Fatalf("a stopped leading after 2 failed checks, want it to step down only at %d", DefaultCandidacyGateFailures)
+			t.Fatalf("a stopped leading after 2 failed checks, want it to step down only at %d", defaultGateFailures)
 		}
 
 		n := len(appA.checks())
@@ -124,8 +121,8 @@ func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
 			}
 			if !sa.IsLeader && aStopped.IsZero() {
 				aStopped = time.Now()
-				if failed := len(appA.checks()) - n; failed != DefaultCandidacyGateFailures {
-					t.Errorf("a stepped down after %d failed checks, want %d", failed, DefaultCandidacyGateFailures)
+				if failed := len(appA.checks()) - n; failed != defaultGateFailures {
+					t.Errorf("a stepped down after %d failed checks, want %d", failed, defaultGateFailures)
 				}
 			}
 			if sb.IsLeader {
@@ -141,12 +138,12 @@ func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
 		if s := a.e.Status(); s.Candidate == nil || *s.Candidate {
 			t.Errorf("a's candidate %v after stepping down, want false", s.Candidate)
 		}
-		if got := testutil.ToFloat64(a.e.metrics.gateChecks.WithLabelValues("not_ready")); got < DefaultCandidacyGateFailures+2 {
-			t.Errorf("not_ready checks %v, want at least %d", got, DefaultCandidacyGateFailures+2)
+		if got := testutil.ToFloat64(a.e.metrics.gateChecks.WithLabelValues("not_ready")); got < defaultGateFailures+2 {
+			t.Errorf("not_ready checks %v, want at least %d", got, defaultGateFailures+2)
 		}
 		// b's application fails too: b steps down, and nobody leads.
 		appB.ready.Store(false)
-		settle(time.Duration(DefaultCandidacyGateFailures+1) * testRetry)
+		settle(time.Duration(defaultGateFailures+1) * testRetry)
 		if ids := leaders(a, b); len(ids) != 0 {
 			t.Errorf("%v lead with every application unready, want nobody", ids)
 		}
@@ -165,14 +162,7 @@ func TestGateOptionsAreValidated(t *testing.T) {
 		opts []Option
 		want string
 	}{
-		{"remote host", []Option{WithReadyURL("http://10.0.0.1:8080/ready")}, `ready URL: "http://10.0.0.1:8080/ready" is not on this host`},
-		{"remote name", []Option{WithReadyURL("http://example.com/ready")}, "is not on this host"},
-		{"no scheme", []Option{WithReadyURL("127.0.0.1:8080/ready")}, "ready URL:"},
-		{"ftp", []Option{WithReadyURL("ftp://127.0.0.1/ready")}, `is not an http or https URL`},
-		{"no host", []Option{WithReadyURL("http:///ready")}, "has no host"},
-		{"garbage", []Option{WithReadyURL("http://[::1")}, "does not parse"},
-		{"both", []Option{WithReadyURL("http://127.0.0.1:1/"), WithCandidacyGate(ok)}, "both WithCandidacyGate and WithReadyURL are set"},
-		{"no failures", []Option{WithCandidacyGate(ok), WithCandidacyGateFailures(0)}, "candidacy gate failures 0 is too few"},
+		{"no failures", []Option{WithCandidacyGate(ok, -1)}, "candidacy gate failures -1 is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(testElection, append([]Option{WithClient(client)}, tc.opts...)...)
@@ -180,41 +170,5 @@ func TestGateOptionsAreValidated(t *testing.T) {
 				t.Fatalf("New: %v, want an error with %q", err, tc.want)
 			}
 		})
-	}
-	for _, u := range []string{"http://127.0.0.1:8080/ready", "http://localhost/ready", "https://[::1]:8443/healthz", "http://127.0.0.2/"} {
-		if _, err := New(testElection, WithClient(client), WithReadyURL(u)); err != nil {
-			t.Errorf("WithReadyURL(%q): %v", u, err)
-		}
-	}
-}
-
-// TestHTTPReadyPassesOn2xxOnly checks the HTTP check against a real server.
-func TestHTTPReadyPassesOn2xxOnly(t *testing.T) {
-	var code atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c := int(code.Load()); c >= 300 && c < 400 {
-			http.Redirect(w, r, "/elsewhere", c)
-			return
-		}
-		w.WriteHeader(int(code.Load()))
-	}))
-	defer srv.Close()
-	u, err := loopback.URL(srv.URL + "/ready")
-	if err != nil {
-		t.Fatal(err)
-	}
-	check := httpReady(u, time.Second)
-	for _, tc := range []struct {
-		code int
-		ok   bool
-	}{{200, true}, {204, true}, {302, false}, {404, false}, {503, false}} {
-		code.Store(int64(tc.code))
-		if err := check(context.Background()); (err == nil) != tc.ok {
-			t.Errorf("answer %d: check returned %v, want ok=%v", tc.code, err, tc.ok)
-		}
-	}
-	srv.Close()
-	if err := check(context.Background()); err == nil {
-		t.Error("a closed server passed the check")
 	}
 }

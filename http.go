@@ -59,7 +59,7 @@ var (
 //
 // GET /healthz (liveness) fails with 500 only when this candidate believes it
 // leads but has not renewed its lease for the lease duration plus the health
-// tolerance (WithHealthTolerance): its election loop is stuck. Followers are
+// tolerance (20s, as kube-controller-manager gives client-go's HealthzAdaptor): its election loop is stuck. Followers are
 // always healthy; liveness never depends on being the leader.
 //
 // GET /readyz (readiness) answers 200 once the lock has been read at least
@@ -134,7 +134,7 @@ func (e *Elector) serveHealthz(w http.ResponseWriter, r *http.Request) {
 //
 // It fails, as GET /healthz does, only for a leader whose election loop is
 // stuck: it leads but has not renewed its lease for the lease duration plus
-// the health tolerance (WithHealthTolerance).
+// the health tolerance (20s, as kube-controller-manager gives client-go's HealthzAdaptor).
 func (e *Elector) Check(*http.Request) error {
 	if e.views == nil {
 		return errNotBuilt
@@ -171,9 +171,9 @@ func (e *Elector) healthy(now time.Time) error {
 	if !v.leading {
 		return nil
 	}
-	if since := now.Sub(v.renewed); since > v.lease+e.o.healthTolerance {
+	if since := now.Sub(v.renewed); since > v.lease+healthTolerance {
 		return fmt.Errorf("leader election: leading, but the lease was last renewed %s ago (lease %s + tolerance %s)",
-			since.Round(time.Millisecond), v.lease, e.o.healthTolerance)
+			since.Round(time.Millisecond), v.lease, healthTolerance)
 	}
 	return nil
 }
@@ -195,7 +195,7 @@ func (e *Elector) serveResign(w http.ResponseWriter, r *http.Request) {
 	cooldown := e.o.ttl
 	if q := r.URL.Query().Get("cooldown"); q != "" {
 		d, err := time.ParseDuration(q)
-		if err != nil || d < 0 || d > MaxResignCooldown {
+		if err != nil || d < 0 || d > maxResignCooldown {
 			writeText(w, r, http.StatusBadRequest, "invalid cooldown: want a duration from 0s to 24h, such as 30s")
 			return
 		}

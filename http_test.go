@@ -297,10 +297,10 @@ func TestReadyzAfterFirstRead(t *testing.T) {
 func TestHealthzFailsOnlyForAStuckLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := electortest.NewCluster()
-		const tolerance = 2 * time.Second
-		a := start(t, c, "a", LockLeases, WithHealthTolerance(tolerance))
+		const tolerance = healthTolerance
+		a := start(t, c, "a", LockLeases)
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", LockLeases, WithHealthTolerance(tolerance))
+		b := start(t, c, "b", LockLeases)
 		time.Sleep(maxRetryWait)
 		synctest.Wait()
 		for _, cand := range []*candidate{a, b} {

@@ -35,7 +35,7 @@ type lockType struct {
 	deprecated bool
 	// open builds the lock on one object of a single-object type, whose
 	// resource is gr.
-	open func(gr schema.GroupResource, ns, name string, client Client, w *lockWatches) objectLock
+	open func(gr schema.GroupResource, ns, name string, client client, w *lockWatches) objectLock
 }
 
 // lockTypeOf returns the row of t; validate accepts no other type.
@@ -45,7 +45,7 @@ func lockTypeOf(t LockType) lockType {
 			kind:     "lease",
 			ref:      corev1.ObjectReference{Kind: "Lease", APIVersion: "coordination.k8s.io/v1"},
 			resource: coordinationv1.Resource("leases"),
-			open: func(gr schema.GroupResource, ns, name string, client Client, w *lockWatches) objectLock {
+			open: func(gr schema.GroupResource, ns, name string, client client, w *lockWatches) objectLock {
 				c := client.CoordinationV1().Leases(ns)
 				return newKindLock(w, ns, name, gr, c, leaseCodec{},
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
@@ -55,7 +55,7 @@ func lockTypeOf(t LockType) lockType {
 			kind:     "configmap",
 			ref:      corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1"},
 			resource: corev1.Resource("configmaps"),
-			open: func(gr schema.GroupResource, ns, name string, client Client, w *lockWatches) objectLock {
+			open: func(gr schema.GroupResource, ns, name string, client client, w *lockWatches) objectLock {
 				c := client.CoreV1().ConfigMaps(ns)
 				return newKindLock(w, ns, name, gr, c, annotationCodec[*corev1.ConfigMap]{},
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
@@ -66,7 +66,7 @@ func lockTypeOf(t LockType) lockType {
 			ref:        corev1.ObjectReference{Kind: "Endpoints", APIVersion: "v1"},
 			resource:   corev1.Resource("endpoints"),
 			deprecated: true,
-			open: func(gr schema.GroupResource, ns, name string, client Client, w *lockWatches) objectLock {
+			open: func(gr schema.GroupResource, ns, name string, client client, w *lockWatches) objectLock {
 				c := client.CoreV1().Endpoints(ns)
 				return newKindLock(w, ns, name, gr, c, annotationCodec[*corev1.Endpoints]{},
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
@@ -93,7 +93,7 @@ func lockTypeOf(t LockType) lockType {
 
 // newObjectLock builds the lock for lock type t on the object ns/name. With
 // w, the lock objects are watched by the runs it adds to w. It does no I/O.
-func newObjectLock(t LockType, ns, name, id string, client Client, w *lockWatches) objectLock {
+func newObjectLock(t LockType, ns, name, id string, client client, w *lockWatches) objectLock {
 	row := lockTypeOf(t)
 	if row.old != "" {
 		return &migrationLock{id: id, old: newObjectLock(row.old, ns, name, id, client, w), lease: newObjectLock(LockLeases, ns, name, id, client, w)}

@@ -19,7 +19,7 @@ import (
 
 // loop is one Run's election: the one goroutine that owns the record as
 // last seen, the term and the timers, and decides every read and write of
-// the lock. The watch, the candidacy gate, Resign and the command's exit
+// the lock. The watch, the candidacy gate and Resign
 // are inputs to it (changed, inbox); nothing else reaches into its state.
 //
 // Its states follow from the record and the term:
@@ -36,22 +36,19 @@ import (
 //   - stepping down: the term ends, the leader work returns, and the lock is
 //     released if it is still ours.
 type loop struct {
-	id            string
-	o             *options
-	rec           *observed
-	log           logr.Logger
-	queue         *serial.Queue // runs the callbacks in order
-	views         *views
-	metrics       *metrics
-	inbox         *inbox
-	gate          *gate          // nil without a candidacy gate
-	labels        *podLabeler    // nil without WithPodName
-	events        *eventRecorder // nil without WithEvents
-	lockRef       corev1.ObjectReference
-	exited        func() *ExitError     // the command's exit under CommandExitStop, if any
-	beforeRelease func(context.Context) // the status file, written before a release
-	ahead         time.Duration         // how long before validUntil a term ends: the command's fence
-	changed       chan struct{}         // the watch showed a change; nil without the watch
+	id      string
+	o       *options
+	rec     *observed
+	log     logr.Logger
+	queue   *serial.Queue // runs the callbacks in order
+	views   *views
+	metrics *metrics
+	inbox   *inbox
+	gate    *gate          // nil without a candidacy gate
+	events  *eventRecorder // nil without WithEvents
+	lockRef corev1.ObjectReference
+	ahead   time.Duration // how long before validUntil a term ends: options.ahead
+	changed chan struct{} // the watch showed a change; nil without the watch
 
 	onStarted   func(context.Context)
 	onStopped   func()
@@ -69,7 +66,7 @@ type loop struct {
 }
 
 // inbox takes the requests of other goroutines to the loop: a resignation
-// (Resign, the gate's step-down, a command that exited) and a wake-up (the
+// (Resign, the gate's step-down) and a wake-up (the
 // gate's answer changed).
 type inbox struct {
 	wake chan struct{} // buffered: a pending wake-up
@@ -122,8 +119,7 @@ func (b *inbox) take() *resignRequest {
 // adds kickSpread/(followers+1) to a graceful failover on average.
 const kickSpread = 50 * time.Millisecond
 
-// run runs the election until ctx ends or the command exits under
-// CommandExitStop; it steps down before it returns.
+// run runs the election until ctx ends; it steps down before it returns.
 func (l *loop) run(ctx context.Context) error {
 	l.publish()
 	timer := time.NewTimer(0)
@@ -148,11 +144,6 @@ func (l *loop) run(ctx context.Context) error {
 			}
 		case <-timer.C:
 			l.attempt(ctx)
-		}
-		if x := l.exited(); x != nil {
-			l.log.Info("the command exited: releasing the lock and stopping", "code", x.Code)
-			l.stepDown(ctx, true, true)
-			return x
 		}
 		if ctx.Err() != nil {
 			l.log.Info("stopping")
@@ -421,7 +412,6 @@ func (l *loop) wrote(ctx context.Context, rec resourcelock.LeaderElectionRecord,
 	l.metrics.transitions.Inc()
 	l.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
 	l.publish()
-	l.labels.set(PodLabelLeader)
 	l.events.term(true, t.lock)
 	f := l.onStarted
 	l.queue.Push(func() {
@@ -447,7 +437,6 @@ func (l *loop) endTerm() {
 	t.expire.Stop()
 	t.cancel()
 	l.publish()
-	l.labels.set(PodLabelStandby)
 	<-t.done
 	l.log.Info("stopped leading")
 	l.events.term(false, t.lock)
@@ -474,8 +463,8 @@ func (l *loop) resign(ctx context.Context, req *resignRequest) {
 }
 
 // stepDown ends the term and, if release and the record is still ours,
-// releases the lock: after the release delay, and once the status file says
-// not-leader. At shutdown, the release and the background work that
+// releases the lock: after the release delay, and once the WithBeforeRelease
+// function has run. At shutdown, the release and the background work that
 // follows share the shutdown budget.
 func (l *loop) stepDown(ctx context.Context, release, shutdown bool) {
 	l.endTerm()
@@ -485,9 +474,6 @@ func (l *loop) stepDown(ctx context.Context, release, shutdown bool) {
 			// poll it time to stop leader work before someone else starts.
 			l.log.Info("waiting before releasing the lock", "releaseDelay", d)
 			time.Sleep(d)
-		}
-		if l.beforeRelease != nil {
-			l.beforeRelease(ctx)
 		}
 		if f := l.o.beforeRelease; f != nil {
 			// Detached from Run's context, which may be cancelled by

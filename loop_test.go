@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -64,7 +62,7 @@ func TestGateIgnoringItsContextHoldsNothingUp(t *testing.T) {
 		release := make(chan struct{})
 		defer close(release)
 		hang := func(context.Context) error { <-release; return nil }
-		a := start(t, c, "a", LockLeases, WithCandidacyGate(hang))
+		a := start(t, c, "a", LockLeases, WithCandidacyGate(hang, 0))
 		settle(testRetry)
 		if code := serveGET(a.e, "/readyz").Code; code != http.StatusOK {
 			t.Errorf("/readyz %d while the first check hangs, want 200: the candidate follows the election", code)
@@ -136,31 +134,6 @@ func TestTwoProcessesWithOneIDNeverBothLead(t *testing.T) {
 	})
 }
 
-// TestCommandStatusIsRunningBeforeTheCommandActs: Status says the command
-// runs from before it is started, so a command that acts at once is never
-// seen acting while Status says not_running.
-func TestCommandStatusIsRunningBeforeTheCommandActs(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		c := electortest.NewCluster()
-		procs := &fakeStarter{}
-		elector := make(chan *Elector, 1) // the Elector, once New has built it
-		var during atomic.Value
-		starter := func(path string, argv, env []string) (commandProcess, error) {
-			e := <-elector
-			elector <- e
-			during.Store(e.Status().Command.State) // as the command's first act sees it
-			return procs.start(path, argv, env)
-		}
-		a := start(t, c, "a", LockLeases, WithCommand("sh", "-c", "exit 0"),
-			optionFunc(func(o *options) { o.startProcess = starter }))
-		elector <- a.e
-		waitFor(t, testTTL, "the command starts", func() bool { return procs.last() != nil })
-		if during := during.Load(); during != CommandRunning {
-			t.Errorf("Status said %q while the command started, want %q", during, CommandRunning)
-		}
-	})
-}
-
 // TestZeroElectorDoesNotPanic: an Elector not built with New says so.
 func TestZeroElectorDoesNotPanic(t *testing.T) {
 	var e Elector
@@ -173,38 +146,11 @@ func TestZeroElectorDoesNotPanic(t *testing.T) {
 	if _, ok := <-e.Observe(context.Background()); ok {
 		t.Error("zero Elector's Observe sent a status, want a closed channel")
 	}
-	if err := e.ResignFor(context.Background(), 0); err != ErrNotRunning {
-		t.Errorf("ResignFor on a zero Elector: %v, want ErrNotRunning", err)
+	if err := e.ResignFor(context.Background(), 0); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("ResignFor on a zero Elector: %v, want ErrNotLeader", err)
 	}
 	if code := serveGET(&e, "/").Code; code != http.StatusInternalServerError {
 		t.Errorf("GET / on a zero Elector: %d, want 500", code)
-	}
-}
-
-// TestSinkEndsWhenRunIsCancelledAtOnce: a Run cancelled before the status
-// sinks' feeders first look still ends them: Run returns at once, not at the
-// end of the shutdown budget.
-func TestSinkEndsWhenRunIsCancelledAtOnce(t *testing.T) {
-	for i := range 20 {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				c := electortest.NewCluster()
-				e, err := New(testElection, WithClient(c.Client()), WithID("a"), WithTTL(testTTL),
-					WithStatusFile(filepath.Join(t.TempDir(), "status.json")))
-				if err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				cancel()
-				begin := time.Now()
-				if err := e.Run(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if took := time.Since(begin); took >= flushTimeout {
-					t.Errorf("Run returned %s after a cancelled start, want at once", took)
-				}
-			})
-		})
 	}
 }
 
@@ -289,9 +235,9 @@ func TestUnreadyHolderWithoutATermLetsGo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := electortest.NewCluster()
 		appA, appB := newAppCheck(true), newAppCheck(true)
-		a := start(t, c, "a", LockLeases, WithCandidacyGate(appA.check))
+		a := start(t, c, "a", LockLeases, WithCandidacyGate(appA.check, 0))
 		waitLeader(t, testTTL, a)
-		b := start(t, c, "b", LockLeases, WithCandidacyGate(appB.check))
+		b := start(t, c, "b", LockLeases, WithCandidacyGate(appB.check, 0))
 		settle(maxRetryWait)
 		refused := errors.New("connection refused")
 		a.fault.Store(&refused)

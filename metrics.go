@@ -2,7 +2,6 @@ package elector
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,19 +18,14 @@ type metrics struct {
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 
-	// With WithCommand only.
-	commandStarts prometheus.Counter
-	commandExits  *prometheus.CounterVec
-	commandKills  prometheus.Counter
-
 	// With a candidacy gate only.
 	gateChecks *prometheus.CounterVec
 }
 
 // newMetrics returns the metrics of candidate id in election (namespace/name),
-// whose gauges read vs; with command, also those of the command, and with
+// whose gauges read vs; with
 // gated, those of the candidacy gate.
-func newMetrics(election, id string, vs *views, command, gated bool) *metrics {
+func newMetrics(election, id string, vs *views, gated bool) *metrics {
 	labels := prometheus.Labels{"election": election, "identity": id}
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
@@ -70,21 +64,6 @@ func newMetrics(election, id string, vs *views, command, gated bool) *metrics {
 			return float64(v.renewed.UnixNano()) / 1e9
 		}),
 	)
-	if command {
-		m.commandStarts = prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "k8s_elector_command_starts_total", ConstLabels: labels,
-			Help: "Times the command run while leading (the arguments after --) was started.",
-		})
-		m.commandExits = prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "k8s_elector_command_exits_total", ConstLabels: labels,
-			Help: "Exits of the command, by exit code (128 plus the signal number for a signal; 126 and 127 when it could not be started).",
-		}, []string{"code"})
-		m.commandKills = prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "k8s_elector_command_kills_total", ConstLabels: labels,
-			Help: "Times the command was sent SIGKILL because it had not exited within its grace period.",
-		})
-		m.registry.MustRegister(m.commandStarts, m.commandExits, m.commandKills)
-	}
 	if gated {
 		m.gateChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "k8s_elector_candidacy_checks_total", ConstLabels: labels,
@@ -101,11 +80,6 @@ func newMetrics(election, id string, vs *views, command, gated bool) *metrics {
 		}))
 	}
 	return m
-}
-
-// commandExited counts an exit of the command.
-func (m *metrics) commandExited(code int) {
-	m.commandExits.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
 // cachedRead counts a read of the lock served by the watch (WithWatch).
@@ -126,10 +100,12 @@ func (m *metrics) observe(operation, result string, took time.Duration) {
 
 // Metrics returns the Elector's Prometheus metrics, to serve or to gather
 // with an application's own. GET /metrics on the Elector's handler serves
-// them, with any gatherers given to WithMetricsGatherers.
+// them; a program that has metrics of its own serves them together, as the
+// command-line tool does:
+//
+//	promhttp.HandlerFor(prometheus.Gatherers{e.Metrics(), own}, promhttp.HandlerOpts{})
 func (e *Elector) Metrics() prometheus.Gatherer { return e.metrics.registry }
 
 func (e *Elector) metricsHandler() http.Handler {
-	g := append(prometheus.Gatherers{e.metrics.registry}, e.o.gatherers...)
-	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(e.metrics.registry, promhttp.HandlerOpts{})
 }

@@ -1,6 +1,7 @@
 package elector
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -97,14 +98,26 @@ func TestMetricsAreNotRegisteredGlobally(t *testing.T) {
 	}
 }
 
-func TestMetricsGatherersAreServed(t *testing.T) {
+// TestMetricsGatherWithOthers: the Elector's metrics gather together with
+// a program's own, as Metrics says.
+func TestMetricsGatherWithOthers(t *testing.T) {
 	extra := prometheus.NewRegistry()
 	extra.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "app_extra_total", Help: "x"}))
-	e, err := New(testElection, WithClient(electortest.NewCluster().Client()), WithID("a"), WithMetricsGatherers(extra))
+	e, err := New(testElection, WithClient(electortest.NewCluster().Client()), WithID("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body := serveGET(e, "/metrics").Body.String(); !strings.Contains(body, "app_extra_total 0") {
-		t.Errorf("GET /metrics lacks the extra gatherer's metric:\n%s", body)
+	families, err := prometheus.Gatherers{e.Metrics(), extra}.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range families {
+		names = append(names, f.GetName())
+	}
+	for _, want := range []string{"app_extra_total", "k8s_elector_is_leader"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("gathered %v, want %s among them", names, want)
+		}
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
-	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,14 +12,11 @@ import (
 	"unicode"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/api/validate/content"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-
-	"github.com/k8s-elector/elector/internal/loopback"
 )
 
 // LockType names the kind of Kubernetes object that holds the leader record.
@@ -48,29 +43,27 @@ const (
 	LockEndpointsLeases LockType = "endpointsleases"
 )
 
-// LockTypes returns every accepted LockType, the default first.
-func LockTypes() []LockType {
+// lockTypes returns every accepted LockType, the default first.
+func lockTypes() []LockType {
 	return []LockType{LockLeases, LockEndpoints, LockConfigMaps, LockEndpointsLeases, LockConfigMapsLeases}
 }
 
 // Defaults. The renew deadline and retry period default to a fraction of the
 // TTL, as the original k8s-elector derived them.
 const (
-	DefaultNamespace = "default"
-	DefaultLockType  = LockLeases
-	DefaultTTL       = 10 * time.Second
-	// DefaultHealthTolerance is how long past its lease a leader that has not
+	defaultNamespace = "default"
+	defaultLockType  = LockLeases
+	defaultTTL       = 10 * time.Second
+	// healthTolerance is how long past its lease a leader that has not
 	// renewed still passes GET /healthz; the value kube-controller-manager
 	// gives client-go's HealthzAdaptor.
-	DefaultHealthTolerance = 20 * time.Second
-	// DefaultPodLabelKey is the label that WithPodName sets on the Pod.
-	DefaultPodLabelKey = "k8s-elector/status"
-	// DefaultCandidacyGateFailures is how many consecutive failed checks
+	healthTolerance = 20 * time.Second
+	// defaultGateFailures is how many consecutive failed checks
 	// of the candidacy gate make a leader step down.
-	DefaultCandidacyGateFailures = 3
+	defaultGateFailures = 3
 )
 
-// MinTTL is the shortest TTL an Elector accepts. The lock record stores whole
+// minTTL is the shortest TTL an Elector accepts. The lock record stores whole
 // seconds, and a follower restarts its expiry clock only when the record it
 // compares changes: a renewal in the same second as the previous one is not
 // seen. So a leader's lease counts from its first renewal in each second,
@@ -80,7 +73,7 @@ const (
 // default retry period of TTL/6 that is TTL > 1.23s, so 2s in whole seconds.
 // At 1s, leadership would flicker between renewals, and plain client-go
 // followers would take a healthy leader's lease.
-const MinTTL = 2 * time.Second
+const minTTL = 2 * time.Second
 
 // The renew deadline defaults to TTL/3 and the retry period to TTL/6, as the
 // original k8s-elector derived them.
@@ -101,17 +94,23 @@ type Timings struct {
 	// RetryPeriod is how often a leader renews and a polling follower
 	// reads (WithRetryPeriod). Default: TTL/6.
 	RetryPeriod time.Duration
+	// RequestTimeout, max(RenewDeadline/2, 1s), bounds each request of the
+	// election, as client-go's does, so that one hung request cannot
+	// outlive a term; the work beside the election bounds its own so.
+	RequestTimeout time.Duration
 	// DriftMargin, TTL/50, covers clocks that run at different rates: a
 	// leader's ValidUntil ends it before the lease, and a follower on the
 	// watch tries to take a lease it saw run out it after the lease.
 	DriftMargin time.Duration
 	// ShutdownBudget is how long Run takes at most to return once its
 	// context is cancelled: the release of the lock (at most the renew
-	// deadline) and the last Pod label, Events and status share it. On top
-	// of it come the started-leading callback's own return and the release
-	// delay, which Run waits for first. Size a Pod's
-	// terminationGracePeriodSeconds from it: with the default TTL of 10s it
-	// is 3.33s + 1s.
+	// deadline) and the last Events share it. On top of it come the
+	// started-leading callback's own return and the release delay, which
+	// Run waits for first, and, after Run returns, at most
+	// ShutdownBudget − RenewDeadline (1s) for the work that follows the
+	// status (packages podlabel and push). Size a Pod's
+	// terminationGracePeriodSeconds from them: with the default TTL of 10s
+	// and no release delay, 3.33s + 1s + 1s.
 	ShutdownBudget time.Duration
 	// StopGrace is how long the leader work has to stop once its term's
 	// context ends (WithStopGrace): the term ends this long plus the drift
@@ -120,17 +119,22 @@ type Timings struct {
 	StopGrace time.Duration
 	// MaxStopGrace is the longest StopGrace these timings accept: the term
 	// must outlast the longest gap between the renewals that followers see
-	// (1s plus two retry periods; see MinTTL). It is negative when the TTL
+	// (1s plus two retry periods; see minTTL). It is negative when the TTL
 	// leaves no room for one.
 	MaxStopGrace time.Duration
 }
 
-// DefaultTimings returns the timings of an Elector with the TTL ttl and no
-// other timing option. With other options, ask the Elector (Timings).
+// DefaultTimings returns the timings of an Elector with the TTL ttl (0 for
+// the default TTL, 10s) and no other timing option. With other options, ask
+// the Elector (Timings).
 func DefaultTimings(ttl time.Duration) Timings {
+	if ttl == 0 {
+		ttl = defaultTTL
+	}
 	renew, retry := ttl/renewDeadlineDivisor, ttl/retryPeriodDivisor
 	return Timings{
 		TTL: ttl, RenewDeadline: renew, RetryPeriod: retry,
+		RequestTimeout: requestTimeout(renew),
 		DriftMargin:    driftMargin(ttl),
 		ShutdownBudget: renew + time.Second,
 		MaxStopGrace:   maxStopGrace(ttl, retry),
@@ -138,7 +142,7 @@ func DefaultTimings(ttl time.Duration) Timings {
 }
 
 // holdSpan is how long a lease must last to be held without a gap with
-// renewals every retry period: see MinTTL.
+// renewals every retry period: see minTTL.
 func holdSpan(retry time.Duration) time.Duration { return time.Second + 2*retry }
 
 // errNoClient is among the errors New returns when neither WithClient nor
@@ -169,36 +173,23 @@ type options struct {
 	ttl             time.Duration
 	renewDeadline   time.Duration
 	retryPeriod     time.Duration
-	client          Client
+	client          client
 	clientGiven     bool // WithClient was given, perhaps with nil
 	restConfig      *rest.Config
-	restConfigErr   error // why the REST config could not be loaded (WithRESTConfigFrom)
 	logger          logr.Logger
 	releaseOnCancel bool
-	healthTolerance time.Duration
 	releaseDelay    time.Duration
 	resignEndpoint  bool
 	watch           bool
-	gatherers       []prometheus.Gatherer
 	podName         string
-	podLabelKey     string
 	events          bool
 	onStarted       func(context.Context)
 	onStopped       func()
 	onNewLeader     func(string)
-	command         []string      // the command and its arguments; nil without WithCommand
-	commandPath     string        // command[0] as found by validate
-	commandGrace    time.Duration // filled by validate
-	commandExit     CommandExit
-	startProcess    startFunc // tests start fake processes
 	stopGrace       time.Duration
 	beforeRelease   func(context.Context, Status) error
 	gate            func(context.Context) error
-	readyURL        string // WithReadyURL; validate builds gate from it
 	gateFailures    int
-	notifyURL       *url.URL // WithNotifyURL, parsed by validate
-	notifyRaw       string
-	statusFile      string
 }
 
 // defaults returns every default in one place. The ID defaults to the
@@ -207,18 +198,13 @@ type options struct {
 func defaults() options {
 	host, err := os.Hostname()
 	return options{
-		namespace:       DefaultNamespace,
+		namespace:       defaultNamespace,
 		id:              host,
 		idErr:           err,
-		lockType:        DefaultLockType,
+		lockType:        defaultLockType,
 		watch:           true,
-		ttl:             DefaultTTL,
+		ttl:             defaultTTL,
 		releaseOnCancel: true,
-		healthTolerance: DefaultHealthTolerance,
-		podLabelKey:     DefaultPodLabelKey,
-		commandExit:     CommandExitResign,
-		startProcess:    startProcess,
-		gateFailures:    DefaultCandidacyGateFailures,
 	}
 }
 
@@ -244,9 +230,9 @@ func WithLockType(t LockType) Option {
 
 // WithTTL sets the lease duration: how long followers wait after they last saw
 // the leader renew before they take over. The lock record stores whole
-// seconds, so the TTL must be a whole number of seconds, at least MinTTL
+// seconds, so the TTL must be a whole number of seconds, at least minTTL
 // (2s). Unlike the timings derived from it (WithRenewDeadline,
-// WithRetryPeriod, WithCommandGrace), where zero means "derive it", a zero
+// WithRetryPeriod), where zero means "derive it", a zero
 // TTL is an error: there is nothing to derive it from.
 // Default: 10s.
 func WithTTL(ttl time.Duration) Option {
@@ -268,26 +254,22 @@ func WithRetryPeriod(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.retryPeriod = d })
 }
 
-// Client is the part of a Kubernetes clientset that an Elector uses: the
+// client is the part of a Kubernetes clientset that an Elector uses: the
 // coordination.k8s.io/v1 group for Leases, and the core group for ConfigMaps,
-// Endpoints, Pods and Events. A *kubernetes.Clientset and the fake clientset
-// of k8s.io/client-go/kubernetes/fake both satisfy it, so either can be passed
-// to WithClient as it is.
-//
-// The Elector asks for no more than this, and WithRESTConfig builds only these
-// two groups' clients. (A program still links client-go's full clientset:
-// client-go's resourcelock package, which defines the leader record, imports
-// it.)
-type Client interface {
+// Endpoints, Pods and Events. WithRESTConfig builds only these two groups'
+// clients.
+type client interface {
 	CoordinationV1() coordinationv1client.CoordinationV1Interface
 	CoreV1() corev1client.CoreV1Interface
 }
 
-// WithClient sets the clientset used for the lock. Use it to share a client,
-// or to pass a fake clientset in tests. Set exactly one of WithClient and
+// WithClient sets the clientset used for the lock: a *kubernetes.Clientset,
+// or the fake clientset of k8s.io/client-go/kubernetes/fake in tests. Use
+// it to share a client. The Elector uses its coordination.k8s.io/v1 group
+// (Leases) and its core group (ConfigMaps, Endpoints, Pods, Events) only. Set exactly one of WithClient and
 // WithRESTConfig. The client's own timeouts apply; every election request is
 // additionally bounded by a context deadline of max(renew deadline/2, 1s).
-func WithClient(c Client) Option {
+func WithClient(c kubernetes.Interface) Option {
 	return optionFunc(func(o *options) { o.client, o.clientGiven = c, true })
 }
 
@@ -297,18 +279,7 @@ func WithClient(c Client) Option {
 // for v1 Endpoints. Set exactly one
 // of WithClient and WithRESTConfig.
 func WithRESTConfig(cfg *rest.Config) Option {
-	return optionFunc(func(o *options) { o.restConfig, o.restConfigErr = cfg, nil })
-}
-
-// WithRESTConfigFrom is WithRESTConfig for a config that the caller loaded
-// and whose loading may have failed, as in
-//
-//	elector.WithRESTConfigFrom(clientcmd.BuildConfigFromFlags("", path))
-//
-// New then reports err together with every other problem, instead of a
-// missing client.
-func WithRESTConfigFrom(cfg *rest.Config, err error) Option {
-	return optionFunc(func(o *options) { o.restConfig, o.restConfigErr = cfg, err })
+	return optionFunc(func(o *options) { o.restConfig = cfg })
 }
 
 // WithLogger sets the logger. The Elector names it "elector" and adds the
@@ -358,51 +329,18 @@ func WithWatch(enabled bool) Option {
 	return optionFunc(func(o *options) { o.watch = enabled })
 }
 
-// WithMetricsGatherers sets the gatherers whose metrics GET /metrics serves
-// after the Elector's own, such as the Go runtime's in a binary. Like every
-// option, a second WithMetricsGatherers replaces the first: pass them all in
-// one.
-// Default: none.
-func WithMetricsGatherers(g ...prometheus.Gatherer) Option {
-	return optionFunc(func(o *options) { o.gatherers = g })
-}
-
-// WithHealthTolerance sets how long past its lease duration a leader that has
-// not renewed keeps passing GET /healthz. A leader normally gives up after the
-// renew deadline, so failing the check means its election loop is stuck.
-// Default: DefaultHealthTolerance (20s).
-func WithHealthTolerance(d time.Duration) Option {
-	return optionFunc(func(o *options) { o.healthTolerance = d })
-}
-
-// WithPodName names this candidate's own Pod, in the election's namespace;
-// in a Pod spec, pass metadata.name through the Downward API. While Run runs,
-// it labels the Pod with the key from WithPodLabelKey: PodLabelStandby from
-// the start, PodLabelLeader while a term lasts, and PodLabelStandby again when
-// the term ends and when Run returns. A Service that selects the leader value
-// then routes to the leader only.
-//
-// The label is written with a JSON merge patch that touches no other label,
-// from a goroutine of its own: a failed patch is logged and retried with
-// backoff, with the latest value, and never delays the election or the
-// callbacks. Labels lag leadership: during a handover, or while a candidate
-// cannot reach the API server, no Pod or two Pods may carry the leader value.
-// It needs RBAC permission to patch pods (and get them, for Events on the Pod
-// sent before the first patch succeeds).
-// Default: "" (the Pod is not labelled).
+// WithPodName names this candidate's own Pod, in the election's namespace,
+// so that WithEvents records its Events on the Pod too; in a Pod spec, pass
+// metadata.name through the Downward API. The Elector reads the Pod once, for
+// its UID, which needs RBAC permission to get pods. To label the Pod leader
+// or standby, see package podlabel.
+// Default: "" (no Events on a Pod).
 func WithPodName(name string) Option {
 	return optionFunc(func(o *options) { o.podName = name })
 }
 
-// WithPodLabelKey sets the label key that WithPodName sets on the Pod. It must
-// be a valid label key, with an optional DNS-subdomain prefix.
-// Default: DefaultPodLabelKey ("k8s-elector/status").
-func WithPodLabelKey(key string) Option {
-	return optionFunc(func(o *options) { o.podLabelKey = key })
-}
-
 // WithEvents sets whether the Elector records Kubernetes Events: reason
-// EventReasonLeaderElected when a term starts and EventReasonStoppedLeading
+// eventReasonLeaderElected when a term starts and eventReasonStoppedLeading
 // when it ends, both of type Normal, on the lock object and, with
 // WithPodName, on the Pod. Events are core/v1 Events, de-duplicated and
 // rate-limited per object as client-go's event recorder does them, and sent
@@ -437,107 +375,19 @@ func WithOnNewLeader(f func(identity string)) Option {
 	return optionFunc(func(o *options) { o.onNewLeader = f })
 }
 
-// WithCommand runs a program while this candidate leads, as its leader work:
-// name (looked up in $PATH unless it contains a slash) with args. The
-// command starts when a term starts, in a process group of its own, with
-// stdin closed (/dev/null), the process's stdout and stderr, and its
-// environment plus the election's (EnvElection, EnvNamespace, EnvID) and the
-// term's fencing token (EnvLockUID, EnvLeaderTransitions).
-//
-// When the term ends, for any reason, the process group gets SIGTERM, and
-// SIGKILL after the grace period (WithCommandGrace); whatever is left of the
-// group when the command exits is killed too. The term ends early enough for
-// the command to be dead before anyone else can lead: if renewals stop, it
-// ends the grace period and the drift margin (TTL/50) before ValidUntil, so
-// SIGKILL comes at the latest that margin before ValidUntil. Run releases
-// the lock only after the command has exited. The command is started with
-// the parent-death signal, so it dies with the Elector's process even when
-// that is killed with SIGKILL. When the command exits on its own, what
-// follows is WithCommandExit's. As PID 1 (the init process of a
-// container), the Elector also reaps the orphans the kernel hands it.
-//
-// A supervisor that is itself frozen (SIGSTOP, a frozen cgroup) cannot stop
-// its command: writes that must never overlap still need the fencing token.
-// It cannot be combined with WithOnStartedLeading; it needs Linux.
-// Default: none.
-func WithCommand(name string, args ...string) Option {
-	return optionFunc(func(o *options) { o.command = append([]string{name}, args...) })
-}
-
-// WithCommandGrace sets how long the command has to exit after SIGTERM
-// before it gets SIGKILL. It must be shorter than the TTL, and short enough
-// that the term, which ends this long plus the drift margin before
-// ValidUntil, outlasts the longest gap between renewals that followers see
-// (1s plus two retry periods): New reports the longest it accepts. 0 is the
-// default.
-// Default: TTL/3, or that longest grace period if it is shorter (TTLs below
-// 4s with the default retry period).
-func WithCommandGrace(d time.Duration) Option {
-	return optionFunc(func(o *options) { o.commandGrace = d })
-}
-
-// WithCommandExit sets what happens when the command exits on its own while
-// this candidate leads (or cannot be started): CommandExitResign or
-// CommandExitStop. Either way, the exit code is logged and counted in the
-// metrics.
-// Default: CommandExitResign.
-func WithCommandExit(p CommandExit) Option {
-	return optionFunc(func(o *options) { o.commandExit = p })
-}
-
 // WithCandidacyGate makes candidacy depend on check, which Run calls every
 // retry period with the lock's request timeout, from a goroutine of its own:
 // while it returns an error, this candidate does not campaign (it never
-// tries to acquire the lock), and a leader whose check fails
-// WithCandidacyGateFailures times in a row steps down, releasing the lock
+// tries to acquire the lock), and a leader whose check fails failures times
+// in a row (0 for the default, 3) steps down, releasing the lock
 // so that a ready candidate takes over at once; it campaigns again once a
 // check passes. Status reports it in Candidate. The first campaign waits for
 // the first check that passes; the candidate follows the election from the
 // start all the same. Health (GET /healthz, /readyz) does not depend on it.
 // Run does not wait for a check that ignores its context.
 // Default: none (always a candidate).
-func WithCandidacyGate(check func(ctx context.Context) error) Option {
-	return optionFunc(func(o *options) { o.gate = check })
-}
-
-// WithReadyURL is WithCandidacyGate with an HTTP check: a GET of url, which
-// passes on a 2xx answer. The URL must be http or https on a loopback
-// address or localhost: the candidate must judge its own application.
-// Default: none.
-func WithReadyURL(url string) Option {
-	return optionFunc(func(o *options) { o.readyURL = url })
-}
-
-// WithCandidacyGateFailures sets how many consecutive failed checks of the
-// candidacy gate make a leader step down: at least 1.
-// Default: DefaultCandidacyGateFailures (3).
-func WithCandidacyGateFailures(n int) Option {
-	return optionFunc(func(o *options) { o.gateFailures = n })
-}
-
-// WithNotifyURL makes Run POST the status JSON (the body of GET /) to url
-// at every change of IsLeader, Leader or the fencing token, as Observe
-// reports them: the first status at start, then each change, and the last
-// as Run returns. Each POST carries SequenceHeader. A failed POST is
-// retried with backoff, always with the latest status, never a queue of
-// stale ones; it never delays the election. The URL must be http or https
-// on a loopback address or localhost.
-// Default: none.
-func WithNotifyURL(url string) Option {
-	return optionFunc(func(o *options) { o.notifyRaw = url })
-}
-
-// WithStatusFile makes Run keep the status JSON (the body of GET /) in the
-// file at path: written at start, at every change as Observe reports them,
-// and, when this candidate steps down, with is_leader false before the lock
-// is released. Each write replaces the file atomically (a temporary file in
-// the same directory, synced, then renamed), so a reader never sees part of
-// one; a slow write delays that release. The directory must exist and be
-// writable; New checks it. Like Observe, it follows changes of leadership:
-// ValidUntil and RenewTime in the file are those of the last change.
-// Default: none.
-func WithStatusFile(path string) Option {
-	return optionFunc(func(o *options) { o.statusFile = path })
+func WithCandidacyGate(check func(ctx context.Context) error, failures int) Option {
+	return optionFunc(func(o *options) { o.gate, o.gateFailures = check, failures })
 }
 
 // WithStopGrace sets how long the leader work takes to stop once the
@@ -570,60 +420,6 @@ func WithBeforeRelease(f func(ctx context.Context, s Status) error) Option {
 // followers can see, and those come up to holdSpan apart.
 func maxStopGrace(ttl, retry time.Duration) time.Duration {
 	return ttl - 2*driftMargin(ttl) - holdSpan(retry)
-}
-
-// validateCommand checks the WithCommand options and fills the grace
-// period; the timings must be valid.
-func (o *options) validateCommand(bad func(format string, args ...any), timingsOK bool) {
-	if o.command == nil {
-		return
-	}
-	switch name := o.command[0]; {
-	case !commandSupported:
-		bad("running a command needs Linux: only its parent-death signal makes the command die with this process")
-	case strings.TrimSpace(name) == "":
-		bad("the command is empty: want a program to run, such as %q", "/usr/local/bin/my-singleton")
-	default:
-		path, err := exec.LookPath(name)
-		var ee *exec.Error
-		if errors.As(err, &ee) {
-			err = ee.Err
-		}
-		switch {
-		case err != nil:
-			bad("the command %q cannot be run: %v", name, err)
-		default:
-			o.commandPath = path
-		}
-	}
-	if o.onStarted != nil {
-		bad("both WithCommand and WithOnStartedLeading are set: the command is the leader work; set only one")
-	}
-	if o.commandExit != CommandExitResign && o.commandExit != CommandExitStop {
-		bad("command exit policy %q is not supported: want %s or %s", o.commandExit, CommandExitResign, CommandExitStop)
-	}
-	if !timingsOK {
-		return
-	}
-	longest := maxStopGrace(o.ttl, o.retryPeriod)
-	switch g := o.commandGrace; {
-	case g < 0:
-		bad("command grace period %s is negative: want 0 (for the default, TTL/3) or more", g)
-	case g >= o.ttl:
-		bad("command grace period %s must be shorter than the TTL %s", g, o.ttl)
-	case longest <= 0:
-		bad("TTL %s leaves no room for a command grace period with a retry period of %s: "+
-			"the lease less twice its drift margin (%s) must outlast 1s plus two retry periods (%s)",
-			o.ttl, o.retryPeriod, o.ttl-2*driftMargin(o.ttl), holdSpan(o.retryPeriod))
-	case g > longest:
-		bad("command grace period %s is too long for a TTL of %s: the command is stopped the grace period "+
-			"and the drift margin (%s) before the lease ends, and that must outlast the longest gap between "+
-			"renewals that followers see (1s plus two retry periods, %s): want at most %s",
-			g, o.ttl, driftMargin(o.ttl), holdSpan(o.retryPeriod), longest)
-	case g == 0:
-		o.commandGrace = min(o.ttl/3, longest)
-	}
-	o.stopGrace = o.commandGrace
 }
 
 // validateStopGrace checks WithStopGrace; the timings must be valid.
@@ -670,7 +466,7 @@ func (o *options) validate(election string) error {
 		bad("election name %q is not a valid object name: %s", election, strings.Join(msgs, "; "))
 	}
 	if o.namespace == "" {
-		bad("namespace is empty: want a namespace name such as %q", DefaultNamespace)
+		bad("namespace is empty: want a namespace name such as %q", defaultNamespace)
 	} else if msgs := validation.IsDNS1123Label(o.namespace); len(msgs) > 0 {
 		bad("namespace %q is not a valid namespace name: %s", o.namespace, strings.Join(msgs, "; "))
 	}
@@ -690,9 +486,9 @@ func (o *options) validate(election string) error {
 
 	ttlOK, timingsOK := true, false
 	switch {
-	case o.ttl < MinTTL:
+	case o.ttl < minTTL:
 		ttlOK = false
-		bad("TTL %s is too short: want a whole number of seconds, at least %s (the lock records whole seconds, so followers see at most one renewal a second)", o.ttl, MinTTL)
+		bad("TTL %s is too short: want a whole number of seconds, at least %s (the lock records whole seconds, so followers see at most one renewal a second)", o.ttl, minTTL)
 	case o.ttl%time.Second != 0:
 		ttlOK = false
 		bad("TTL %s is not a whole number of seconds: the lock record stores whole seconds (try %s)", o.ttl, o.ttl.Round(time.Second))
@@ -723,45 +519,20 @@ func (o *options) validate(election string) error {
 		}
 		timingsOK = len(errs) == n
 	}
-	o.validateCommand(bad, timingsOK)
-	if o.command == nil {
-		o.validateStopGrace(bad, timingsOK)
-	}
+	o.validateStopGrace(bad, timingsOK)
 	o.validateGate(bad)
-	if o.notifyRaw != "" {
-		u, err := loopback.URL(o.notifyRaw)
-		if err != nil {
-			bad("notify URL: %v", err)
-		}
-		o.notifyURL = u
-	}
-	if o.statusFile != "" {
-		if err := checkWritableDir(o.statusFile); err != nil {
-			bad("status file %s cannot be written: %v", o.statusFile, err)
-		}
-	}
 
 	if o.podName != "" {
 		if msgs := validation.IsDNS1123Subdomain(o.podName); len(msgs) > 0 {
 			bad("pod name %q is not a valid Pod name: %s", o.podName, strings.Join(msgs, "; "))
 		}
 	}
-	if o.podLabelKey == "" {
-		bad("pod label key is empty: want a label key such as %q", DefaultPodLabelKey)
-	} else if msgs := content.IsLabelKey(o.podLabelKey); len(msgs) > 0 {
-		bad("pod label key %q is not a valid label key: %s", o.podLabelKey, strings.Join(msgs, "; "))
-	}
 
 	if o.releaseDelay < 0 {
 		bad("release delay %s is negative: want 0 or more", o.releaseDelay)
 	}
-	if o.healthTolerance < 0 {
-		bad("health tolerance %s is negative: want 0 or more", o.healthTolerance)
-	}
 
 	switch {
-	case o.restConfigErr != nil:
-		bad("Kubernetes client config: %w", o.restConfigErr)
 	case o.client != nil && o.restConfig != nil:
 		bad("both WithClient and WithRESTConfig are set: set only one")
 	case isNil(o.client) && o.restConfig == nil:
@@ -777,29 +548,18 @@ func (o *options) validate(election string) error {
 	return errors.Join(errs...)
 }
 
-// validateGate checks the candidacy gate's options and builds the gate of
-// WithReadyURL.
+// validateGate checks the candidacy gate's options.
 func (o *options) validateGate(bad func(format string, args ...any)) {
-	if o.gateFailures < 1 {
-		bad("candidacy gate failures %d is too few: want 1 or more consecutive failed checks before a leader steps down", o.gateFailures)
+	switch {
+	case o.gateFailures < 0:
+		bad("candidacy gate failures %d is negative: want 1 or more consecutive failed checks before a leader steps down, or 0 for %d", o.gateFailures, defaultGateFailures)
+	case o.gateFailures == 0:
+		o.gateFailures = defaultGateFailures
 	}
-	if o.readyURL == "" {
-		return
-	}
-	if o.gate != nil {
-		bad("both WithCandidacyGate and WithReadyURL are set: set only one")
-		return
-	}
-	u, err := loopback.URL(o.readyURL)
-	if err != nil {
-		bad("ready URL: %v", err)
-		return
-	}
-	o.gate = httpReady(u, o.requestTimeout())
 }
 
 // isNil reports whether c is nil or holds a nil pointer.
-func isNil(c Client) bool {
+func isNil(c client) bool {
 	if c == nil {
 		return true
 	}
@@ -808,11 +568,11 @@ func isNil(c Client) bool {
 }
 
 func validLockType(t LockType) bool {
-	return slices.Contains(LockTypes(), t)
+	return slices.Contains(lockTypes(), t)
 }
 
 func joinLockTypes() string {
-	types := LockTypes()
+	types := lockTypes()
 	s := make([]string, len(types))
 	for i, t := range types {
 		s[i] = string(t)
@@ -822,8 +582,11 @@ func joinLockTypes() string {
 
 // requestTimeout bounds each election request, as client-go's
 // NewFromKubeconfig does, so that one hung request cannot outlive a term.
-func (o *options) requestTimeout() time.Duration {
-	return max(o.renewDeadline/2, time.Second)
+func (o *options) requestTimeout() time.Duration { return requestTimeout(o.renewDeadline) }
+
+// requestTimeout is the request timeout for a renew deadline.
+func requestTimeout(renewDeadline time.Duration) time.Duration {
+	return max(renewDeadline/2, time.Second)
 }
 
 // shutdownBudget is Timings.ShutdownBudget for these options.
@@ -832,7 +595,7 @@ func (o *options) shutdownBudget() time.Duration { return o.renewDeadline + time
 // timings returns the timings of validated options.
 func (o *options) timings() Timings {
 	return Timings{
-		TTL: o.ttl, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
+		TTL: o.ttl, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod, RequestTimeout: o.requestTimeout(),
 		DriftMargin: driftMargin(o.ttl), ShutdownBudget: o.shutdownBudget(),
 		StopGrace: o.stopGrace, MaxStopGrace: maxStopGrace(o.ttl, o.retryPeriod),
 	}

@@ -30,8 +30,8 @@ func TestDefaults(t *testing.T) {
 	if o.id == "" {
 		t.Error("default ID is empty, want the hostname")
 	}
-	if o.podName != "" || o.podLabelKey != "k8s-elector/status" || o.events {
-		t.Errorf("pod name %q, label key %q, events %v, want \"\", k8s-elector/status, false", o.podName, o.podLabelKey, o.events)
+	if o.podName != "" || o.events {
+		t.Errorf("pod name %q, events %v, want \"\", false", o.podName, o.events)
 	}
 }
 
@@ -80,9 +80,6 @@ func TestValidation(t *testing.T) {
 		{"negative renew", "e", []Option{WithRenewDeadline(-time.Second)}, []string{"renew deadline -1s is negative"}},
 		{"negative retry", "e", []Option{WithRetryPeriod(-time.Second)}, []string{"retry period -1s is negative"}},
 		{"bad pod name", "e", []Option{WithPodName("Pod_A")}, []string{`pod name "Pod_A" is not a valid Pod name: a lowercase RFC 1123 subdomain`}},
-		{"bad pod label key", "e", []Option{WithPodLabelKey("a/b/c")}, []string{`pod label key "a/b/c" is not a valid label key: a valid label key must consist of`}},
-		{"pod label key with uppercase prefix", "e", []Option{WithPodLabelKey("Example.com/role")}, []string{`pod label key "Example.com/role" is not a valid label key: prefix part`}},
-		{"empty pod label key", "e", []Option{WithPodLabelKey("")}, []string{`pod label key is empty: want a label key such as "k8s-elector/status"`}},
 		{"every problem at once", "Bad", []Option{WithTTL(0), WithLockType("x"), WithID("")},
 			[]string{"election name", "TTL 0s", `lock type "x"`, `ID ""`}},
 	} {
@@ -112,7 +109,7 @@ func TestValidation(t *testing.T) {
 // its own.
 func TestTimings(t *testing.T) {
 	got := DefaultTimings(10 * time.Second)
-	want := Timings{TTL: 10 * time.Second, RenewDeadline: 10 * time.Second / 3, RetryPeriod: 10 * time.Second / 6,
+	want := Timings{TTL: 10 * time.Second, RenewDeadline: 10 * time.Second / 3, RetryPeriod: 10 * time.Second / 6, RequestTimeout: 10 * time.Second / 6,
 		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, MaxStopGrace: 10*time.Second - 400*time.Millisecond - (time.Second + 2*(10*time.Second/6))}
 	if got != want {
 		t.Errorf("DefaultTimings(10s) = %+v, want %+v", got, want)
@@ -121,7 +118,7 @@ func TestTimings(t *testing.T) {
 	if g := DefaultTimings(2 * time.Second).MaxStopGrace; g != 2*time.Second-80*time.Millisecond-(time.Second+2*(2*time.Second/6)) {
 		t.Errorf("DefaultTimings(2s).MaxStopGrace = %s, want the longest the lease holds", g)
 	}
-	for _, ttl := range []time.Duration{DefaultTTL, 2 * time.Second, 6 * time.Second} {
+	for _, ttl := range []time.Duration{defaultTTL, 2 * time.Second, 6 * time.Second} {
 		e, err := New("e", WithClient(fake.NewClientset()), WithTTL(ttl))
 		if err != nil {
 			t.Fatal(err)
@@ -159,11 +156,6 @@ func TestClientRequired(t *testing.T) {
 	if _, err := New("e", WithClient(fake.NewClientset()), nil); err == nil || !strings.Contains(err.Error(), "option 2 of 2 is nil") {
 		t.Fatalf("New with a nil option: %v, want an error naming it", err)
 	}
-	loadErr := errors.New("open /nowhere/kubeconfig: no such file or directory")
-	_, err = New("e", WithRESTConfigFrom(nil, loadErr), WithTTL(time.Second))
-	if err == nil || !errors.Is(err, loadErr) || errors.Is(err, errNoClient) || !strings.Contains(err.Error(), "TTL 1s") {
-		t.Fatalf("New with a config that failed to load: %v, want that failure and the TTL's, and no missing client", err)
-	}
 	// A config that cannot become a client: its CA is not a certificate.
 	_, err = New("e", WithRESTConfig(&rest.Config{Host: "https://127.0.0.1:1", TLSClientConfig: rest.TLSClientConfig{CAData: []byte("not a certificate")}}))
 	if err == nil || !strings.HasPrefix(err.Error(), "elector: Kubernetes client config: ") {
@@ -181,11 +173,11 @@ func TestClientRequired(t *testing.T) {
 	}
 }
 
-// Both a full clientset and the fake one are a Client as they are.
+// WithClient takes a full clientset and the fake one as they are.
 var (
-	_ Client = (*kubernetes.Clientset)(nil)
-	_ Client = (*fake.Clientset)(nil)
-	_ Client = kubernetes.Interface(nil)
+	_ kubernetes.Interface = (*kubernetes.Clientset)(nil)
+	_ kubernetes.Interface = (*fake.Clientset)(nil)
+	_ client               = kubernetes.Interface(nil)
 )
 
 func TestRESTConfigClientSharesOneConnectionPool(t *testing.T) {
@@ -223,7 +215,7 @@ func FuzzValidation(f *testing.F) {
 		}
 		// Whatever New accepts must satisfy client-go's invariants and ours.
 		o := e.o
-		if o.ttl < MinTTL || o.ttl%time.Second != 0 || o.renewDeadline >= o.ttl || o.ttl-driftMargin(o.ttl) <= holdSpan(o.retryPeriod) ||
+		if o.ttl < minTTL || o.ttl%time.Second != 0 || o.renewDeadline >= o.ttl || o.ttl-driftMargin(o.ttl) <= holdSpan(o.retryPeriod) ||
 			o.renewDeadline <= time.Duration(jitterFactor*float64(o.retryPeriod)) || o.retryPeriod <= 0 || o.id == "" {
 			t.Fatalf("New accepted invalid timing or ID: %+v", o)
 		}

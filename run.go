@@ -6,7 +6,6 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/k8s-elector/elector/internal/backoff"
 	"github.com/k8s-elector/elector/internal/serial"
 )
 
@@ -47,7 +46,7 @@ func (w *workers) stop() {
 }
 
 // background starts the work that Run hands off so that the election never
-// waits for it (Pod label, Events, status sinks), and returns where Run puts
+// waits for it (Events), and returns where Run puts
 // the time by which that work must be done when it stops (zero:
 // flushTimeout from then).
 func (w *workers) background(ctx context.Context, bg []backgroundWorker) *time.Time {
@@ -64,13 +63,10 @@ func (e *Elector) newLoop(ctx context.Context, log logr.Logger, w *workers) (*lo
 	o := &e.o
 	l := &loop{
 		id: o.id, o: o, log: log, queue: serial.New(), views: e.views, metrics: e.metrics,
-		inbox: e.inbox, gate: e.gate, exited: e.cmd.takeExit,
+		inbox: e.inbox, gate: e.gate,
 		lockRef:   lockRef(o.lockType, o.namespace, e.election),
 		onStarted: o.onStarted, onStopped: o.onStopped, onNewLeader: o.onNewLeader,
 		ahead: o.ahead(),
-	}
-	if e.cmd != nil {
-		l.onStarted = e.cmd.lead
 	}
 	var watches *lockWatches
 	if o.watch {
@@ -88,36 +84,9 @@ func (e *Elector) newLoop(ctx context.Context, log logr.Logger, w *workers) (*lo
 		log: log, metrics: e.metrics,
 	}
 	var bg []backgroundWorker
-	if o.podName != "" {
-		l.labels = newPodLabeler(e.client, o, log)
-		l.labels.set(PodLabelStandby)
-		bg = append(bg, l.labels)
-	}
 	if o.events {
-		l.events = newEventRecorder(e.client, o, log, l.labels)
+		l.events = newEventRecorder(e.client, o, log)
 		bg = append(bg, l.events)
-	}
-	feed := func(k *sink) {
-		ch := make(chan Status, 1)
-		from := e.views.load()
-		w.start(ctx, false, func(ctx context.Context) { observe(ctx, from, o.id, ch) }, nil)
-		k.changes = ch
-		bg = append(bg, k)
-	}
-	if u := o.notifyURL; u != nil {
-		feed(newNotifier(u, o.requestTimeout(), backoff.Limit(o.retryPeriod), e.Status, log.WithName("notify")))
-	}
-	if p := o.statusFile; p != "" {
-		file := newStatusFile(p, backoff.Limit(o.retryPeriod), e.Status, log.WithName("status-file"))
-		feed(file)
-		// The file says not-leader before anyone else can lead. A slow
-		// disk delays the release, which keeps its own deadline; it does
-		// not skip it.
-		l.beforeRelease = func(ctx context.Context) {
-			if err := file.send(ctx); err != nil {
-				log.Error(err, "cannot write the status file before releasing the lock")
-			}
-		}
 	}
 	var runs []func(context.Context)
 	if watches != nil {

@@ -36,10 +36,10 @@ import (
 // its successor's work.
 type Status struct {
 	// IsLeader reports whether this candidate leads: it holds the lock, its
-	// term has not ended, and ValidUntil (less the command's fence, see
-	// ValidUntil) has not passed on the monotonic clock. A leader that was paused or cut off from the API server reports
-	// false as soon as that time has passed, before anyone else can have
-	// taken over.
+	// term has not ended, and ValidUntil (less the stop grace, see
+	// ValidUntil) has not passed on the monotonic clock. A leader that was
+	// paused or cut off from the API server reports false as soon as that
+	// time has passed, before anyone else can have taken over.
 	IsLeader bool `json:"is_leader"`
 	// Leader is the holder named by the lock record as last read or written,
 	// "" before the first read and after a release.
@@ -65,16 +65,12 @@ type Status struct {
 	// now compare. The record has whole-second times, and a follower counts
 	// the lease from when it saw that record change, so a renewal in the same
 	// second as the one before does not move ValidUntil. Zero, and absent
-	// from JSON, whenever IsLeader is false. With WithCommand, the term, and
-	// IsLeader, end the command's grace period plus the drift margin before
-	// ValidUntil unless the leader renews, so that the command is dead by
-	// then.
+	// from JSON, whenever IsLeader is false. With WithStopGrace, the term, and
+	// IsLeader, end the stop grace plus the drift margin before ValidUntil
+	// unless the leader renews, so that the leader work has stopped by then.
 	ValidUntil time.Time `json:"valid_until,omitzero"`
 
-	// Command is the state of the command run under WithCommand; zero, and
-	// absent from JSON, without one.
-	Command CommandStatus `json:"command,omitzero"`
-	// Candidate, with a candidacy gate (WithCandidacyGate, WithReadyURL),
+	// Candidate, with a candidacy gate (WithCandidacyGate),
 	// reports whether this candidate campaigns: false while its
 	// application is not ready, and until its first check passes. Nil, and
 	// absent from JSON, without a gate.
@@ -85,26 +81,6 @@ type Status struct {
 	// others, in the order of the keys. Nil without reports. A Status
 	// shares the map with others taken at the same time: do not change it.
 	Reports map[string]json.RawMessage `json:"-"`
-}
-
-// CommandState is what the command run under WithCommand is doing.
-type CommandState string
-
-// The states of a command.
-const (
-	CommandNotRunning CommandState = "not_running"
-	CommandRunning    CommandState = "running"
-	// CommandStopping: the term ended, the command's process group got
-	// SIGTERM, and it has not exited yet.
-	CommandStopping CommandState = "stopping"
-)
-
-// CommandStatus is the state of the command run under WithCommand, as Status
-// reports it in its Command field: zero without WithCommand.
-type CommandStatus struct {
-	State CommandState `json:"state"`
-	// PID is the command's process ID while it runs or stops, else 0.
-	PID int `json:"pid,omitempty"`
 }
 
 // jsonTime is the layout of the times Status adds to the original fields:
@@ -123,21 +99,20 @@ func formatTime(t time.Time) string {
 // milliseconds.
 func (s Status) MarshalJSON() ([]byte, error) {
 	base, err := json.Marshal(struct {
-		IsLeader          bool          `json:"is_leader"`
-		Leader            string        `json:"leader"`
-		Node              string        `json:"node"`
-		Timestamp         string        `json:"timestamp"`
-		LockUID           string        `json:"lock_uid,omitempty"`
-		LeaderTransitions int           `json:"leader_transitions"`
-		AcquireTime       string        `json:"acquire_time,omitempty"`
-		RenewTime         string        `json:"renew_time,omitempty"`
-		ValidUntil        string        `json:"valid_until,omitempty"`
-		Command           CommandStatus `json:"command,omitzero"`
-		Candidate         *bool         `json:"candidate,omitempty"`
+		IsLeader          bool   `json:"is_leader"`
+		Leader            string `json:"leader"`
+		Node              string `json:"node"`
+		Timestamp         string `json:"timestamp"`
+		LockUID           string `json:"lock_uid,omitempty"`
+		LeaderTransitions int    `json:"leader_transitions"`
+		AcquireTime       string `json:"acquire_time,omitempty"`
+		RenewTime         string `json:"renew_time,omitempty"`
+		ValidUntil        string `json:"valid_until,omitempty"`
+		Candidate         *bool  `json:"candidate,omitempty"`
 	}{
 		s.IsLeader, s.Leader, s.Node, s.Timestamp.UTC().Format(time.RFC3339),
 		s.LockUID, s.LeaderTransitions, formatTime(s.AcquireTime), formatTime(s.RenewTime), formatTime(s.ValidUntil),
-		s.Command, s.Candidate,
+		s.Candidate,
 	})
 	if err != nil || len(s.Reports) == 0 {
 		return base, err
@@ -159,7 +134,7 @@ func (s Status) MarshalJSON() ([]byte, error) {
 // statusFields are the JSON keys of Status's own fields, which a report
 // cannot take.
 var statusFields = []string{"is_leader", "leader", "node", "timestamp", "lock_uid", "leader_transitions",
-	"acquire_time", "renew_time", "valid_until", "command", "candidate"}
+	"acquire_time", "renew_time", "valid_until", "candidate"}
 
 // reports is what a view says of the reports (Elector.Report). It is
 // immutable once published: a change publishes a new one.
@@ -211,7 +186,7 @@ func (e *Elector) Report(key string, value any) error {
 }
 
 // view is what the election goroutine publishes for Status, with the parts
-// that the command's supervisor and the candidacy gate publish. It is immutable
+// that Report and the candidacy gate publish. It is immutable
 // once stored.
 type view struct {
 	known       bool // the lock has been read at least once
@@ -219,7 +194,7 @@ type view struct {
 	leader      string
 	leading     bool
 	validUntil  time.Time // with a monotonic reading
-	endsAt      time.Time // when the term ends unless renewed: validUntil less the command's fence
+	endsAt      time.Time // when the term ends unless renewed: validUntil less the stop grace (options.ahead)
 	uid         types.UID
 	transitions int
 	acquireTime time.Time
@@ -227,7 +202,6 @@ type view struct {
 	term        *term         // on the leader: its term
 	renewed     time.Time     // on the leader: what its lease counts from (see term)
 	lease       time.Duration // on the leader: lease duration of that write
-	command     CommandStatus // published by the command's supervisor
 	candidate   candidacy     // published by the gate
 	reports     *reports      // published by Report
 
@@ -273,7 +247,6 @@ func (v *view) status(id string, now time.Time) Status {
 		LeaderTransitions: v.transitions,
 		AcquireTime:       v.acquireTime,
 		RenewTime:         v.renewTime,
-		Command:           v.command,
 	}
 	if v.reports != nil {
 		s.Reports = v.reports.m
@@ -294,8 +267,8 @@ func (v *view) leadingAt(now time.Time) bool { return v.leading && now.Before(v.
 
 // views owns the published view of one candidate and the GET / body rendered
 // from it. Three writers publish, each its own part under one mutex: the
-// election loop the record and the term, the command's supervisor the
-// command, and the candidacy gate the candidacy. Any number read.
+// election loop the record and the term, Report the reports, and the
+// candidacy gate the candidacy. Any number read.
 type views struct {
 	id       string
 	mu       sync.Mutex // serialises publishers
@@ -320,13 +293,13 @@ func (vs *views) publish(v view) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	if old := vs.cur.Load(); old != nil {
-		v.command, v.candidate, v.reports = old.command, old.candidate, old.reports
+		v.candidate, v.reports = old.candidate, old.reports
 	}
 	vs.store(v)
 }
 
-// update publishes the current view as f changes it: the command's
-// supervisor and the candidacy gate publish their parts so.
+// update publishes the current view as f changes it: Report and the
+// candidacy gate publish their parts so.
 func (vs *views) update(f func(*view)) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()

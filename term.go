@@ -20,7 +20,7 @@ type term struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	expire     *time.Timer               // cancels ctx at validUntil - ahead
-	ahead      time.Duration             // the command's fence (see supervisor.fence), else 0
+	ahead      time.Duration             // the stop grace and drift margin (options.ahead), else 0
 	renewed    time.Time                 // what the lease counts from: see lockObserver.wrote
 	lease      time.Duration             // lease duration of that write
 	validUntil time.Time                 // renewed + lease - drift margin; monotonic

@@ -131,7 +131,7 @@ func TestLeaseCountsFromWhatFollowersSee(t *testing.T) {
 	var margins []time.Duration
 	for _, ttl := range []time.Duration{2 * time.Second, 3 * time.Second} {
 		retry := ttl / retryPeriodDivisor
-		for _, lock := range LockTypes() {
+		for _, lock := range lockTypes() {
 			t.Run(fmt.Sprintf("%s/%s", ttl, lock), func(t *testing.T) {
 				for offset := time.Duration(0); offset < time.Second; offset += 100 * time.Millisecond {
 					for k := 1; k <= int(time.Second/retry)+1; k++ {

@@ -125,7 +125,7 @@ func TestExampleCrash(t *testing.T) {
 			t.Fatalf("holder after the crash: got %q, want a (nobody released it)", got)
 		}
 
-		waitUntil(t, 2*elector.DefaultTTL, "b takes over", func() bool { return b.Status().IsLeader })
+		waitUntil(t, 2*elector.DefaultTimings(0).TTL, "b takes over", func() bool { return b.Status().IsLeader })
 		if now := time.Now(); now.Before(last.ValidUntil) {
 			t.Errorf("b leads %s before a's lease ran out", last.ValidUntil.Sub(now))
 		}
@@ -214,7 +214,7 @@ func TestExampleZombie(t *testing.T) {
 
 		old := a.Status()
 		cluster.Partition(clientA)
-		waitUntil(t, 2*elector.DefaultTTL, "b takes over", func() bool { return b.Status().IsLeader })
+		waitUntil(t, 2*elector.DefaultTimings(0).TTL, "b takes over", func() bool { return b.Status().IsLeader })
 		if a.Status().IsLeader {
 			t.Fatalf("a and b both lead: a %+v, b %+v", a.Status(), b.Status())
 		}
@@ -237,6 +237,6 @@ func TestExampleZombie(t *testing.T) {
 		// Healed, a finds that b leads once its work has stopped.
 		cluster.Heal(clientA)
 		exitAll()
-		waitUntil(t, elector.DefaultTTL, "a follows b", func() bool { return a.Status().Leader == "b" })
+		waitUntil(t, elector.DefaultTimings(0).TTL, "a follows b", func() bool { return a.Status().Leader == "b" })
 	})
 }

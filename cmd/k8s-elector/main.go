@@ -28,6 +28,8 @@ import (
 	"k8s.io/klog/v2"
 
 	elector "github.com/k8s-elector/elector"
+	"github.com/k8s-elector/elector/command"
+	"github.com/k8s-elector/elector/podlabel"
 )
 
 // Exit codes.
@@ -82,21 +84,21 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.httpAddr, "http", "", "The HTTP address (host:port) which leader state will be reported on.")
 	fs.StringVar(&c.id, "id", "", "The ID of the election participant. If not set, the hostname, as reported by the kernel, is used.")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "The kubeconfig file to use. If not set, in-cluster config will be used; outside a cluster, $KUBECONFIG or ~/.kube/config is used, as kubectl does.")
-	fs.StringVar(&c.lockType, "lock-type", string(elector.DefaultLockType), "The type of Kubernetes object to use for the lock ("+lockTypes()+")")
-	fs.StringVar(&c.namespace, "namespace", elector.DefaultNamespace, "The Kubernetes namespace to run the election in. If not set, elections will run in the default namespace.")
-	fs.DurationVar(&c.ttl, "ttl", elector.DefaultTTL, "The TTL for the election. A whole number of seconds, at least 2s: the lock records whole seconds, so 1s is too short to hold.")
+	fs.StringVar(&c.lockType, "lock-type", string(elector.LockLeases), "The type of Kubernetes object to use for the lock ("+lockTypes+")")
+	fs.StringVar(&c.namespace, "namespace", "default", "The Kubernetes namespace to run the election in. If not set, elections will run in the default namespace.")
+	fs.DurationVar(&c.ttl, "ttl", elector.DefaultTimings(0).TTL, "The TTL for the election. A whole number of seconds, at least 2s: the lock records whole seconds, so 1s is too short to hold.")
 	fs.StringVar(&c.logLevel, "log-level", "info", "The log level: error, warn, info, debug, or a verbosity number (0 is info, 1 is debug, 2 also logs each renewal).")
 	fs.StringVar(&c.logFormat, "log-format", "json", "The log format: json or console.")
 	fs.DurationVar(&c.releaseDelay, "release-delay", 0, "How long a leader that is stopping reports not-leader before it releases the lock, so the application can stop its leader work first.")
 	fs.BoolVar(&c.allowResign, "allow-resign", false, "Serve POST /resign?cooldown=30s on the -http address, from loopback clients only, to hand leadership over.")
 	fs.StringVar(&c.podName, "pod-name", "", "The name of this elector's Pod (from the Downward API). When set, the Pod is labelled <key>=leader or standby.")
-	fs.StringVar(&c.podLabelKey, "pod-label-key", elector.DefaultPodLabelKey, "The label key that -pod-name sets on the Pod.")
+	fs.StringVar(&c.podLabelKey, "pod-label-key", podlabel.DefaultKey, "The label key that -pod-name sets on the Pod.")
 	fs.BoolVar(&c.events, "events", true, "Record Kubernetes Events when this elector starts or stops leading.")
 	fs.BoolVar(&c.watch, "watch", true, "Watch the lock object: followers send no periodic requests and take over a released lock within milliseconds. With -watch=false the election polls the lock every retry period, as client-go does.")
 	fs.DurationVar(&c.execGrace, "exec-grace", 0, "With a command after --: how long it has to exit after SIGTERM before it gets SIGKILL. 0 means TTL/3, or less at TTLs below 4s, so that it is dead before its lease ends. Must be shorter than the TTL.")
-	fs.StringVar(&c.execExit, "exec-exit", string(elector.CommandExitResign), "With a command after --: what to do when it exits on its own while leading. resign: release the lock, stay out for a TTL, and campaign again; exit: release the lock and exit with the command's exit code.")
+	fs.StringVar(&c.execExit, "exec-exit", string(command.ExitResign), "With a command after --: what to do when it exits on its own while leading. resign: release the lock, stay out for a TTL, and campaign again; exit: release the lock and exit with the command's exit code.")
 	fs.StringVar(&c.readyURL, "ready-url", "", "The application's readiness endpoint, http://127.0.0.1:PORT/PATH (loopback or localhost only). When set, this elector campaigns only while it answers 2xx, probed every retry period; a leader steps down after -ready-failures failed probes in a row.")
-	fs.IntVar(&c.readyFailures, "ready-failures", elector.DefaultCandidacyGateFailures, "With -ready-url: how many failed probes in a row make a leader step down.")
+	fs.IntVar(&c.readyFailures, "ready-failures", 3, "With -ready-url: how many failed probes in a row make a leader step down.")
 	fs.StringVar(&c.notifyURL, "notify-url", "", "POST the status JSON to this URL (loopback or localhost only) at start and at every change of leadership, with its sequence number in the X-Elector-Sequence header.")
 	fs.StringVar(&c.statusFile, "status-file", "", "Keep the status JSON in this file, replaced atomically at start and at every change of leadership, and with is_leader false before the lock is released.")
 	fs.BoolVar(&c.version, "version", false, "Print the version and exit.")
@@ -131,13 +133,9 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	return errors.Join(errs...)
 }
 
-func lockTypes() string {
-	var s []string
-	for _, t := range elector.LockTypes() {
-		s = append(s, string(t))
-	}
-	return strings.Join(s, ", ")
-}
+// lockTypes lists the lock types for -h; elector.New checks the value.
+var lockTypes = strings.Join([]string{string(elector.LockLeases), string(elector.LockEndpoints), string(elector.LockConfigMaps),
+	string(elector.LockEndpointsLeases), string(elector.LockConfigMapsLeases)}, ", ")
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -190,42 +188,10 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 	// line has one format.
 	klog.SetLoggerWithOptions(log, klog.ContextualLogger(true))
 
-	opts := []elector.Option{
-		// New reports a config that cannot be loaded with every other
-		// problem.
-		elector.WithRESTConfigFrom(restConfig(c.kubeconfig)),
-		elector.WithNamespace(c.namespace),
-		elector.WithLockType(elector.LockType(c.lockType)),
-		elector.WithTTL(c.ttl),
-		elector.WithLogger(log),
-		elector.WithReleaseDelay(c.releaseDelay),
-		elector.WithResignEndpoint(c.allowResign),
-		elector.WithWatch(c.watch),
-		elector.WithPodName(c.podName),
-		elector.WithPodLabelKey(c.podLabelKey),
-		elector.WithEvents(c.events),
-		elector.WithMetricsGatherers(processMetrics()),
-		elector.WithReadyURL(c.readyURL),
-		elector.WithCandidacyGateFailures(c.readyFailures),
-		elector.WithNotifyURL(c.notifyURL),
-		elector.WithStatusFile(c.statusFile),
-	}
-	if c.idSet {
-		opts = append(opts, elector.WithID(c.id))
-	}
-	if c.command != nil {
-		opts = append(opts,
-			elector.WithCommand(c.command[0], c.command[1:]...),
-			elector.WithCommandGrace(c.execGrace),
-			elector.WithCommandExit(elector.CommandExit(c.execExit)))
-	} else if err := commandFlagsAlone(fs); err != nil {
-		return usageError(stderr, err)
-	}
-	e, err := elector.New(c.election, opts...)
+	p, err := newParts(c, fs, log)
 	if err != nil {
 		return usageError(stderr, err)
 	}
-
 	var srv *http.Server
 	serveErr := make(chan error, 1)
 	if c.httpAddr != "" {
@@ -234,7 +200,7 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 			fmt.Fprintf(stderr, "k8s-elector: cannot serve HTTP on -http=%s: %v\n", c.httpAddr, err)
 			return exitFailure
 		}
-		srv = newServer(e, log)
+		srv = newServer(p.handler(), log)
 		// Requests get a context that shutdown cancels, so that /watch
 		// streams end at once instead of holding Shutdown to its timeout.
 		reqCtx, endRequests := context.WithCancel(context.Background())
@@ -247,12 +213,15 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if c.command != nil {
-		stopForwarding := forwardSignals(e, log)
+	if p.command != nil {
+		stopForwarding := forwardSignals(p.command, log)
 		defer stopForwarding()
 	}
+	// What follows the status starts before Run, so that it sees all of
+	// it, and ends after Run, once it has said its last.
+	follow := p.follow(ctx, log)
 	runErr := make(chan error, 1)
-	go func() { runErr <- e.Run(ctx) }()
+	go func() { runErr <- p.run(ctx) }()
 
 	code := exitOK
 	stopped := false
@@ -268,7 +237,8 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 	if !stopped {
 		err = <-runErr
 	}
-	var exited *elector.ExitError
+	follow()
+	var exited *command.ExitError
 	switch {
 	case errors.As(err, &exited):
 		// -exec-exit=exit: the command's code is ours, so that the
@@ -309,7 +279,7 @@ func commandFlagsAlone(fs *flag.FlagSet) error {
 // forwardSignals passes SIGHUP, SIGUSR1 and SIGUSR2 on to the command until
 // the returned function is called; it returns once the forwarding goroutine
 // has exited.
-func forwardSignals(e *elector.Elector, log logr.Logger) (stop func()) {
+func forwardSignals(cmd *command.Command, log logr.Logger) (stop func()) {
 	if len(forwardedSignals) == 0 {
 		return func() {} // Notify with no signals would relay every one
 	}
@@ -319,7 +289,7 @@ func forwardSignals(e *elector.Elector, log logr.Logger) (stop func()) {
 	go func() {
 		defer close(done)
 		for sig := range sigs {
-			if err := e.SignalCommand(sig); err != nil {
+			if err := cmd.Signal(sig); err != nil {
 				log.V(1).Info("signal not forwarded", "signal", sig.String(), "reason", err.Error())
 			} else {
 				log.V(1).Info("signal forwarded to the command", "signal", sig.String())
@@ -335,7 +305,10 @@ func forwardSignals(e *elector.Elector, log logr.Logger) (stop func()) {
 
 func usageError(stderr io.Writer, err error) int {
 	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(stderr, "k8s-elector: %s\n", strings.TrimPrefix(line, "elector: "))
+		for _, pkg := range []string{"elector: ", "command: ", "podlabel: "} {
+			line = strings.TrimPrefix(line, pkg)
+		}
+		fmt.Fprintf(stderr, "k8s-elector: %s\n", line)
 	}
 	fmt.Fprintln(stderr, "Run k8s-elector -h for usage.")
 	return exitUsage

@@ -98,8 +98,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown lock", append(ok, "-lock-type=etcd"), `lock type "etcd" is not supported: want one of leases, endpoints, configmaps, endpointsleases, configmapsleases`},
 		{"empty namespace", append(ok, "-namespace="), "namespace is empty"},
 		{"bad pod name", append(ok, "-pod-name=Pod_A"), `pod name "Pod_A" is not a valid Pod name`},
-		{"bad pod label key", append(ok, "-pod-label-key=a/b/c"), `pod label key "a/b/c" is not a valid label key`},
-		{"empty pod label key", append(ok, "-pod-label-key="), "pod label key is empty"},
+		{"bad pod label key", append(ok, "-pod-name=pod-a", "-pod-label-key=a/b/c"), `pod label key "a/b/c" is not a valid label key`},
+		{"empty pod label key", append(ok, "-pod-name=pod-a", "-pod-label-key="), "pod label key is empty"},
 		{"events garbage", append(ok, "-events=maybe"), `invalid boolean value "maybe" for -events`},
 		{"unknown flag", append(ok, "-leader-elect"), "flag provided but not defined: -leader-elect"},
 		{"stray argument", append(ok, "extra"), `unexpected argument "extra"`},
@@ -122,8 +122,9 @@ func TestBadInput(t *testing.T) {
 		{"exit policy without a command", append(ok, "-exec-exit=exit"), "-exec-exit is set, but there is no command"},
 		{"remote ready URL", append(ok, "-ready-url=http://10.1.2.3:8080/ready"), `ready URL: "http://10.1.2.3:8080/ready" is not on this host`},
 		{"ready URL garbage", append(ok, "-ready-url=http://[::1"), "ready URL:"},
-		{"ready failures zero", append(ok, "-ready-url=http://127.0.0.1:8080/ready", "-ready-failures=0"), "candidacy gate failures 0 is too few"},
+		{"ready failures zero", append(ok, "-ready-url=http://127.0.0.1:8080/ready", "-ready-failures=0"), "-ready-failures=0 is too few: want 1 or more"},
 		{"remote notify URL", append(ok, "-notify-url=https://example.com/hook"), `notify URL: "https://example.com/hook" is not on this host`},
+		{"kubeconfig and command problems together", []string{"-kubeconfig=/nonexistent", "-election=example", "--", "no-such-command-k8s-elector"}, "cannot be run"},
 		{"status file in a missing directory", append(ok, "-status-file=/nonexistent/status.json"), "status file /nonexistent/status.json cannot be written: directory /nonexistent: no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

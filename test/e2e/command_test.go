@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	elector "github.com/k8s-elector/elector"
+	"github.com/k8s-elector/elector/command"
 	"github.com/k8s-elector/elector/test/e2e/internal/childwatch"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 	"github.com/k8s-elector/elector/test/e2e/internal/history"
@@ -30,7 +30,7 @@ import (
 // The command's timings, as the library derives them from the TTL.
 var (
 	// defaultGrace is -exec-grace at its default.
-	defaultGrace = timings.CommandGrace
+	defaultGrace = command.DefaultGrace(timings)
 	// driftMargin is what the fence keeps before valid_until.
 	driftMargin = timings.DriftMargin
 )
@@ -452,7 +452,7 @@ func (f *cmdFleet) checkChildren(h history.History, wantOverlaps int) ([]child, 
 		var leading, running bool
 		for _, a := range h.Of(c.Elector) {
 			leading = leading || a.Leading() && a.Token() == c.Token
-			running = running || a.OK() && a.Status.Command.State == elector.CommandRunning && a.Status.Command.PID == c.PID
+			running = running || a.OK() && fleet.Command(a.Status).State == command.Running && fleet.Command(a.Status).PID == c.PID
 		}
 		if !leading {
 			t.Errorf("%s: its elector never answered is_leader with that token", c)
@@ -603,8 +603,8 @@ func commandLeaderTerminated(t *testing.T, s *cmdSuite) {
 		t.Errorf("the child got %v, want SIGHUP, SIGUSR1 and SIGUSR2", c.Signals)
 	}
 	time.Sleep(retry)
-	if latest, _ := f.rec.Latest(l.ID); !latest.Leading() || latest.Status.Command.PID != c.PID {
-		t.Errorf("after the forwarded signals, %s answers is_leader=%v command=%+v, want it leading with child %d", l.ID, latest.Leading(), latest.Status.Command, c.PID)
+	if latest, _ := f.rec.Latest(l.ID); !latest.Leading() || fleet.Command(latest.Status).PID != c.PID {
+		t.Errorf("after the forwarded signals, %s answers is_leader=%v command=%+v, want it leading with child %d", l.ID, latest.Leading(), fleet.Command(latest.Status), c.PID)
 	}
 
 	term := f.mark("SIGTERM %s", l.ID)
@@ -812,18 +812,18 @@ func commandChildIgnoresSIGTERM(t *testing.T, s *cmdSuite) {
 	// While it stops, GET / says so and does not claim leadership.
 	stopping := 0
 	for _, a := range h.Of(l.ID) {
-		if a.OK() && a.Status.Command.State == elector.CommandStopping {
+		if a.OK() && fleet.Command(a.Status).State == command.Stopping {
 			stopping++
-			if a.Status.IsLeader || a.Status.Command.PID != c.PID {
-				t.Errorf("%s answered is_leader=%v command=%+v while stopping child %d", l.ID, a.Status.IsLeader, a.Status.Command, c.PID)
+			if a.Status.IsLeader || fleet.Command(a.Status).PID != c.PID {
+				t.Errorf("%s answered is_leader=%v command=%+v while stopping child %d", l.ID, a.Status.IsLeader, fleet.Command(a.Status), c.PID)
 			}
 		}
 	}
 	if stopping == 0 {
-		t.Errorf("%s never answered command state %q during the %s grace period", l.ID, elector.CommandStopping, grace)
+		t.Errorf("%s never answered command state %q during the %s grace period", l.ID, command.Stopping, grace)
 	}
-	if latest, _ := f.rec.Latest(l.ID); latest.Status.Command != (elector.CommandStatus{State: elector.CommandNotRunning}) {
-		t.Errorf("%s's command after the kill: %+v, want not_running without a pid", l.ID, latest.Status.Command)
+	if latest, _ := f.rec.Latest(l.ID); fleet.Command(latest.Status) != (command.Status{State: command.NotRunning}) {
+		t.Errorf("%s's command after the kill: %+v, want not_running without a pid", l.ID, fleet.Command(latest.Status))
 	}
 	// The lock was released after the child died: the next one started
 	// soon after (no overlap is checked above).
@@ -1071,10 +1071,10 @@ func TestCommandAsPID1(t *testing.T) {
 	switch {
 	case err != nil:
 		t.Fatal(err)
-	case !s.IsLeader || s.Command.State != elector.CommandRunning:
-		t.Errorf("after the orphan was reaped: is_leader=%v command=%+v, want leading with the command running", s.IsLeader, s.Command)
+	case !s.IsLeader || fleet.Command(s).State != command.Running:
+		t.Errorf("after the orphan was reaped: is_leader=%v command=%+v, want leading with the command running", s.IsLeader, fleet.Command(s))
 	}
-	t.Logf("command as seen by the elector: %+v (a PID of its namespace)", s.Command)
+	t.Logf("command as seen by the elector: %+v (a PID of its namespace)", fleet.Command(s))
 	// SIGTERM reaches PID 1 (it handles it), stops the command and exits 0.
 	if err := syscall.Kill(pid1, syscall.SIGTERM); err != nil {
 		t.Fatal(err)

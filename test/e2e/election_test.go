@@ -247,6 +247,15 @@ func TestFleetElectsOneLeaderAndAgrees(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		// The gauge that Kubernetes components export through client-go
+		// says the same, for their dashboards and alerts.
+		for _, e := range electors {
+			want := 0.0
+			if e == leader {
+				want = 1
+			}
+			wantMetric(t, e, want, "leader_election_master_status", `name="demo"`)
+		}
 	})
 }
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	elector "github.com/k8s-elector/elector"
+	"github.com/k8s-elector/elector/push"
 	"github.com/k8s-elector/elector/test/e2e/internal/appstub"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 	"github.com/k8s-elector/elector/test/e2e/internal/history"
@@ -377,7 +377,7 @@ func TestNotify(t *testing.T) {
 		for i, post := range ps {
 			// The sequence: 1, 2, 3, ... in the order of arrival.
 			if post.Seq != uint64(i+1) {
-				t.Errorf("%s's POST number %d carries %s %q, want %d (the one before: %s)", e.ID, i+1, elector.SequenceHeader, post.RawSeq, i+1, prevSeq(ps, i))
+				t.Errorf("%s's POST number %d carries %s %q, want %d (the one before: %s)", e.ID, i+1, push.SequenceHeader, post.RawSeq, i+1, prevSeq(ps, i))
 			}
 			// Held open no longer than the request timeout.
 			if !post.Done {

@@ -156,7 +156,7 @@ func (f *readyFleet) stop(e *fleet.Elector) {
 // says candidate false and does not lead while its application is not
 // ready, and campaigns again once it is.
 func readinessLeaderFails(t *testing.T, ttl time.Duration, failures int) {
-	n := elector.DefaultCandidacyGateFailures
+	n := 3 // the -ready-failures default
 	var extra []string
 	if failures > 0 {
 		n = failures

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	elector "github.com/k8s-elector/elector"
+	"github.com/k8s-elector/elector/command"
 	"github.com/k8s-elector/elector/test/e2e/cmd/bench/internal/childrec"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 )
@@ -331,9 +331,9 @@ func checkRunning(ctx context.Context, e *fleet.Elector, pid int) error {
 	if err != nil {
 		return err
 	}
-	if s.Command.State != elector.CommandRunning || s.Command.PID != pid {
+	if c := fleet.Command(s); c.State != command.Running || c.PID != pid {
 		return fmt.Errorf("GET / on %s reports the command %q with pid %d, want %q with pid %d",
-			e.ID, s.Command.State, s.Command.PID, elector.CommandRunning, pid)
+			e.ID, fleet.Command(s).State, fleet.Command(s).PID, command.Running, pid)
 	}
 	return nil
 }

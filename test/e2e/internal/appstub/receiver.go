@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	elector "github.com/k8s-elector/elector"
+	"github.com/k8s-elector/elector/push"
 )
 
 // Post is one POST the receiver got.
@@ -59,7 +59,7 @@ func NewReceiver() *Receiver {
 }
 
 func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
-	p := Post{Arrived: time.Now(), RawSeq: r.Header.Get(elector.SequenceHeader), ContentType: r.Header.Get("Content-Type")}
+	p := Post{Arrived: time.Now(), RawSeq: r.Header.Get(push.SequenceHeader), ContentType: r.Header.Get("Content-Type")}
 	p.Seq, _ = strconv.ParseUint(p.RawSeq, 10, 64)
 	// The whole body first: only then does the server notice a client that
 	// closes the connection, and cancel the request's context.

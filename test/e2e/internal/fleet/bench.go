@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -167,9 +166,11 @@ func (e *Elector) Watch(ctx context.Context) (<-chan Update, error) {
 				continue
 			}
 			u := Update{At: time.Now()}
-			if json.Unmarshal(data, &u.Status) != nil {
+			st, err := DecodeStatus(data)
+			if err != nil {
 				continue
 			}
+			u.Status = st
 			select {
 			case ch <- u:
 			case <-ctx.Done():

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	elector "github.com/k8s-elector/elector"
+	"github.com/k8s-elector/elector/command"
 )
 
 // Build compiles the k8s-elector binary from the repository at root into dir
@@ -203,7 +204,36 @@ func (e *Elector) Status(ctx context.Context) (Status, error) {
 	if resp.StatusCode != http.StatusOK {
 		return s, fmt.Errorf("GET / on %s: %s", e.ID, resp.Status)
 	}
-	return s, json.NewDecoder(resp.Body).Decode(&s)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return s, err
+	}
+	return DecodeStatus(body)
+}
+
+// DecodeStatus decodes a body of GET / (or a line of GET /watch) as a
+// client of the binary would, with what the parts beside the election
+// report (the command's state) in Reports.
+func DecodeStatus(body []byte) (Status, error) {
+	var s Status
+	if err := json.Unmarshal(body, &s); err != nil {
+		return s, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return s, err
+	}
+	if raw, ok := fields["command"]; ok {
+		s.Reports = map[string]json.RawMessage{"command": raw}
+	}
+	return s, nil
+}
+
+// Command is the state of the command that s reports; zero without one.
+func Command(s Status) command.Status {
+	var c command.Status
+	_ = json.Unmarshal(s.Reports["command"], &c) // absent: the zero state
+	return c
 }
 
 // Signal sends sig to the process.

@@ -46,7 +46,7 @@ func run(ctx context.Context) error {
 		kubeconfig = fs.String("kubeconfig", "", "The kubeconfig file.")
 		namespace  = fs.String("namespace", "default", "The namespace of the elections.")
 		n          = fs.Int("n", 500, "The number of elections.")
-		ttl        = fs.Duration("ttl", elector.DefaultTTL, "The TTL of every election.")
+		ttl        = fs.Duration("ttl", elector.DefaultTimings(0).TTL, "The TTL of every election.")
 		watch      = fs.Bool("watch", true, "Watch the lock objects (elector.WithWatch).")
 		prefix     = fs.String("prefix", "scale", "The elections are named <prefix>-<number>.")
 	)

@@ -1,4 +1,4 @@
-package elector
+package command
 
 import (
 	"bufio"
@@ -115,7 +115,7 @@ func TestWaitReportsExitCodes(t *testing.T) {
 }
 
 // TestCommandDiesWithTheElector kills a process that started a command as
-// the supervisor does with SIGKILL: the command must die with it, by the
+// lead does with SIGKILL: the command must die with it, by the
 // parent-death signal.
 func TestCommandDiesWithTheElector(t *testing.T) {
 	parent := exec.Command(os.Args[0], "-test.run=^$")
@@ -149,7 +149,7 @@ func TestCommandDiesWithTheElector(t *testing.T) {
 
 // TestReaperReapsOrphansButNotTheCommand runs the reaper's loop body in the
 // test process (it reaps only as PID 1 in production): an exited child that
-// is not the command is reaped, and the command is left for its supervisor
+// is not the command is reaped, and the command is left for the Command
 // to wait for.
 func TestReaperReapsOrphansButNotTheCommand(t *testing.T) {
 	cmd, err := startProcess("/bin/sh", []string{"sh", "-c", "exit 5"}, nil)
@@ -168,10 +168,10 @@ func TestReaperReapsOrphansButNotTheCommand(t *testing.T) {
 	}
 	r := &reaper{child: cmd.pid, kick: make(chan struct{}, 1)}
 	// The command may be the first exited child the kernel reports, which
-	// stops the loop: its supervisor reaps it and rescans, as here.
+	// stops the loop: the Command reaps it and rescans, as here.
 	r.reap()
 	if st := cmd.wait(); st.code != 5 {
-		t.Errorf("the command's exit %+v, want code 5: the reaper must leave it to its supervisor", st)
+		t.Errorf("the command's exit %+v, want code 5: the reaper must leave it to the Command", st)
 	}
 	r.child = func() int { return 0 }
 	r.reap()

@@ -1,4 +1,4 @@
-package elector
+package command
 
 import "syscall"
 
@@ -8,8 +8,8 @@ type exitStatus struct {
 	status string // as ExitError.Status
 }
 
-// commandProcess is a started command; the supervisor waits for it exactly once.
-type commandProcess interface {
+// process is a started command; the Command waits for it exactly once.
+type process interface {
 	pid() int
 	// signal sends sig to the process group, or with group false to the
 	// process alone.
@@ -19,5 +19,5 @@ type commandProcess interface {
 }
 
 // startFunc starts path with argv and env in a process group of its own,
-// with stdin closed and the Elector's stdout and stderr.
-type startFunc func(path string, argv, env []string) (commandProcess, error)
+// with stdin closed and this process's stdout and stderr.
+type startFunc func(path string, argv, env []string) (process, error)

@@ -1,4 +1,4 @@
-package elector
+package command
 
 import (
 	"context"
@@ -11,17 +11,17 @@ import (
 	"unsafe"
 )
 
-// commandSupported reports whether this platform can run a command.
-const commandSupported = true
+// supported reports whether this platform can run a command.
+const supported = true
 
 // execProcess is a command started by startProcess.
 type execProcess struct{ cmd *exec.Cmd }
 
 // startProcess starts the command in a process group of its own, which the
 // kernel kills with SIGKILL when the thread that started it exits: the
-// supervisor holds that thread while the command runs, so the command dies
-// with the Elector's process, even by SIGKILL.
-func startProcess(path string, argv, env []string) (commandProcess, error) {
+// Command holds that thread while the command runs, so the command dies
+// with this process, even by SIGKILL.
+func startProcess(path string, argv, env []string) (process, error) {
 	cmd := &exec.Cmd{
 		Path: path,
 		Args: argv,
@@ -66,9 +66,9 @@ func (p execProcess) wait() exitStatus {
 	return st
 }
 
-// reaper reaps the orphans that the kernel hands to PID 1: an Elector that
+// reaper reaps the orphans that the kernel hands to PID 1: a process that
 // is the init process of a container must, or they stay zombies. It leaves
-// the command itself to its supervisor, which waits for it. It reaps only
+// the command itself to the Command, which waits for it. It reaps only
 // when the process is PID 1; a nil reaper does nothing.
 type reaper struct {
 	mu    sync.Mutex // held while a command starts, and while reaping
@@ -115,7 +115,7 @@ func (r *reaper) rescan() {
 }
 
 // starting holds off reaping while the command starts, so that a command
-// that exits at once is not reaped before its supervisor knows its PID.
+// that exits at once is not reaped before the Command knows its PID.
 func (r *reaper) starting() (done func()) {
 	if r == nil {
 		return func() {}
@@ -125,7 +125,7 @@ func (r *reaper) starting() (done func()) {
 }
 
 // reap reaps every exited child but the command. It looks before it reaps
-// (WNOWAIT), and stops at the command, which its supervisor reaps; the
+// (WNOWAIT), and stops at the command, which the Command reaps; the
 // orphans behind it wait for the next rescan.
 func (r *reaper) reap() {
 	r.mu.Lock()
