@@ -65,19 +65,19 @@ package elector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 )
-
-// ErrNotLeader is returned by Resign and ResignFor when this candidate does
-// not lead, Run not running included.
-var ErrNotLeader = errors.New("elector: not leader")
 
 // errAlreadyRunning is returned by a second concurrent Run.
 var errAlreadyRunning = errors.New("elector: already running")
@@ -280,3 +280,38 @@ func (e *Elector) ResignFor(ctx context.Context, cooldown time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// Report adds key to the Status, and to the JSON of GET /, with the JSON
+// of value, replacing what key had; a nil value removes key. Parts of a
+// process that run beside the election report their own state so, such as
+// the command run as the leader work (package command): a snapshot of the
+// Status then shows both as they were at one instant. Observe does not
+// report a change of it. Report returns an error, and changes nothing, if
+// key is empty or one of the Status's own JSON fields, or if value does
+// not encode as JSON.
+func (e *Elector) Report(key string, value any) error {
+	if e.views == nil {
+		return errNotBuilt
+	}
+	if key == "" || slices.Contains(statusFields, key) {
+		return fmt.Errorf("elector: cannot report %q: want a key other than the Status's own fields (%s)", key, strings.Join(statusFields, ", "))
+	}
+	var raw json.RawMessage
+	if value != nil {
+		b, err := json.Marshal(value)
+		if err != nil {
+			return fmt.Errorf("elector: report %q: %w", key, err)
+		}
+		raw = b
+	}
+	e.views.update(func(v *view) { v.reports = v.reports.with(key, raw) })
+	return nil
+}
+
+// Metrics returns the Elector's Prometheus metrics, to serve or to gather
+// with an application's own. GET /metrics on the Elector's handler serves
+// them; a program that has metrics of its own serves them together, as the
+// command-line tool does:
+//
+//	promhttp.HandlerFor(prometheus.Gatherers{e.Metrics(), own}, promhttp.HandlerOpts{})
+func (e *Elector) Metrics() prometheus.Gatherer { return e.metrics.registry }

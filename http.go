@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // keepAliveInterval is how often GET /watch writes a comment line on an idle
@@ -274,4 +276,8 @@ func writeBody(w http.ResponseWriter, r *http.Request, code int, contentType []s
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+func (e *Elector) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(e.metrics.registry, promhttp.HandlerOpts{})
 }

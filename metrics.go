@@ -1,11 +1,9 @@
 package elector
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // metrics are one Elector's Prometheus metrics, in a registry of its own: the
@@ -96,16 +94,4 @@ func (m *metrics) observe(operation, result string, took time.Duration) {
 	}
 	m.requests.WithLabelValues(operation, result).Inc()
 	m.latency.WithLabelValues(operation).Observe(took.Seconds())
-}
-
-// Metrics returns the Elector's Prometheus metrics, to serve or to gather
-// with an application's own. GET /metrics on the Elector's handler serves
-// them; a program that has metrics of its own serves them together, as the
-// command-line tool does:
-//
-//	promhttp.HandlerFor(prometheus.Gatherers{e.Metrics(), own}, promhttp.HandlerOpts{})
-func (e *Elector) Metrics() prometheus.Gatherer { return e.metrics.registry }
-
-func (e *Elector) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(e.metrics.registry, promhttp.HandlerOpts{})
 }

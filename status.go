@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,33 +155,6 @@ func (r *reports) with(key string, raw json.RawMessage) *reports {
 		return nil
 	}
 	return n
-}
-
-// Report adds key to the Status, and to the JSON of GET /, with the JSON
-// of value, replacing what key had; a nil value removes key. Parts of a
-// process that run beside the election report their own state so, such as
-// the command run as the leader work (package command): a snapshot of the
-// Status then shows both as they were at one instant. Observe does not
-// report a change of it. Report returns an error, and changes nothing, if
-// key is empty or one of the Status's own JSON fields, or if value does
-// not encode as JSON.
-func (e *Elector) Report(key string, value any) error {
-	if e.views == nil {
-		return errNotBuilt
-	}
-	if key == "" || slices.Contains(statusFields, key) {
-		return fmt.Errorf("elector: cannot report %q: want a key other than the Status's own fields (%s)", key, strings.Join(statusFields, ", "))
-	}
-	var raw json.RawMessage
-	if value != nil {
-		b, err := json.Marshal(value)
-		if err != nil {
-			return fmt.Errorf("elector: report %q: %w", key, err)
-		}
-		raw = b
-	}
-	e.views.update(func(v *view) { v.reports = v.reports.with(key, raw) })
-	return nil
 }
 
 // view is what the election goroutine publishes for Status, with the parts

@@ -1,0 +1,59 @@
+package elector
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// ErrNotLeader is returned by Resign and ResignFor when this candidate does
+// not lead, Run not running included.
+var ErrNotLeader = errors.New("elector: not leader")
+
+// inbox takes the requests of other goroutines to the loop: a resignation
+// (Resign, the gate's step-down) and a wake-up (the
+// gate's answer changed).
+type inbox struct {
+	wake chan struct{} // buffered: a pending wake-up
+
+	mu     sync.Mutex
+	resign *resignRequest
+}
+
+// resignRequest asks the loop to step down; it answers nil once the lock
+// is released, or ErrNotLeader.
+type resignRequest struct {
+	cooldown time.Duration
+	done     chan error // buffered: the loop never blocks on it
+}
+
+func newInbox() *inbox { return &inbox{wake: make(chan struct{}, 1)} }
+
+// poke wakes the loop.
+func (b *inbox) poke() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ask queues req, or returns the request already pending.
+func (b *inbox) ask(req *resignRequest) *resignRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.resign != nil {
+		return b.resign
+	}
+	b.resign = req
+	b.poke()
+	return req
+}
+
+// take returns the pending request, if any.
+func (b *inbox) take() *resignRequest {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	req := b.resign
+	b.resign = nil
+	return req
+}
