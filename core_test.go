@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/k8s-elector/elector/electortest"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 // viewLog follows every view an Elector publishes, from the one current
@@ -166,8 +167,8 @@ func TestLeaderWorkGetsItsOwnTerm(t *testing.T) {
 func TestCancelWithRenewalInFlightStartsNoTerm(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
 		c := electortest.NewCluster()
-		var logs logSink
-		a := k.start(t, c, "a", WithLogger(logs.logger()))
+		var logs testkit.Log
+		a := k.start(t, c, "a", WithLogger(logs.Logger()))
 		waitLeader(t, testTTL, a)
 		synctest.Wait()
 		a.stall.Store(int64(testRetry)) // the next renewal takes a retry period

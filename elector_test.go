@@ -26,6 +26,7 @@ import (
 	"github.com/k8s-elector/elector/electortest"
 	"github.com/k8s-elector/elector/internal/record"
 	"github.com/k8s-elector/elector/internal/serial"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -203,27 +204,6 @@ func (c *candidate) stop(t *testing.T) {
 	c.cancel = nil
 	if err := <-c.done; err != nil {
 		t.Errorf("%s: Run returned %v, want nil after cancel", c.id, err)
-	}
-}
-
-// settle advances virtual time by d in small steps, letting every
-// goroutine of the bubble run at each.
-func settle(d time.Duration) {
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		time.Sleep(5 * time.Millisecond)
-		synctest.Wait()
-	}
-}
-
-// waitFor advances virtual time until cond holds, and fails after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for begin := time.Now(); !cond(); {
-		if time.Since(begin) > limit {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(5 * time.Millisecond)
-		synctest.Wait()
 	}
 }
 
@@ -657,8 +637,8 @@ func TestForeignObjectIsNeverAdopted(t *testing.T) {
 					obj = &corev1.Endpoints{ObjectMeta: meta}
 				}
 				c := electortest.NewCluster(obj)
-				logs := &logSink{}
-				a := start(t, c, "a", lock, WithLogger(logs.logger()))
+				logs := &testkit.Log{}
+				a := start(t, c, "a", lock, WithLogger(logs.Logger()))
 				time.Sleep(2 * testTTL)
 				synctest.Wait()
 				if s := a.e.Status(); s.IsLeader || s.Leader != "" {
@@ -670,7 +650,7 @@ func TestForeignObjectIsNeverAdopted(t *testing.T) {
 					t.Fatalf("foreign object was modified: rv %s, annotations %v", got.ResourceVersion, got.Annotations)
 				}
 				want := fmt.Sprintf("default/%s exists but has no %q annotation", testElection, record.AnnotationKey)
-				if n := logs.errorsContaining(want); n != 1 {
+				if n := logs.ErrorsContaining(want); n != 1 {
 					t.Fatalf("logged %d errors containing %q, want exactly 1 (once, not once per retry); log:\n%s", n, want, logs)
 				}
 			})
@@ -689,8 +669,8 @@ func TestUnparseableRecordIsNeverOverwritten(t *testing.T) {
 					obj = &corev1.Endpoints{ObjectMeta: meta}
 				}
 				c := electortest.NewCluster(obj)
-				logs := &logSink{}
-				a := start(t, c, "a", lock, WithLogger(logs.logger()))
+				logs := &testkit.Log{}
+				a := start(t, c, "a", lock, WithLogger(logs.Logger()))
 				time.Sleep(2 * testTTL)
 				synctest.Wait()
 				if a.e.Status().IsLeader {
@@ -699,7 +679,7 @@ func TestUnparseableRecordIsNeverOverwritten(t *testing.T) {
 				if got := objectMeta(t, c.Client(), lock); got.Annotations[record.AnnotationKey] != `{"holderIdentity":` {
 					t.Fatalf("unparseable record was overwritten: %q", got.Annotations[record.AnnotationKey])
 				}
-				if logs.errorsContaining("cannot be parsed") != 1 {
+				if logs.ErrorsContaining("cannot be parsed") != 1 {
 					t.Fatalf("want one error saying the record cannot be parsed; log:\n%s", logs)
 				}
 
@@ -1174,15 +1154,15 @@ func TestMigrationFromConfigMapsToLeases(t *testing.T) {
 func TestSharedIDIsReported(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
 		c := electortest.NewCluster()
-		var logs [2]logSink
-		a := k.start(t, c, "a", WithLogger(logs[0].logger()))
+		var logs [2]testkit.Log
+		a := k.start(t, c, "a", WithLogger(logs[0].Logger()))
 		waitLeader(t, testTTL, a)
-		b := k.start(t, c, "a", WithLogger(logs[1].logger()))
+		b := k.start(t, c, "a", WithLogger(logs[1].Logger()))
 		time.Sleep(3 * testTTL)
 		synctest.Wait()
 		a.stop(t)
 		b.stop(t)
-		if n := logs[0].errorsContaining("same ID") + logs[1].errorsContaining("same ID"); n == 0 {
+		if n := logs[0].ErrorsContaining("same ID") + logs[1].ErrorsContaining("same ID"); n == 0 {
 			t.Errorf("two candidates with ID a, and neither reported it:\n%s\n%s", logs[0].String(), logs[1].String())
 		}
 	})
@@ -1256,8 +1236,8 @@ func TestThirdPartyLeaseDurations(t *testing.T) {
 func TestUnansweredRenewalIsNotASharedID(t *testing.T) {
 	forEachLock(t, func(t *testing.T, k kit) {
 		c := electortest.NewCluster()
-		var logs logSink
-		a := k.start(t, c, "a", WithLogger(logs.logger()))
+		var logs testkit.Log
+		a := k.start(t, c, "a", WithLogger(logs.Logger()))
 		waitLeader(t, testTTL, a)
 		// The next update is applied, then its answer is lost.
 		a.loseAnswer.Store(true)
@@ -1266,7 +1246,7 @@ func TestUnansweredRenewalIsNotASharedID(t *testing.T) {
 		if a.loseAnswer.Load() {
 			t.Fatal("no renewal was attempted")
 		}
-		if n := logs.errorsContaining("same ID"); n != 0 {
+		if n := logs.ErrorsContaining("same ID"); n != 0 {
 			t.Errorf("a lost answer was reported as a shared ID:\n%s", logs.String())
 		}
 	})

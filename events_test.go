@@ -18,6 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/k8s-elector/elector/electortest"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 // event is what the tests check of a recorded Event.
@@ -163,8 +164,8 @@ func TestEventsForbiddenDoNotStopTheElection(t *testing.T) {
 			creates.Add(1)
 			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "events"}, "", nil)
 		})
-		logs := &logSink{}
-		a := start(t, c, "a", LockLeases, WithClient(client), WithEvents(true), WithLogger(logs.logger()))
+		logs := &testkit.Log{}
+		a := start(t, c, "a", LockLeases, WithClient(client), WithEvents(true), WithLogger(logs.Logger()))
 		if _, took := waitLeader(t, testTTL, a); took > 0 {
 			t.Errorf("became leader after %s, want at once", took)
 		}
@@ -172,7 +173,7 @@ func TestEventsForbiddenDoNotStopTheElection(t *testing.T) {
 		if got := creates.Load(); got != 2 {
 			t.Errorf("%d event creates, want 2 (one per event, no retries)", got)
 		}
-		if n := logs.errorsContaining("cannot record an event"); n != 2 {
+		if n := logs.ErrorsContaining("cannot record an event"); n != 2 {
 			t.Errorf("%d error lines, want 2:\n%s", n, logs)
 		}
 		if got := a.log.terms(); !slices.Equal(got, []string{"started", "stopped"}) {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/k8s-elector/elector/electortest"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 // appCheck is an application's readiness as a candidacy gate sees it, with
@@ -54,7 +55,7 @@ func TestGateKeepsAnUnreadyCandidateOut(t *testing.T) {
 		c := electortest.NewCluster()
 		app := newAppCheck(false)
 		a := start(t, c, "a", LockLeases, WithCandidacyGate(app.check, 0))
-		settle(3 * testTTL)
+		testkit.Settle(3 * testTTL)
 		s := a.e.Status()
 		if s.IsLeader || s.Candidate == nil || *s.Candidate {
 			t.Fatalf("status %+v, want a follower that is no candidate", s)
@@ -78,7 +79,7 @@ func TestGateKeepsAnUnreadyCandidateOut(t *testing.T) {
 		}
 		app.ready.Store(true)
 		ready := time.Now()
-		waitFor(t, 2*testRetry, "a leads once ready", func() bool { return a.e.Status().IsLeader })
+		testkit.WaitFor(t, 2*testRetry, "a leads once ready", func() bool { return a.e.Status().IsLeader })
 		if took := time.Since(ready); took > testRetry+maxRetryWait {
 			t.Errorf("a led %s after its application became ready, want within a check and an attempt", took)
 		}
@@ -98,13 +99,13 @@ func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
 		a := start(t, c, "a", LockLeases, WithCandidacyGate(appA.check, 0))
 		waitLeader(t, testTTL, a)
 		b := start(t, c, "b", LockLeases, WithCandidacyGate(appB.check, 0))
-		settle(2 * testRetry)
+		testkit.Settle(2 * testRetry)
 
 		// Two failures in a row, then a pass: a leads on.
 		appA.ready.Store(false)
-		settle(2*testRetry + testRetry/2)
+		testkit.Settle(2*testRetry + testRetry/2)
 		appA.ready.Store(true)
-		settle(2 * testRetry)
+		testkit.Settle(2 * testRetry)
 		if !a.e.Status().IsLeader {
 			t.Fatalf("a stopped leading after 2 failed checks, want it to step down only at %d", defaultGateFailures)
 		}
@@ -143,13 +144,13 @@ func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
 		}
 		// b's application fails too: b steps down, and nobody leads.
 		appB.ready.Store(false)
-		settle(time.Duration(defaultGateFailures+1) * testRetry)
+		testkit.Settle(time.Duration(defaultGateFailures+1) * testRetry)
 		if ids := leaders(a, b); len(ids) != 0 {
 			t.Errorf("%v lead with every application unready, want nobody", ids)
 		}
 		// a's application is ready again: a rejoins and leads.
 		appA.ready.Store(true)
-		waitFor(t, 2*testRetry+maxRetryWait, "a leads again", func() bool { return a.e.Status().IsLeader })
+		testkit.WaitFor(t, 2*testRetry+maxRetryWait, "a leads again", func() bool { return a.e.Status().IsLeader })
 	})
 }
 

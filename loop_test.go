@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/k8s-elector/elector/electortest"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 // TestResignedCandidateKeepsFollowing: a candidate that resigned for an hour
@@ -22,7 +23,7 @@ func TestResignedCandidateKeepsFollowing(t *testing.T) {
 		a := k.start(t, c, "a")
 		waitLeader(t, testTTL, a)
 		b := k.start(t, c, "b", WithReleaseOnCancel(false))
-		settle(maxRetryWait)
+		testkit.Settle(maxRetryWait)
 		changes := a.e.Observe(t.Context())
 		if err := a.e.ResignFor(context.Background(), time.Hour); err != nil {
 			t.Fatal(err)
@@ -31,7 +32,7 @@ func TestResignedCandidateKeepsFollowing(t *testing.T) {
 		b.stop(t) // a crash: c takes over at the lease's end
 		cc := k.start(t, c, "c")
 		waitLeader(t, 3*testTTL, a, cc)
-		waitFor(t, maxRetryWait+testRetry, "a sees c lead", func() bool { return a.e.Status().Leader == "c" })
+		testkit.WaitFor(t, maxRetryWait+testRetry, "a sees c lead", func() bool { return a.e.Status().Leader == "c" })
 		if a.e.Status().IsLeader {
 			t.Fatal("a leads during its cooldown")
 		}
@@ -63,7 +64,7 @@ func TestGateIgnoringItsContextHoldsNothingUp(t *testing.T) {
 		defer close(release)
 		hang := func(context.Context) error { <-release; return nil }
 		a := start(t, c, "a", LockLeases, WithCandidacyGate(hang, 0))
-		settle(testRetry)
+		testkit.Settle(testRetry)
 		if code := serveGET(a.e, "/readyz").Code; code != http.StatusOK {
 			t.Errorf("/readyz %d while the first check hangs, want 200: the candidate follows the election", code)
 		}
@@ -91,7 +92,7 @@ func TestRestartedCandidateGetsANewToken(t *testing.T) {
 		c := electortest.NewCluster()
 		a := k.start(t, c, "x", WithReleaseOnCancel(false))
 		waitLeader(t, testTTL, a)
-		settle(maxRetryWait)
+		testkit.Settle(maxRetryWait)
 		before := a.e.Status()
 		a.stop(t) // a crash
 		again := k.start(t, c, "x")
@@ -171,7 +172,7 @@ func TestCrashAfterALostRace(t *testing.T) {
 					waitLeader(t, testTTL, a)
 					b := start(t, c, "b", LockLeases, WithReleaseOnCancel(false))
 					cc := start(t, c, "c", LockLeases, WithReleaseOnCancel(false))
-					settle(maxRetryWait)
+					testkit.Settle(maxRetryWait)
 					b.stall.Store(int64(stall))
 					cc.stall.Store(int64(stall))
 					a.stop(t) // releases: b and c race
@@ -180,7 +181,7 @@ func TestCrashAfterALostRace(t *testing.T) {
 					if winner == b {
 						loser = cc
 					}
-					settle(delay)
+					testkit.Settle(delay)
 					winner.stop(t) // a crash
 					_, took := waitLeader(t, 3*testTTL, loser)
 					bound := testTTL + driftMargin(testTTL) + 20*time.Millisecond
@@ -238,12 +239,12 @@ func TestUnreadyHolderWithoutATermLetsGo(t *testing.T) {
 		a := start(t, c, "a", LockLeases, WithCandidacyGate(appA.check, 0))
 		waitLeader(t, testTTL, a)
 		b := start(t, c, "b", LockLeases, WithCandidacyGate(appB.check, 0))
-		settle(maxRetryWait)
+		testkit.Settle(maxRetryWait)
 		refused := errors.New("connection refused")
 		a.fault.Store(&refused)
-		waitFor(t, testTTL, "a's term ends", func() bool { return !a.e.Status().IsLeader })
+		testkit.WaitFor(t, testTTL, "a's term ends", func() bool { return !a.e.Status().IsLeader })
 		appA.ready.Store(false)
-		settle(2 * testRetry) // a's gate closes
+		testkit.Settle(2 * testRetry) // a's gate closes
 		a.fault.Store(nil)
 		for end := time.Now().Add(testTTL); time.Now().Before(end); {
 			time.Sleep(10 * time.Millisecond)

@@ -21,6 +21,7 @@ import (
 
 	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/electortest"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 // TestCommandRunsForTheTerm follows one command through a term: it starts
@@ -32,7 +33,7 @@ func TestCommandRunsForTheTerm(t *testing.T) {
 		c := electortest.NewCluster()
 		procs := &fakeStarter{onTerm: 300 * time.Millisecond}
 		a := start(t, c, "a", procs, nil)
-		waitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
+		testkit.WaitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
 		p := procs.last()
 		s := a.e.Status()
 		want := Status{State: Running, PID: p.pid()}
@@ -64,7 +65,7 @@ func TestCommandRunsForTheTerm(t *testing.T) {
 
 		a.cancel()
 		a.cancel = nil
-		waitFor(t, time.Second, "the command gets SIGTERM", func() bool { term, _, _ := p.times(); return !term.IsZero() })
+		testkit.WaitFor(t, time.Second, "the command gets SIGTERM", func() bool { term, _, _ := p.times(); return !term.IsZero() })
 		stopping := Status{State: Stopping, PID: p.pid()}
 		if got, _ := reported(t, a.e); got != stopping || a.cmd.Status() != stopping {
 			t.Errorf("command status while stopping %+v (Command.Status %+v), want stopping", got, a.cmd.Status())
@@ -98,7 +99,7 @@ func TestRunReportsNotRunningAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := electortest.NewCluster()
 		b := startPlain(t, c, "b")
-		waitFor(t, testTTL, "b leads", func() bool { return b.e.Status().IsLeader })
+		testkit.WaitFor(t, testTTL, "b leads", func() bool { return b.e.Status().IsLeader })
 		procs := &fakeStarter{}
 		a := start(t, c, "a", procs, nil)
 		synctest.Wait()
@@ -125,8 +126,8 @@ func TestCommandIgnoringSIGTERMIsKilledAfterGrace(t *testing.T) {
 				c := electortest.NewCluster()
 				procs := &fakeStarter{onTerm: -1}
 				a := start(t, c, "a", procs, func(cfg *Config) { cfg.Grace = 700 * time.Millisecond })
-				waitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
-				settle(after)
+				testkit.WaitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
+				testkit.Settle(after)
 				a.stop(t)
 				if n := len(procs.all()); n != 1 {
 					t.Fatalf("%d commands started, want 1: the term lasted", n)
@@ -157,12 +158,12 @@ func TestCommandExitPolicies(t *testing.T) {
 				c := electortest.NewCluster()
 				procs := &fakeStarter{onTerm: 0}
 				a := start(t, c, "a", procs, nil)
-				waitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
+				testkit.WaitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
 				b := startPlain(t, c, "b")
-				settle(2 * testRetry)
+				testkit.Settle(2 * testRetry)
 				exited := time.Now()
 				procs.last().exit(code)
-				waitFor(t, testTTL, "b leads", func() bool { return b.e.Status().IsLeader })
+				testkit.WaitFor(t, testTTL, "b leads", func() bool { return b.e.Status().IsLeader })
 				if took := time.Since(exited); took > maxRetryWait {
 					t.Errorf("b led %s after the command exited, want a release (within a retry, %s)", took, maxRetryWait)
 				}
@@ -171,9 +172,9 @@ func TestCommandExitPolicies(t *testing.T) {
 				}
 				// a stays out for a TTL, then campaigns again: it leads
 				// once b is gone.
-				settle(testTTL)
+				testkit.Settle(testTTL)
 				b.stop(t)
-				waitFor(t, 2*testTTL, "a leads again with a new command", func() bool {
+				testkit.WaitFor(t, 2*testTTL, "a leads again with a new command", func() bool {
 					return a.e.Status().IsLeader && len(procs.all()) == 2
 				})
 			})
@@ -183,7 +184,7 @@ func TestCommandExitPolicies(t *testing.T) {
 				c := electortest.NewCluster()
 				procs := &fakeStarter{onTerm: 0}
 				a := start(t, c, "a", procs, func(cfg *Config) { cfg.Exit = ExitStop })
-				waitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
+				testkit.WaitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
 				procs.last().exit(code)
 				err := <-a.done
 				a.cancel = nil
@@ -209,10 +210,10 @@ func TestCommandThatCannotStartStepsDown(t *testing.T) {
 		c := electortest.NewCluster()
 		procs := &fakeStarter{fail: fmt.Errorf("fork/exec /x: %w", os.ErrNotExist)}
 		a := start(t, c, "a", procs, nil)
-		waitFor(t, testTTL, "a start is tried", func() bool {
+		testkit.WaitFor(t, testTTL, "a start is tried", func() bool {
 			return testutil.ToFloat64(a.cmd.metrics.exits.WithLabelValues("127")) == 1
 		})
-		waitFor(t, testTTL, "the lock is released", func() bool {
+		testkit.WaitFor(t, testTTL, "the lock is released", func() bool {
 			return lockHolder(t, c.Client(), elector.LockLeases).HolderIdentity == ""
 		})
 		if a.e.Status().IsLeader {
@@ -234,7 +235,7 @@ func TestSignalForwardsToTheRunningCommand(t *testing.T) {
 		if err := a.cmd.Signal(syscall.SIGHUP); !errors.Is(err, ErrNotRunning) {
 			t.Errorf("Signal before the term: %v, want ErrNotRunning", err)
 		}
-		waitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
+		testkit.WaitFor(t, testTTL, "a command runs", func() bool { return procs.last() != nil })
 		for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2} {
 			if err := a.cmd.Signal(sig); err != nil {
 				t.Errorf("Signal(%v): %v", sig, err)
@@ -285,7 +286,7 @@ func TestCommandStatusIsRunningBeforeTheCommandActs(t *testing.T) {
 			return procs.start(path, argv, env)
 		}
 		runCandidate(t, "a", e, cmd)
-		waitFor(t, testTTL, "the command starts", func() bool { return procs.last() != nil })
+		testkit.WaitFor(t, testTTL, "the command starts", func() bool { return procs.last() != nil })
 		if during := during.Load(); during != Running {
 			t.Errorf("the Elector's Status said %q while the command started, want %q", during, Running)
 		}
@@ -355,8 +356,8 @@ func TestElectorRunWithoutCommandRunStartsNothing(t *testing.T) {
 		procs := &fakeStarter{}
 		e, _ := newPair(t, c.Client(), "a", elector.LockLeases, testTTL, procs, nil)
 		a := runCandidate(t, "a", e, nil)
-		waitFor(t, testTTL, "a leads", func() bool { return e.Status().IsLeader })
-		settle(testRetry)
+		testkit.WaitFor(t, testTTL, "a leads", func() bool { return e.Status().IsLeader })
+		testkit.Settle(testRetry)
 		if n := len(procs.all()); n != 0 {
 			t.Errorf("%d commands started without Command.Run, want none", n)
 		}

@@ -25,6 +25,7 @@ import (
 	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/electortest"
 	"github.com/k8s-elector/elector/internal/record"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 // TestCommandFenceStopsBeforeValidUntil freezes a leader that runs a command
@@ -77,7 +78,7 @@ func fenceSchedule(t *testing.T, lock elector.LockType, ttl, onTerm, offset time
 	procs := &fakeStarter{onTerm: onTerm}
 	a, cmd := newPair(t, r.leader, "a", lock, ttl, procs, nil)
 	defer r.run(func(ctx context.Context) error { return cmd.Run(ctx, a) })()
-	waitFor(t, ttl, "the command starts", func() bool { return procs.last() != nil })
+	testkit.WaitFor(t, ttl, "the command starts", func() bool { return procs.last() != nil })
 	grace := cmd.Grace()
 	validUntil, taken := r.race(t, a, lock, ttl)
 	if n := len(procs.all()); n != 1 {

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -252,26 +251,6 @@ func reported(t *testing.T, e *elector.Elector) (Status, bool) {
 		t.Fatalf("the command's report %s: %v", raw, err)
 	}
 	return s, true
-}
-
-// settle advances virtual time by d in small steps.
-func settle(d time.Duration) {
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		time.Sleep(5 * time.Millisecond)
-		synctest.Wait()
-	}
-}
-
-// waitFor advances virtual time until cond holds, and fails after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for begin := time.Now(); !cond(); {
-		if time.Since(begin) > limit {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(5 * time.Millisecond)
-		synctest.Wait()
-	}
 }
 
 // lockHolder reads the lock object as kubectl would and returns its record.

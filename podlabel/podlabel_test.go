@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +23,7 @@ import (
 	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/electortest"
 	"github.com/k8s-elector/elector/internal/backoff"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -337,8 +337,8 @@ func TestPodLabelRetriedWithoutDelayingTheElection(t *testing.T) {
 			failures--
 			return errors.New("connection refused")
 		})
-		logs := &logSink{}
-		a := start(t, c, "a", "pod-a", config{client: client, log: logs.logger()})
+		logs := &testkit.Log{}
+		a := start(t, c, "a", "pod-a", config{client: client, log: logs.Logger()})
 
 		// The lock is free: a leads at once, whatever its Pod label.
 		if _, took := waitLeader(t, testTTL, a); took > 0 {
@@ -354,10 +354,10 @@ func TestPodLabelRetriedWithoutDelayingTheElection(t *testing.T) {
 		if diff := cmp.Diff([]string{Leader}, patches.got()); diff != "" {
 			t.Errorf("applied patches (-want +got):\n%s", diff)
 		}
-		if n := logs.errorsContaining("patch pod default/pod-a: connection refused"); n != 1 {
+		if n := logs.ErrorsContaining("patch pod default/pod-a: connection refused"); n != 1 {
 			t.Errorf("%d error lines for the failed patches, want 1:\n%s", n, logs)
 		}
-		if n := logs.infosContaining("labelling the pod succeeds again"); n != 1 {
+		if n := logs.InfosContaining("labelling the pod succeeds again"); n != 1 {
 			t.Errorf("%d recovery lines, want 1:\n%s", n, logs)
 		}
 		if got := a.calls(); !cmp.Equal(got, []string{"started"}) {
@@ -423,8 +423,8 @@ func TestShutdownLabelIsBounded(t *testing.T) {
 			}
 			return nil
 		})
-		logs := &logSink{}
-		a := start(t, c, "a", "pod-a", config{client: client, log: logs.logger()})
+		logs := &testkit.Log{}
+		a := start(t, c, "a", "pod-a", config{client: client, log: logs.Logger()})
 		waitLeader(t, testTTL, a)
 		synctest.Wait()
 		mu.Lock()
@@ -443,7 +443,7 @@ func TestShutdownLabelIsBounded(t *testing.T) {
 		if got := podLabels(t, c, "pod-a")[DefaultKey]; got != Leader {
 			t.Errorf("label %q, want %q left behind", got, Leader)
 		}
-		if n := logs.errorsContaining("gave up labelling the pod on shutdown"); n != 1 {
+		if n := logs.ErrorsContaining("gave up labelling the pod on shutdown"); n != 1 {
 			t.Errorf("%d give-up lines, want 1:\n%s", n, logs)
 		}
 	})
@@ -491,8 +491,8 @@ func TestPodLabelAfterPartition(t *testing.T) {
 		c := electortest.NewCluster()
 		createPod(t, c, "pod-a", nil)
 		createPod(t, c, "pod-b", nil)
-		logs := &logSink{}
-		a := start(t, c, "a", "pod-a", config{log: logs.logger()})
+		logs := &testkit.Log{}
+		a := start(t, c, "a", "pod-a", config{log: logs.Logger()})
 		waitLeader(t, testTTL, a)
 		b := start(t, c, "b", "pod-b", config{})
 		synctest.Wait()
@@ -508,7 +508,7 @@ func TestPodLabelAfterPartition(t *testing.T) {
 				t.Errorf("%s label %q while a is cut off, want %q", pod, got, want)
 			}
 		}
-		if n := logs.errorsContaining(electortest.ErrPartitioned.Error()); n != 1 {
+		if n := logs.ErrorsContaining(electortest.ErrPartitioned.Error()); n != 1 {
 			t.Errorf("%d error lines for the failed patches, want 1:\n%s", n, logs)
 		}
 
@@ -520,84 +520,3 @@ func TestPodLabelAfterPartition(t *testing.T) {
 		}
 	})
 }
-
-// logSink records log lines for assertions.
-type logSink struct {
-	mu    sync.Mutex
-	lines []logLine
-}
-
-type logLine struct {
-	level int
-	err   error
-	msg   string
-	kv    []any
-}
-
-func (l logLine) String() string {
-	if l.err != nil {
-		return fmt.Sprintf("ERROR %s: %v %v", l.msg, l.err, l.kv)
-	}
-	return fmt.Sprintf("V(%d) %s %v", l.level, l.msg, l.kv)
-}
-
-func (s *logSink) logger() logr.Logger { return logr.New(&sinkFor{s: s}) }
-
-// errorsContaining counts error lines whose error or message contains sub.
-func (s *logSink) errorsContaining(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, l := range s.lines {
-		if l.err != nil && (strings.Contains(l.err.Error(), sub) || strings.Contains(l.msg, sub)) {
-			n++
-		}
-	}
-	return n
-}
-
-// infosContaining counts non-error lines at level 0 whose message contains sub.
-func (s *logSink) infosContaining(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, l := range s.lines {
-		if l.err == nil && l.level == 0 && strings.Contains(l.msg, sub) {
-			n++
-		}
-	}
-	return n
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var b strings.Builder
-	for _, l := range s.lines {
-		b.WriteString(l.String())
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-type sinkFor struct {
-	s  *logSink
-	kv []any
-}
-
-func (f *sinkFor) Init(logr.RuntimeInfo)  {}
-func (f *sinkFor) Enabled(level int) bool { return level <= 2 }
-func (f *sinkFor) Info(level int, msg string, kv ...any) {
-	f.s.mu.Lock()
-	defer f.s.mu.Unlock()
-	f.s.lines = append(f.s.lines, logLine{level: level, msg: msg, kv: append(append([]any{}, f.kv...), kv...)})
-}
-func (f *sinkFor) Error(err error, msg string, kv ...any) {
-	f.s.mu.Lock()
-	defer f.s.mu.Unlock()
-	f.s.lines = append(f.s.lines, logLine{err: err, msg: msg, kv: append(append([]any{}, f.kv...), kv...)})
-}
-func (f *sinkFor) WithValues(kv ...any) logr.LogSink {
-	return &sinkFor{s: f.s, kv: append(append([]any{}, f.kv...), kv...)}
-}
-func (f *sinkFor) WithName(string) logr.LogSink { return f }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/electortest"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -94,32 +95,6 @@ func (r *running) stop() {
 	})
 }
 
-// waitFor advances virtual time until cond holds, and fails after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for begin := time.Now(); !cond(); {
-		if time.Since(begin) > limit {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(5 * time.Millisecond)
-		synctest.Wait()
-	}
-}
-
-// handlerTransport serves requests with a handler in the client's
-// goroutine, without a network, so that an HTTP sink runs in a synctest
-// bubble. A request whose context ends fails with its error.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	if err := r.Context().Err(); err != nil {
-		return nil, err
-	}
-	return rec.Result(), nil
-}
-
 // readStatusFile parses the status file at path.
 func readStatusFile(t *testing.T, path string) elector.Status {
 	t.Helper()
@@ -160,7 +135,7 @@ func TestStatusFileFollowsLeadership(t *testing.T) {
 		})
 		e := newElector(t, client, "a", elector.WithBeforeRelease(file.BeforeRelease))
 		r := run(t, e, file)
-		waitFor(t, testTTL, "the file says a leads", func() bool {
+		testkit.WaitFor(t, testTTL, "the file says a leads", func() bool {
 			_, err := os.Stat(path)
 			return err == nil && readStatusFile(t, path).IsLeader
 		})
@@ -224,7 +199,7 @@ func (rc *receiver) got() []post {
 func TestNotifyFollowsLeadership(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rc := &receiver{}
-		notify := notifier("http://127.0.0.1:8080/leader", &http.Client{Transport: handlerTransport{rc}})
+		notify := notifier("http://127.0.0.1:8080/leader", &http.Client{Transport: testkit.HandlerTransport{Handler: rc}})
 		c := electortest.NewCluster()
 		var before atomic.Int32
 		e := newElector(t, c.Client(), "a", elector.WithBeforeRelease(func(ctx context.Context, s elector.Status) error {
@@ -238,7 +213,7 @@ func TestNotifyFollowsLeadership(t *testing.T) {
 			return nil
 		}))
 		r := run(t, e, notify)
-		waitFor(t, testTTL, "a POST says a leads", func() bool {
+		testkit.WaitFor(t, testTTL, "a POST says a leads", func() bool {
 			p := rc.got()
 			return len(p) > 0 && p[len(p)-1].body.IsLeader
 		})
@@ -520,7 +495,7 @@ func TestFollowGivesUpAfterTheBudget(t *testing.T) {
 			t.Fatalf("request timeout %s, want one well past %s", tm.RequestTimeout, flushBudget)
 		}
 		r := run(t, e, s)
-		waitFor(t, 30*time.Second, "a leads", func() bool { return e.Status().IsLeader })
+		testkit.WaitFor(t, 30*time.Second, "a leads", func() bool { return e.Status().IsLeader })
 		r.stop()
 		if took := time.Since(r.returned); took != flushBudget {
 			t.Errorf("the sink ended %s after Run returned, want %s", took, flushBudget)

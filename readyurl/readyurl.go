@@ -13,7 +13,6 @@ package readyurl
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/k8s-elector/elector/internal/loopback"
@@ -40,16 +39,6 @@ func check(target string, client *http.Client) func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		// Read (up to 64 KiB) and closed, so that the connection is kept.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status)
-		}
-		return nil
+		return loopback.Do(client, req)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/electortest"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -126,20 +127,6 @@ func TestCheckEndsWithItsContext(t *testing.T) {
 	}
 }
 
-// handlerTransport serves requests with a handler in the client's
-// goroutine, without a network, so that the check runs in a synctest
-// bubble. A request whose context ends fails with its error.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	if err := r.Context().Err(); err != nil {
-		return nil, err
-	}
-	return rec.Result(), nil
-}
-
 // app is an application's ready URL: it answers 200 when ready, 503 when
 // not, and nothing at all (until the request ends) when hung.
 type app struct {
@@ -168,18 +155,6 @@ func (a *app) asked() int {
 	return len(a.at)
 }
 
-// waitFor advances virtual time until cond holds, and fails after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for begin := time.Now(); !cond(); {
-		if time.Since(begin) > limit {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(5 * time.Millisecond)
-		synctest.Wait()
-	}
-}
-
 // TestCheckGatesCandidacy: as a candidacy gate, the check keeps a candidate
 // whose application answers 503 out of the election; it leads within a
 // check and an attempt of the application becoming ready; and a leader
@@ -189,7 +164,7 @@ func TestCheckGatesCandidacy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const failures = 3
 		a := &app{}
-		check := check("http://127.0.0.1:8080/ready", &http.Client{Transport: handlerTransport{a}})
+		check := check("http://127.0.0.1:8080/ready", &http.Client{Transport: testkit.HandlerTransport{Handler: a}})
 		e, err := elector.New("example", elector.WithClient(electortest.NewCluster().Client()),
 			elector.WithID("a"), elector.WithTTL(testTTL), elector.WithCandidacyGate(check, failures))
 		if err != nil {
@@ -216,14 +191,14 @@ func TestCheckGatesCandidacy(t *testing.T) {
 
 		a.ready.Store(true)
 		ready := time.Now()
-		waitFor(t, 2*testRetry+maxRetryWait, "a leads once ready", func() bool { return e.Status().IsLeader })
+		testkit.WaitFor(t, 2*testRetry+maxRetryWait, "a leads once ready", func() bool { return e.Status().IsLeader })
 		if took := time.Since(ready); took > testRetry+maxRetryWait {
 			t.Errorf("a led %s after its application became ready, want within a check and an attempt", took)
 		}
 
 		a.hung.Store(true)
 		hung := time.Now()
-		waitFor(t, 2*failures*(testTimeout+testRetry), "a steps down", func() bool { return !e.Status().IsLeader })
+		testkit.WaitFor(t, 2*failures*(testTimeout+testRetry), "a steps down", func() bool { return !e.Status().IsLeader })
 		// The first failure comes at most a retry period and a timeout
 		// from now, each further one a timeout and a retry period later.
 		took := time.Since(hung)
