@@ -205,7 +205,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	// release, the last Events) run on a context that ends only when they
 	// are stopped.
 	var w workers
-	l, bg, watches := e.newLoop(ctx, log, &w)
+	l, bg, watches := e.newLoop(log)
 	w.start(ctx, false, func(context.Context) { l.queue.Run() }, l.queue.Close)
 	flushBy := w.background(ctx, bg)
 	for _, run := range watches {
@@ -217,7 +217,7 @@ func (e *Elector) Run(ctx context.Context) error {
 	e.logJoining(log)
 	err := l.run(ctx)
 	l.done = true
-	l.publish() // ends /watch streams, Observe channels and the sinks
+	l.publish() // ends /watch streams and Observe channels
 	*flushBy = l.flushBy
 	w.stop()
 	log.Info("stopped")

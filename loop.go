@@ -18,8 +18,8 @@ import (
 
 // loop is one Run's election: the one goroutine that owns the record as
 // last seen, the term and the timers, and decides every read and write of
-// the lock. The watch, the candidacy gate and Resign
-// are inputs to it (changed, inbox); nothing else reaches into its state.
+// the lock. The watch, the candidacy gate and Resign are inputs to it
+// (changed, inbox); nothing else reaches into its state.
 //
 // Its states follow from the record and the term:
 //   - following: the record is not ours. It reads the lock every retry

@@ -46,9 +46,8 @@ func (w *workers) stop() {
 }
 
 // background starts the work that Run hands off so that the election never
-// waits for it (Events), and returns where Run puts
-// the time by which that work must be done when it stops (zero:
-// flushTimeout from then).
+// waits for it (Events), and returns where Run puts the time by which that
+// work must be done when it stops (zero: flushTimeout from then).
 func (w *workers) background(ctx context.Context, bg []backgroundWorker) *time.Time {
 	by := new(time.Time)
 	stop := startBackground(ctx, bg)
@@ -57,9 +56,8 @@ func (w *workers) background(ctx context.Context, bg []backgroundWorker) *time.T
 }
 
 // newLoop builds the election loop of one Run and the parts it drives; it
-// starts nothing. The sinks' feeders are started on w, from the view
-// current now, so that they see every view of this Run.
-func (e *Elector) newLoop(ctx context.Context, log logr.Logger, w *workers) (*loop, []backgroundWorker, []func(context.Context)) {
+// starts nothing.
+func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, []func(context.Context)) {
 	o := &e.o
 	l := &loop{
 		id: o.id, o: o, log: log, queue: serial.New(), views: e.views, metrics: e.metrics,
