@@ -24,7 +24,7 @@ E2E_FLAGS ?=
 BENCH_FLAGS ?=
 SOAK_FLAGS ?=
 
-.PHONY: all build binaries podman image image-check controlplane test lint unit e2e demo bench soak fuzz clean
+.PHONY: all build binaries podman image image-check controlplane node test lint unit e2e demo bench soak fuzz clean
 
 all: build
 
@@ -55,6 +55,13 @@ image-check: binaries podman
 controlplane:
 	hack/controlplane-bins.sh >/dev/null
 
+## node: for the node tests, install containerd and the CNI plugins from
+## Debian's packages if missing, and build (once) and cache the pinned
+## kubelet, kube-controller-manager and kube-scheduler
+node:
+	hack/install-node.sh >/dev/null
+	hack/node-bins.sh >/dev/null
+
 ## test: everything CI runs: lint, unit tests with the race detector, the
 ## image's reproducibility, e2e (which runs the image too)
 test: lint unit image-check e2e
@@ -70,9 +77,11 @@ unit:
 	$(GO) test -race ./...
 	cd test/e2e/oldclientgo && $(GO) test -race ./...
 
-## e2e: the real binary, and the image, against a real kube-apiserver and etcd
-e2e: build controlplane image
+## e2e: the real binary, and the image, against a real kube-apiserver and
+## etcd, and in real Pods on a one-node cluster (TestNode*)
+e2e: build controlplane node image
 	cd test/e2e && CONTROLPLANE_BIN_DIR="$$(../../hack/controlplane-bins.sh)" \
+		NODE_BIN_DIR="$$(../../hack/node-bins.sh)" \
 		E2E_ELECTOR_BINARY="$(CURDIR)/bin/k8s-elector" \
 		E2E_IMAGE="$(IMAGE):$(TAG)-$(HOST_ARCH)" \
 		$(GO) test -count=1 -timeout 20m $(E2E_FLAGS) ./...
