@@ -212,7 +212,9 @@ func (l *loop) schedule(now time.Time, failed bool) {
 }
 
 // claim is the record of an acquisition: a new holder, so one more
-// transition.
+// transition. Every write keeps the Lease's strategy and preferred holder,
+// which a coordinator of Coordinated Leader Election (KEP-4355) sets, as
+// they were: an Elector never erases them.
 func (l *loop) claim(now time.Time) resourcelock.LeaderElectionRecord {
 	rec, _, _ := l.rec.record()
 	t := metav1.NewTime(now)
@@ -226,6 +228,8 @@ func (l *loop) claim(now time.Time) resourcelock.LeaderElectionRecord {
 		AcquireTime:          t,
 		RenewTime:            t,
 		LeaderTransitions:    transitions,
+		Strategy:             rec.Strategy,
+		PreferredHolder:      rec.PreferredHolder,
 	}
 }
 
@@ -239,6 +243,8 @@ func (l *loop) renew(ctx context.Context) {
 		AcquireTime:          old.AcquireTime,
 		RenewTime:            metav1.NewTime(sent),
 		LeaderTransitions:    old.LeaderTransitions,
+		Strategy:             old.Strategy,
+		PreferredHolder:      old.PreferredHolder,
 	}
 	if l.write(ctx, rec) {
 		l.renewSince = time.Time{}
@@ -470,6 +476,8 @@ func (l *loop) release(ctx context.Context, deadline time.Time) {
 			AcquireTime:          now,
 			RenewTime:            now,
 			LeaderTransitions:    rec.LeaderTransitions,
+			Strategy:             rec.Strategy,
+			PreferredHolder:      rec.PreferredHolder,
 		})
 		switch {
 		case err == nil:

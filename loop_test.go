@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -258,4 +260,47 @@ func TestUnreadyHolderWithoutATermLetsGo(t *testing.T) {
 		}
 		t.Fatal("b never took over from a holder that is not ready")
 	})
+}
+
+// TestCoordinatedLeaseFieldsAreKept: a Lease's strategy and preferred
+// holder, which a coordinator of Coordinated Leader Election sets, survive
+// our acquisition, renewals and release; plain client-go's renewals erase
+// them.
+func TestCoordinatedLeaseFieldsAreKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := electortest.NewCluster()
+		strategy, preferred := coordinationv1.CoordinatedLeaseStrategy("OldestEmulationVersion"), "b"
+		_, err := c.Client().CoordinationV1().Leases("default").Create(context.Background(), &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: testElection},
+			Spec:       coordinationv1.LeaseSpec{Strategy: &strategy, PreferredHolder: &preferred},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(when string) {
+			t.Helper()
+			l, err := c.Client().CoordinationV1().Leases("default").Get(context.Background(), testElection, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Spec.Strategy == nil || *l.Spec.Strategy != strategy || l.Spec.PreferredHolder == nil || *l.Spec.PreferredHolder != preferred {
+				t.Errorf("%s: the Lease's strategy %v and preferred holder %v, want %s and %s kept",
+					when, ptrString((*string)(l.Spec.Strategy)), ptrString(l.Spec.PreferredHolder), strategy, preferred)
+			}
+		}
+		a := start(t, c, "a", LockLeases)
+		waitLeader(t, testTTL, a)
+		check("after the acquisition")
+		testkit.Settle(3 * testRetry)
+		check("after renewals")
+		a.stop(t)
+		check("after the release")
+	})
+}
+
+func ptrString(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
 }
