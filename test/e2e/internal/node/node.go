@@ -661,12 +661,7 @@ func (c *Cluster) startContainerd() error {
 	for _, h := range cgroups {
 		cg := filepath.Join(h, "k8s.io")
 		if _, err := os.Stat(cg); errors.Is(err, os.ErrNotExist) {
-			c.undo = append(c.undo, func() error {
-				if err := os.Remove(cg); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("removing the cgroup %s, which containerd made: %w", cg, err)
-				}
-				return nil
-			})
+			c.undo = append(c.undo, func() error { return removeCgroup(cg) })
 		}
 	}
 	c.undo = append(c.undo, func() error {
@@ -828,6 +823,62 @@ func (c *Cluster) Stop() error {
 		c.lock = nil
 	}
 	return errors.Join(errs...)
+}
+
+// removeCgroup removes the cgroup directory cg, which containerd made for
+// this cluster, and those below it, deepest first. Any process still in
+// them is this cluster's (a "runc init" whose start was cut short by the
+// kubelet's stop): it is killed first, by PID.
+func removeCgroup(cg string) error {
+	var dirs []string
+	err := filepath.WalkDir(cg, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := killCgroupProcs(dirs[i]); err != nil {
+			errs = append(errs, err)
+		}
+		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing the cgroup %s, which containerd made: %w", dirs[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killCgroupProcs kills the processes in the cgroup dir and waits until
+// it is empty.
+func killCgroupProcs(dir string) error {
+	procs := func() []int {
+		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		var pids []int
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pids := procs()
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still in the cgroup %s", pids, dir)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // removeLogLinks removes the kubelet's links to this cluster's container
