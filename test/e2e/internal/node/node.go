@@ -16,12 +16,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -71,6 +74,16 @@ type Cluster struct {
 	dir  string
 	logf func(format string, args ...any)
 	lock *os.File
+
+	// stopMu makes Stop run once, from the test's cleanup or from an
+	// interrupt, whichever comes first.
+	stopMu  sync.Mutex
+	stopped bool
+	// unwatch ends the interrupt watch.
+	unwatch chan struct{}
+	// The reaper cleans up if the test binary dies without Stop.
+	reaper   *exec.Cmd
+	reaperIn io.WriteCloser
 
 	// NodeIP is the node's address: the host's first non-loopback IPv4.
 	NodeIP string
@@ -176,7 +189,13 @@ func Start(opts Options) (_ *Cluster, err error) {
 		_ = lock.Close()
 		return nil, err
 	}
-	c := &Cluster{dir: dir, logf: logf, lock: lock, NodeIP: nodeIP}
+	c := &Cluster{dir: dir, logf: logf, lock: lock, NodeIP: nodeIP, unwatch: make(chan struct{})}
+	if err := c.startReaper(); err != nil {
+		_ = os.RemoveAll(dir)
+		_ = lock.Close()
+		return nil, err
+	}
+	c.stopOnInterrupt()
 	defer func() {
 		if err != nil {
 			if stopErr := c.Stop(); stopErr != nil {
@@ -210,6 +229,26 @@ func Start(opts Options) (_ *Cluster, err error) {
 	}
 	logf("node: %s Ready at %s in %s", NodeName, nodeIP, time.Since(begin).Round(time.Millisecond))
 	return c, nil
+}
+
+// stopOnInterrupt stops the cluster when the test binary is interrupted
+// (SIGINT, SIGTERM), where no cleanup of the tests would run. The suite's
+// own handler may exit the process before Stop is done; the processes'
+// parent-death signal then ends the rest.
+func (c *Cluster) stopOnInterrupt() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		defer signal.Stop(sigs)
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(os.Stderr, "node: %v: stopping the one-node cluster\n", sig)
+			if err := c.Stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "node: stopping:", err)
+			}
+		case <-c.unwatch:
+		}
+	}()
 }
 
 // Dir is the cluster's temporary directory, with the processes' logs
@@ -546,6 +585,9 @@ func (c *Cluster) addServiceDNAT(apiPort int) error {
 		if out, err := exec.Command("iptables", append([]string{"-w", "-t", "nat", "-A"}, rule...)...).CombinedOutput(); err != nil {
 			return fmt.Errorf("iptables: adding the DNAT rule for %s: %v: %s", kubernetesSvc, err, out)
 		}
+		if err := c.reapUndo(append([]string{"iptables", "-w", "-t", "nat", "-D"}, rule...)...); err != nil {
+			return err
+		}
 		c.undo = append(c.undo, func() error {
 			if out, err := exec.Command("iptables", append([]string{"-w", "-t", "nat", "-D"}, rule...)...).CombinedOutput(); err != nil {
 				return fmt.Errorf("iptables: removing the DNAT rule for %s: %v: %s", kubernetesSvc, err, out)
@@ -643,6 +685,9 @@ func (c *Cluster) startContainerd() error {
 	}
 	// The bridge plugin turns IP forwarding on: put back what was there.
 	if before, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err == nil {
+		if err := c.reapUndo("sh", "-c", "echo "+strings.TrimSpace(string(before))+" > /proc/sys/net/ipv4/ip_forward"); err != nil {
+			return err
+		}
 		c.undo = append(c.undo, func() error {
 			if now, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err == nil && !bytes.Equal(now, before) {
 				return os.WriteFile("/proc/sys/net/ipv4/ip_forward", before, 0o644)
@@ -656,18 +701,24 @@ func (c *Cluster) startContainerd() error {
 	// what they made if it was not there before.
 	_, err := os.Stat(containerLogLinks)
 	madeLogLinks := errors.Is(err, os.ErrNotExist)
+	if madeLogLinks {
+		if err := c.reapUndo("rmdir", containerLogLinks); err != nil {
+			return err
+		}
+	}
 	c.undo = append(c.undo, func() error { return c.removeLogLinks(madeLogLinks) })
 	cgroups, _ := filepath.Glob("/sys/fs/cgroup/*")
 	for _, h := range cgroups {
 		cg := filepath.Join(h, "k8s.io")
 		if _, err := os.Stat(cg); errors.Is(err, os.ErrNotExist) {
-			c.undo = append(c.undo, func() error {
-				if err := os.Remove(cg); err != nil && !errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("removing the cgroup %s, which containerd made: %w", cg, err)
-				}
-				return nil
-			})
+			if err := c.reapUndo("rmcgroup", cg); err != nil {
+				return err
+			}
+			c.undo = append(c.undo, func() error { return removeCgroup(cg) })
 		}
+	}
+	if err := c.reapUndo("ip", "link", "delete", bridgeName); err != nil {
+		return err
 	}
 	c.undo = append(c.undo, func() error {
 		if _, err := net.InterfaceByName(bridgeName); err != nil {
@@ -799,6 +850,15 @@ func (c *Cluster) Stop() error {
 	if c == nil {
 		return nil
 	}
+	c.stopMu.Lock()
+	defer c.stopMu.Unlock()
+	if c.stopped {
+		return nil
+	}
+	c.stopped = true
+	if c.unwatch != nil {
+		close(c.unwatch)
+	}
 	var errs []error
 	if c.kubelet != nil {
 		errs = append(errs, c.kubelet.stop(15*time.Second))
@@ -823,11 +883,68 @@ func (c *Cluster) Stop() error {
 	if c.dir != "" {
 		errs = append(errs, os.RemoveAll(c.dir))
 	}
+	errs = append(errs, c.stopReaper())
 	if c.lock != nil {
 		errs = append(errs, c.lock.Close())
 		c.lock = nil
 	}
 	return errors.Join(errs...)
+}
+
+// removeCgroup removes the cgroup directory cg, which containerd made for
+// this cluster, and those below it, deepest first. Any process still in
+// them is this cluster's (a "runc init" whose start was cut short by the
+// kubelet's stop): it is killed first, by PID.
+func removeCgroup(cg string) error {
+	var dirs []string
+	err := filepath.WalkDir(cg, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := killCgroupProcs(dirs[i]); err != nil {
+			errs = append(errs, err)
+		}
+		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing the cgroup %s, which containerd made: %w", dirs[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killCgroupProcs kills the processes in the cgroup dir and waits until
+// it is empty.
+func killCgroupProcs(dir string) error {
+	procs := func() []int {
+		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		var pids []int
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pids := procs()
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still in the cgroup %s", pids, dir)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // removeLogLinks removes the kubelet's links to this cluster's container
