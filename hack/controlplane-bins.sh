@@ -48,33 +48,9 @@ if [[ -z "${CONTROLPLANE_BIN_DIR:-}" && ! ( -x "${dir}/kube-apiserver" && -x "${
 fi
 mkdir -p "${dir}"
 
-build() { # name package
-	local name="$1" pkg="$2"
-	if [[ -x "${dir}/${name}" ]]; then
-		return
-	fi
-	echo "controlplane-bins: building ${name} (${pkg}); the first build takes several minutes on 2 cores" >&2
-	local start=${SECONDS}
-	(
-		cd "${tools}"
-		# -trimpath and no VCS stamping keep the build reproducible; the binary
-		# is written to a temporary name so an interrupted build is never cached.
-		go build -trimpath -buildvcs=false -o "${dir}/.${name}.tmp" "${pkg}"
-	) &
-	local pid=$!
-	trap 'kill ${pid} 2>/dev/null || true' INT TERM
-	while kill -0 "${pid}" 2>/dev/null; do
-		sleep 15
-		if kill -0 "${pid}" 2>/dev/null; then
-			echo "controlplane-bins: still building ${name} ($((SECONDS - start))s)" >&2
-		fi
-	done
-	wait "${pid}"
-	trap - INT TERM
-	mv "${dir}/.${name}.tmp" "${dir}/${name}"
-	echo "controlplane-bins: built ${name} in $((SECONDS - start))s" >&2
-}
+# shellcheck source=hack/cached-build.sh
+source "${root}/hack/cached-build.sh"
 
-build etcd go.etcd.io/etcd/server/v3
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+cached_build controlplane-bins "${dir}" etcd go.etcd.io/etcd/server/v3
+cached_build controlplane-bins "${dir}" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 echo "${dir}"

@@ -35,34 +35,10 @@ if [[ -n "${NODE_BIN_DIR:-}" ]]; then
 fi
 mkdir -p "${dir}"
 
-build() { # name package
-	local name="$1" pkg="$2"
-	if [[ -x "${dir}/${name}" ]]; then
-		return
-	fi
-	echo "node-bins: building ${name} (${pkg}); the first build takes several minutes on 2 cores" >&2
-	local start=${SECONDS}
-	(
-		cd "${tools}"
-		# -trimpath and no VCS stamping keep the build reproducible; the binary
-		# is written to a temporary name so an interrupted build is never cached.
-		go build -trimpath -buildvcs=false -o "${dir}/.${name}.tmp" "${pkg}"
-	) &
-	local pid=$!
-	trap 'kill ${pid} 2>/dev/null || true' INT TERM
-	while kill -0 "${pid}" 2>/dev/null; do
-		sleep 15
-		if kill -0 "${pid}" 2>/dev/null; then
-			echo "node-bins: still building ${name} ($((SECONDS - start))s)" >&2
-		fi
-	done
-	wait "${pid}"
-	trap - INT TERM
-	mv "${dir}/.${name}.tmp" "${dir}/${name}"
-	echo "node-bins: built ${name} in $((SECONDS - start))s" >&2
-}
+# shellcheck source=hack/cached-build.sh
+source "${root}/hack/cached-build.sh"
 
-build kubelet k8s.io/kubernetes/cmd/kubelet
-build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
-build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+cached_build node-bins "${dir}" kubelet k8s.io/kubernetes/cmd/kubelet
+cached_build node-bins "${dir}" kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+cached_build node-bins "${dir}" kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
 echo "${dir}"
