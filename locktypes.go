@@ -10,15 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// lockWatches collects the watches of the lock objects (WithWatch), for Run
-// to start; nil means the lock reads from the API server every time.
-type lockWatches struct {
-	runs []func(context.Context)
-	// changed is called after each change a watch shows.
-	changed   func()
-	clientset any // the clientset: a fake one says it cannot stream lists
-}
-
 // lockType is one row of the table of lock types: everything that differs
 // between them.
 type lockType struct {

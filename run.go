@@ -3,10 +3,6 @@ package elector
 import (
 	"context"
 	"time"
-
-	"github.com/go-logr/logr"
-
-	"github.com/k8s-elector/elector/internal/serial"
 )
 
 // workers are the goroutines of one Run besides its own. Each is started
@@ -53,51 +49,4 @@ func (w *workers) background(ctx context.Context, bg []backgroundWorker) *time.T
 	stop := startBackground(ctx, bg)
 	w.stops = append(w.stops, func() { stop(*by) })
 	return by
-}
-
-// newLoop builds the election loop of one Run and the parts it drives; it
-// starts nothing.
-func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, []func(context.Context)) {
-	o := &e.o
-	l := &loop{
-		id: o.id, o: o, log: log, queue: serial.New(), views: e.views, metrics: e.metrics,
-		inbox: e.inbox, gate: e.gate,
-		lockRef:   lockRef(o.lockType, o.namespace, e.election),
-		onStarted: o.onStarted, onStopped: o.onStopped, onNewLeader: o.onNewLeader,
-		ahead: o.ahead(),
-	}
-	var watches *lockWatches
-	if o.watch {
-		l.changed = make(chan struct{}, 1)
-		watches = &lockWatches{clientset: e.client, changed: func() {
-			select {
-			case l.changed <- struct{}{}:
-			default:
-			}
-		}}
-	}
-	l.rec = &observed{
-		lock: newObjectLock(o.lockType, o.namespace, e.election, o.id, e.client, watches),
-		kind: lockTypeOf(o.lockType).kind, id: o.id, ttl: o.ttl, timeout: o.requestTimeout(),
-		log: log, metrics: e.metrics,
-	}
-	var bg []backgroundWorker
-	if o.events {
-		l.events = newEventRecorder(e.client, o, log)
-		bg = append(bg, l.events)
-	}
-	var runs []func(context.Context)
-	if watches != nil {
-		runs = watches.runs
-	}
-	return l, bg, runs
-}
-
-// logJoining logs the start of a Run.
-func (e *Elector) logJoining(log logr.Logger) {
-	if lockTypeOf(e.o.lockType).deprecated {
-		log.Info("the endpoints lock type is deprecated: Kubernetes deprecated v1 Endpoints in 1.33; migrate to leases")
-	}
-	log.Info("joining election", "lockType", e.o.lockType, "ttl", e.o.ttl,
-		"renewDeadline", e.o.renewDeadline, "retryPeriod", e.o.retryPeriod)
 }

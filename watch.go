@@ -15,6 +15,15 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
+// lockWatches collects the watches of the lock objects (WithWatch), for Run
+// to start; nil means the lock reads from the API server every time.
+type lockWatches struct {
+	runs []func(context.Context)
+	// changed is called after each change a watch shows.
+	changed   func()
+	clientset any // the clientset: a fake one says it cannot stream lists
+}
+
 // Watch-driven election (WithWatch, on by default).
 //
 // Each lock object gets a single-object watch (a field selector on its name;
