@@ -57,10 +57,12 @@ controlplane:
 
 ## node: for the node tests, install containerd and the CNI plugins from
 ## Debian's packages if missing, and build (once) and cache the pinned
-## kubelet, kube-controller-manager and kube-scheduler
+## kubelet, kube-controller-manager and kube-scheduler, and the Prometheus
+## (with the Prometheus Operator's CRDs) that checks deploy/monitoring
 node:
 	hack/install-node.sh >/dev/null
 	hack/node-bins.sh >/dev/null
+	hack/prometheus-bins.sh >/dev/null
 
 ## test: everything CI runs: lint, unit tests with the race detector, the
 ## image's reproducibility, e2e (which runs the image too)
@@ -82,9 +84,10 @@ unit:
 e2e: build controlplane node image
 	cd test/e2e && CONTROLPLANE_BIN_DIR="$$(../../hack/controlplane-bins.sh)" \
 		NODE_BIN_DIR="$$(../../hack/node-bins.sh)" \
+		PROMETHEUS_BIN_DIR="$$(../../hack/prometheus-bins.sh)" \
 		E2E_ELECTOR_BINARY="$(CURDIR)/bin/k8s-elector" \
 		E2E_IMAGE="$(IMAGE):$(TAG)-$(HOST_ARCH)" \
-		$(GO) test -count=1 -timeout 20m $(E2E_FLAGS) ./...
+		$(GO) test -count=1 -timeout 30m $(E2E_FLAGS) ./...
 
 ## demo: a fleet of 3 electors with a live status table; Ctrl-C stops it.
 ## With KUBECONFIG set it runs on that cluster instead of a local one.

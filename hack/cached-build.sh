@@ -1,21 +1,24 @@
-# Sourced by hack/controlplane-bins.sh and hack/node-bins.sh: the one way
-# they build a pinned binary of module hack/tools into their cache.
+# Sourced by hack/controlplane-bins.sh, hack/node-bins.sh and
+# hack/prometheus-bins.sh: the one way they build a pinned binary into their
+# cache.
 #
-# cached_build TAG DIR NAME PACKAGE builds PACKAGE into DIR/NAME unless it is
-# there, with progress on stderr every 15 s, each line prefixed with TAG.
+# cached_build TAG DIR NAME PACKAGE [MODULE [BUILD FLAGS...]] builds PACKAGE
+# in module hack/MODULE (default tools) into DIR/NAME unless it is there, with
+# progress on stderr every 15 s, each line prefixed with TAG.
 # -trimpath and no VCS stamping keep the build reproducible; the binary is
 # written to a temporary name, so an interrupted build is never cached.
 
-cached_build() { # tag dir name package
-	local tag="$1" dir="$2" name="$3" pkg="$4"
+cached_build() { # tag dir name package [module [build flags...]]
+	local tag="$1" dir="$2" name="$3" pkg="$4" module="${5:-tools}"
+	local flags=("${@:6}")
 	if [[ -x "${dir}/${name}" ]]; then
 		return
 	fi
 	echo "${tag}: building ${name} (${pkg}); the first build takes several minutes on 2 cores" >&2
 	local start=${SECONDS}
 	(
-		cd "$(dirname "${BASH_SOURCE[0]}")/tools"
-		go build -trimpath -buildvcs=false -o "${dir}/.${name}.tmp" "${pkg}"
+		cd "$(dirname "${BASH_SOURCE[0]}")/${module}"
+		go build -trimpath -buildvcs=false "${flags[@]}" -o "${dir}/.${name}.tmp" "${pkg}"
 	) &
 	local pid=$!
 	trap 'kill ${pid} 2>/dev/null || true' INT TERM

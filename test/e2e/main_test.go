@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -62,5 +63,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	return m.Run()
+	flag.Parse()
+	startNodeEarly()
+	code := m.Run()
+	if err := stopNode(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: stopping the node tests' cluster:", err)
+		code = max(code, 1)
+	}
+	return code
 }

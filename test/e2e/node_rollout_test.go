@@ -215,8 +215,13 @@ func rolledOut(ctx context.Context, client kubernetes.Interface, ns string, time
 func TestNodeRollout(t *testing.T) {
 	nc := startNode(t)
 	ctx := context.Background()
+	mon := startMonitoring(t, nc)
 	ns, service := applyExample(t, nc, "node-rollout")
 	pods := recordPods(t, nc.client, ns)
+	election := ns + "/k8s-elector"
+	mon.waitQuery(t, fmt.Sprintf(`count(k8s_elector_is_leader{election=%q}) == 3`, election), nodeWaitChange,
+		"Prometheus scrapes the 3 electors", func(s []sample) bool { return len(s) == 1 })
+	begin := time.Now()
 
 	type rollout struct {
 		from, to time.Time
@@ -261,6 +266,15 @@ func TestNodeRollout(t *testing.T) {
 		if problem != "" {
 			t.Errorf("the elector of %s: %s, want exit 0", name, problem)
 		}
+	}
+
+	// deploy/monitoring's K8sElectorMultipleLeaders never fired through the
+	// rollouts, as Prometheus saw them from its scrapes every second.
+	pending, firing := mon.multipleLeadersFired(t, begin)
+	t.Logf("Prometheus, scraping every %s through the rollouts: %s pending at %d evaluations, firing at %d",
+		promInterval, alertMultipleLeaders, pending, firing)
+	if firing > 0 {
+		t.Errorf("%s fired through the rollouts (%d evaluations)", alertMultipleLeaders, firing)
 	}
 }
 
@@ -346,6 +360,7 @@ func TestNodeEviction(t *testing.T) {
 		}
 	}
 	cordon(true)
+	t.Cleanup(func() { cordon(false) }) // the next node test needs the node
 	list, err := nc.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

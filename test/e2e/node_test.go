@@ -3,20 +3,24 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
@@ -30,10 +34,14 @@ import (
 
 // The node tests run k8s-elector in real Pods on a one-node cluster
 // (internal/node): a kubelet with containerd, the controllers and the
-// scheduler. Each test starts a cluster of its own and stops it, with every
-// process it started, when it ends. A missing prerequisite (root, the
-// packages of `make node`, the image of `make image` in E2E_IMAGE) fails
-// the test; it never skips.
+// scheduler. The tests share it, each in namespaces of its own that it
+// deletes, waiting until they are gone, when it ends. TestMain starts it
+// as the suite starts when the node tests are selected (startNodeEarly),
+// so that TestNodeTokenRotation's Deployment sees its token rotate while
+// the other tests run, and stops it, with every process it started, after
+// the last test. A missing prerequisite (root, the packages of `make
+// node`, the image of `make image` in E2E_IMAGE) fails the test; it never
+// skips.
 
 const (
 	shippedImage   = "ghcr.io/k8s-elector/k8s-elector:latest"
@@ -48,50 +56,125 @@ type nodeCluster struct {
 	*node.Cluster
 	client kubernetes.Interface
 	image  string
+	// rotation is TestNodeTokenRotation's Deployment, started with the
+	// cluster: a token rotation takes most of 10 minutes to see.
+	rotation *tokenRotation
 }
 
-// startNode starts a one-node cluster with the k8s-elector image imported,
-// and stops it when t ends.
+// The cluster the node tests share: started by the first, stopped by
+// TestMain (stopNode).
+var (
+	nodeOnce   sync.Once
+	sharedNode *nodeCluster
+	nodeErr    error
+)
+
+// startNode returns the node tests' one-node cluster, with the k8s-elector
+// image imported, and starts it if no test has yet. If t fails, the
+// cluster's logs are printed when it ends.
 func startNode(t *testing.T) *nodeCluster {
 	t.Helper()
-	image := os.Getenv(imageEnv)
-	if image == "" {
-		t.Fatalf("%s is not set: the node tests run the image that `make image` builds; run them with `make e2e E2E_FLAGS='-run ^TestNode'`", imageEnv)
+	nodeOnce.Do(func() { sharedNode, nodeErr = newNodeCluster() })
+	if nodeErr != nil {
+		t.Fatal(nodeErr)
 	}
-	begin := time.Now()
-	c, err := node.Start(node.Options{Images: []string{image}, Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("starting the node: %v", err)
-	}
-	t.Logf("one-node cluster started in %s", time.Since(begin).Round(time.Millisecond))
+	nc := sharedNode
 	t.Cleanup(func() {
 		if t.Failed() {
 			for name, n := range map[string]int{"kubelet": 40, "containerd": 15, "kube-controller-manager": 15} {
-				t.Logf("%s log, last lines:\n%s", name, c.Log(name, n))
+				t.Logf("%s log, last lines:\n%s", name, nc.Log(name, n))
 			}
 		}
-		begin := time.Now()
-		if err := c.Stop(); err != nil {
-			t.Errorf("stopping the node: %v", err)
-		}
-		t.Logf("one-node cluster stopped in %s", time.Since(begin).Round(time.Millisecond))
 	})
-	client, err := kubernetes.NewForConfig(c.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &nodeCluster{Cluster: c, client: client, image: image}
+	return nc
 }
 
-// namespace creates a namespace on the node's cluster.
+// newNodeCluster starts the cluster and TestNodeTokenRotation's Deployment.
+func newNodeCluster() (*nodeCluster, error) {
+	image := os.Getenv(imageEnv)
+	if image == "" {
+		return nil, fmt.Errorf("%s is not set: the node tests run the image that `make image` builds; run them with `make e2e E2E_FLAGS='-run ^TestNode'`", imageEnv)
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	begin := time.Now()
+	c, err := node.Start(node.Options{Images: []string{image}, Logf: logf})
+	if err != nil {
+		return nil, fmt.Errorf("starting the node: %w", err)
+	}
+	logf("one-node cluster started in %s", time.Since(begin).Round(time.Millisecond))
+	client, err := kubernetes.NewForConfig(c.Admin)
+	if err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
+	nc := &nodeCluster{Cluster: c, client: client, image: image}
+	nc.rotation = startTokenRotation(nc)
+	return nc, nil
+}
+
+// startNodeEarly starts the cluster in the background if the tests that
+// -test.run selects include TestNodeTokenRotation; startNode waits for it.
+func startNodeEarly() {
+	if pattern := flag.Lookup("test.run").Value.String(); pattern != "" {
+		top, _, _ := strings.Cut(pattern, "/")
+		re, err := regexp.Compile(top)
+		if err != nil || !re.MatchString("TestNodeTokenRotation") {
+			return
+		}
+	}
+	go nodeOnce.Do(func() { sharedNode, nodeErr = newNodeCluster() })
+}
+
+// stopNode stops the node tests' cluster, if it was started, once it has
+// finished starting.
+func stopNode() error {
+	nodeOnce.Do(func() {}) // waits for a start in progress
+	if sharedNode == nil {
+		return nil
+	}
+	begin := time.Now()
+	err := sharedNode.Stop()
+	fmt.Fprintf(os.Stderr, "one-node cluster stopped in %s\n", time.Since(begin).Round(time.Millisecond))
+	return err
+}
+
+// namespace creates a namespace on the node's cluster, and deletes it when
+// t ends, waiting until it is gone with its Pods, so that the next test
+// finds the node as quiet as this one did.
 func (nc *nodeCluster) namespace(t *testing.T, name string) string {
 	t.Helper()
-	_, err := nc.client.CoreV1().Namespaces().Create(context.Background(),
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating namespace %s: %v", name, err)
+	ctx := context.Background()
+	if err := createNamespace(ctx, nc.client, name); err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := nc.client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("deleting namespace %s: %v", name, err)
+			return
+		}
+		deadline := time.Now().Add(nodeWaitPods)
+		for {
+			_, err := nc.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("namespace %s not gone within %s of its deletion (%v)", name, nodeWaitPods, err)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 	return name
+}
+
+// createNamespace creates a namespace.
+func createNamespace(ctx context.Context, client kubernetes.Interface, name string) error {
+	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	return nil
 }
 
 // localImages points every container of every Deployment at images that

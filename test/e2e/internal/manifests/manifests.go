@@ -107,18 +107,57 @@ func (a *Applier) Create(ctx context.Context, objs []*unstructured.Unstructured,
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	for _, u := range objs {
-		gvk := u.GroupVersionKind()
-		m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		ri, err := a.resource(u)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", gvk.Kind, u.GetName(), err)
-		}
-		var ri dynamic.ResourceInterface = a.client.Resource(m.Resource)
-		if m.Scope.Name() == meta.RESTScopeNameNamespace {
-			ri = a.client.Resource(m.Resource).Namespace(u.GetNamespace())
+			return err
 		}
 		if _, err := ri.Create(ctx, u, opts); err != nil {
-			return fmt.Errorf("creating %s %s: %w", gvk.Kind, u.GetName(), err)
+			return fmt.Errorf("creating %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
 	return nil
+}
+
+// Apply applies every object server-side (`kubectl apply --server-side`),
+// as field manager manager, and returns the objects as the API server
+// stored them. A kind that a CustomResourceDefinition has just added is
+// found only by an Applier made after the API server serves it.
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, manager string) ([]*unstructured.Unstructured, error) {
+	opts := metav1.ApplyOptions{FieldManager: manager, Force: true}
+	var applied []*unstructured.Unstructured
+	for _, u := range objs {
+		ri, err := a.resource(u)
+		if err != nil {
+			return nil, err
+		}
+		got, err := ri.Apply(ctx, u.GetName(), u, opts)
+		if err != nil {
+			return nil, fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		applied = append(applied, got)
+	}
+	return applied, nil
+}
+
+// resource returns the client for u's kind, in u's namespace if the kind
+// has namespaces.
+func (a *Applier) resource(u *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	gvk := u.GroupVersionKind()
+	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", gvk.Kind, u.GetName(), err)
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		return a.client.Resource(m.Resource).Namespace(u.GetNamespace()), nil
+	}
+	return a.client.Resource(m.Resource), nil
+}
+
+// Get reads u's object as the API server has it now.
+func (a *Applier) Get(ctx context.Context, u *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	ri, err := a.resource(u)
+	if err != nil {
+		return nil, err
+	}
+	return ri.Get(ctx, u.GetName(), metav1.GetOptions{})
 }

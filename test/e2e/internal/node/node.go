@@ -533,6 +533,7 @@ func (c *Cluster) startControlPlane(cpBin, nodeBin string) error {
 			"node-lifecycle-controller", "disruption-controller",
 			"serviceaccount-controller", "serviceaccount-token-controller",
 			"root-ca-certificate-publisher-controller", "pod-garbage-collector-controller",
+			"namespace-controller",
 		}, ","),
 		"--service-account-private-key-file="+saKey, "--root-ca-file="+caFile,
 		"--leader-elect=false", "--profiling=false")
