@@ -664,7 +664,9 @@ func readStops(dir string, done <-chan struct{}) stopRecords {
 	defer tick.Stop()
 	for {
 		if r.app.IsZero() {
-			if b, err := os.ReadFile(filepath.Join(dir, "app")); err == nil {
+			// The pause binary writes the file in place: an empty read
+			// comes between its creation and the write.
+			if b, err := os.ReadFile(filepath.Join(dir, "app")); err == nil && strings.TrimSpace(string(b)) != "" {
 				if r.app, err = time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b))); err != nil {
 					r.err = fmt.Errorf("the application's stop record %q: %w", b, err)
 					return r
