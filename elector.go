@@ -264,6 +264,30 @@ const maxResignCooldown = 24 * time.Hour
 // step-down goes on without the caller. It returns ErrNotLeader if this
 // candidate does not lead, Run not running included.
 func (e *Elector) ResignFor(ctx context.Context, cooldown time.Duration) error {
+	return e.resign(ctx, cooldown, "")
+}
+
+// ResignTo is Resign that hands the lock to the candidate with ID id: the
+// release names it, it takes the lock in one write, and the other
+// candidates of this module leave it a window of one second, from when
+// they see the release, before they race for the lock as after any
+// release. Plain client-go electors in the election race at once; the
+// lock stays safe either way. If id is not a live, ready candidate, another
+// candidate leads after the window. It returns an error, and does nothing,
+// if id is not a valid ID or is this candidate's own.
+func (e *Elector) ResignTo(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return fmt.Errorf("elector: resign to: %w", err)
+	}
+	if id == e.o.id {
+		return errSelfSuccessor
+	}
+	return e.resign(ctx, e.o.ttl, id)
+}
+
+// resign asks the loop to step down, naming successor if it is not empty,
+// and waits until it did.
+func (e *Elector) resign(ctx context.Context, cooldown time.Duration, successor string) error {
 	if cooldown < 0 || cooldown > maxResignCooldown {
 		return fmt.Errorf("elector: resign cooldown %s is out of range: want 0s to %s", cooldown, maxResignCooldown)
 	}
@@ -273,7 +297,7 @@ func (e *Elector) ResignFor(ctx context.Context, cooldown time.Duration) error {
 	if !e.Status().IsLeader {
 		return ErrNotLeader
 	}
-	req := e.inbox.ask(&resignRequest{cooldown: cooldown, done: make(chan error, 1)})
+	req := e.inbox.ask(&resignRequest{cooldown: cooldown, to: successor, done: make(chan error, 1)})
 	select {
 	case err := <-req.done:
 		req.done <- err // for any other caller waiting on the same request
@@ -344,7 +368,13 @@ func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, []func(co
 		kind: lockTypeOf(o.lockType).kind, id: o.id, ttl: o.ttl, timeout: o.requestTimeout(),
 		log: log, metrics: e.metrics,
 	}
-	var bg []backgroundWorker
+	ready := func() bool { return true }
+	if l.gate != nil {
+		ready = l.gate.open
+	}
+	l.registry = newRegistry(e.client.CoordinationV1().Leases(o.namespace), e.client, e.election, o.id, o.priority,
+		ready, o.requestTimeout(), log)
+	bg := []backgroundWorker{l.registry}
 	if o.events {
 		l.events = newEventRecorder(e.client, o, log)
 		bg = append(bg, l.events)

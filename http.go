@@ -80,9 +80,12 @@ var (
 // POST /resign?cooldown=30s, only with WithResignEndpoint(true) and only from
 // a loopback address, steps down (ResignFor) and answers the Status once the
 // lock is released: 200, or 409 if this candidate does not lead. The cooldown
-// defaults to the TTL and may be at most 24h:
+// defaults to the TTL and may be at most 24h. With to=ID it hands the lock
+// to that candidate (ResignTo); an invalid ID, or this candidate's own, gets
+// 400:
 //
 //	$ curl -s -X POST 'localhost:5002/resign?cooldown=30s'
+//	$ curl -s -X POST 'localhost:5002/resign?to=pod-b'
 func (e *Elector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.views == nil {
 		writeText(w, r, http.StatusInternalServerError, errNotBuilt.Error())
@@ -203,7 +206,18 @@ func (e *Elector) serveResign(w http.ResponseWriter, r *http.Request) {
 		}
 		cooldown = d
 	}
-	switch err := e.ResignFor(r.Context(), cooldown); {
+	to := r.URL.Query().Get("to")
+	if _, named := r.URL.Query()["to"]; named {
+		if err := checkID(to); err != nil {
+			writeText(w, r, http.StatusBadRequest, "invalid successor: "+err.Error())
+			return
+		}
+		if to == e.o.id {
+			writeText(w, r, http.StatusBadRequest, errSelfSuccessor.Error())
+			return
+		}
+	}
+	switch err := e.resign(r.Context(), cooldown, to); {
 	case err == nil:
 		writeJSON(w, r, http.StatusOK, e.Status())
 	case errors.Is(err, ErrNotLeader):

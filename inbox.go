@@ -24,6 +24,7 @@ type inbox struct {
 // is released, or ErrNotLeader.
 type resignRequest struct {
 	cooldown time.Duration
+	to       string     // the successor to name, or empty
 	done     chan error // buffered: the loop never blocks on it
 }
 

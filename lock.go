@@ -25,6 +25,8 @@ type lockRead struct {
 	uid     types.UID // of the object that holds the record
 	cached  bool      // served by the watch, without a request
 	seen    time.Time // when this candidate received it
+	// successor is the candidate a release names (handover.go), or empty.
+	successor string
 }
 
 // objectLock reads and writes the leader record in the lock object(s). Every
@@ -33,7 +35,9 @@ type lockRead struct {
 type objectLock interface {
 	get(ctx context.Context) (lockRead, error)
 	create(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error)
-	update(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error)
+	// update writes rec; a release (empty holder) may name a successor,
+	// and every other write clears the name.
+	update(ctx context.Context, rec resourcelock.LeaderElectionRecord, successor string) (lockRead, error)
 	// visibleOf is lockRead.visible for an object that holds rec, without
 	// any request: what followers compare once a write of rec has landed.
 	visibleOf(rec resourcelock.LeaderElectionRecord) []byte
@@ -88,7 +92,7 @@ func (l *kindLock[T, P]) read(obj P, seen time.Time) (lockRead, error) {
 		return lockRead{}, err
 	}
 	l.obj = obj
-	return lockRead{rec: rec, visible: visible, precise: precise, uid: obj.GetUID(), seen: seen}, nil
+	return lockRead{rec: rec, visible: visible, precise: precise, uid: obj.GetUID(), seen: seen, successor: successorOf(obj, rec)}, nil
 }
 
 func (l *kindLock[T, P]) create(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error) {
@@ -104,7 +108,7 @@ func (l *kindLock[T, P]) create(ctx context.Context, rec resourcelock.LeaderElec
 	return l.read(created, time.Now())
 }
 
-func (l *kindLock[T, P]) update(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error) {
+func (l *kindLock[T, P]) update(ctx context.Context, rec resourcelock.LeaderElectionRecord, successor string) (lockRead, error) {
 	if l.obj == nil {
 		return lockRead{}, errors.New("lock not read yet: call Get or Create first")
 	}
@@ -113,6 +117,7 @@ func (l *kindLock[T, P]) update(ctx context.Context, rec resourcelock.LeaderElec
 	cp := *l.obj
 	obj := P(&cp)
 	l.codec.encode(obj, rec)
+	setSuccessor(obj, rec, successor)
 	updated, err := l.client.Update(ctx, obj, metav1.UpdateOptions{})
 	l.cache.wrote(updated, err)
 	if err != nil {

@@ -35,19 +35,20 @@ import (
 //   - stepping down: the term ends, the leader work returns, and the lock is
 //     released if it is still ours.
 type loop struct {
-	id      string
-	o       *options
-	rec     *observed
-	log     logr.Logger
-	queue   *serial.Queue // runs the callbacks in order
-	views   *views
-	metrics *metrics
-	inbox   *inbox
-	gate    *gate          // nil without a candidacy gate
-	events  *eventRecorder // nil without WithEvents
-	lockRef corev1.ObjectReference
-	ahead   time.Duration // how long before validUntil a term ends: options.ahead
-	changed chan struct{} // the watch showed a change; nil without the watch
+	id       string
+	o        *options
+	rec      *observed
+	log      logr.Logger
+	queue    *serial.Queue // runs the callbacks in order
+	views    *views
+	metrics  *metrics
+	inbox    *inbox
+	gate     *gate          // nil without a candidacy gate
+	events   *eventRecorder // nil without WithEvents
+	registry *registry      // the candidates, to name a successor
+	lockRef  corev1.ObjectReference
+	ahead    time.Duration // how long before validUntil a term ends: options.ahead
+	changed  chan struct{} // the watch showed a change; nil without the watch
 
 	onStarted   func(context.Context)
 	onStopped   func()
@@ -94,12 +95,13 @@ func (l *loop) run(ctx context.Context) error {
 			if !l.rec.ours() {
 				l.next = time.Now() // the gate may have opened
 			}
+			l.registry.kick()
 		case <-timer.C:
 			l.attempt(ctx)
 		}
 		if ctx.Err() != nil {
 			l.log.Info("stopping")
-			l.stepDown(ctx, l.o.releaseOnCancel, true)
+			l.stepDown(ctx, l.o.releaseOnCancel, true, "")
 			return nil
 		}
 		if req := l.inbox.take(); req != nil {
@@ -129,7 +131,7 @@ func (l *loop) attempt(ctx context.Context) {
 		if l.term == nil && l.gate != nil && !l.gate.open() {
 			// Holding the lock without a term while the application is
 			// not ready: let a ready candidate have it.
-			l.stepDown(ctx, true, false)
+			l.stepDown(ctx, true, false, "")
 			l.schedule(time.Now(), false)
 			return
 		}
@@ -173,6 +175,10 @@ func (l *loop) acquireAt(now time.Time) (time.Time, bool) {
 	switch {
 	case r.gone:
 		at = r.createAt()
+	case r.rec.HolderIdentity == "" && r.successor == l.id:
+		return r.lastChange, true // handed to us: take it now, without a spread
+	case r.rec.HolderIdentity == "" && r.successor != "":
+		at = r.lastChange.Add(successorWindow) // the successor's window
 	case r.rec.HolderIdentity == "":
 		at = r.lastChange
 	case l.o.watch:
@@ -268,7 +274,7 @@ func (l *loop) renew(ctx context.Context) {
 // write sends rec and acts on the outcome: a write naming us starts or
 // extends a term; a lost race reads the lock again from the API server.
 func (l *loop) write(ctx context.Context, rec resourcelock.LeaderElectionRecord) bool {
-	since, err := l.send(ctx, rec)
+	since, err := l.send(ctx, rec, "")
 	if err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
 			// Someone wrote since our last read: decide on what the lock
@@ -287,13 +293,13 @@ func (l *loop) write(ctx context.Context, rec resourcelock.LeaderElectionRecord)
 	return true
 }
 
-// send writes rec to the lock, bounded by the request timeout, and hands
-// the outcome to the record as last seen: a write passes from here to the
-// lock kind, and from there to the client.
-func (l *loop) send(ctx context.Context, rec resourcelock.LeaderElectionRecord) (since time.Time, err error) {
+// send writes rec to the lock, with the successor a release names, bounded
+// by the request timeout, and hands the outcome to the record as last seen:
+// a write passes from here to the lock kind, and from there to the client.
+func (l *loop) send(ctx context.Context, rec resourcelock.LeaderElectionRecord, successor string) (since time.Time, err error) {
 	ctx, cancel := context.WithTimeout(ctx, l.rec.timeout)
 	defer cancel()
-	verb, op, do := l.rec.writer(rec)
+	verb, op, do := l.rec.writer(rec, successor)
 	if err := ctx.Err(); err != nil {
 		// A client may send a request even with a cancelled context.
 		return time.Time{}, fmt.Errorf("%s %s %s: %w", verb, l.rec.kind, l.rec.lock.describe(), err)
@@ -367,6 +373,7 @@ func (l *loop) wrote(ctx context.Context, rec resourcelock.LeaderElectionRecord,
 	t.expire = time.AfterFunc(time.Hour, t.cancel) // set by extend
 	t.extend(since, lease, validUntil)
 	l.term = t
+	l.registry.lead(true)
 	l.metrics.transitions.Inc()
 	l.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
 	l.publish()
@@ -392,6 +399,7 @@ func (l *loop) endTerm() {
 		return
 	}
 	l.term = nil
+	l.registry.lead(false)
 	t.expire.Stop()
 	t.cancel()
 	l.publish()
@@ -403,14 +411,15 @@ func (l *loop) endTerm() {
 	}
 }
 
-// resign steps down for req and stays out of the election for its
-// cooldown, following it meanwhile.
+// resign steps down for req, handing the lock to its successor if it names
+// one, and stays out of the election for its cooldown, following it
+// meanwhile.
 func (l *loop) resign(ctx context.Context, req *resignRequest) {
 	if l.term == nil && !l.rec.ours() {
 		req.done <- ErrNotLeader
 		return
 	}
-	l.stepDown(ctx, true, false)
+	l.stepDown(ctx, true, false, req.to)
 	req.done <- nil
 	now := time.Now()
 	l.notBefore = now.Add(req.cooldown)
@@ -421,10 +430,14 @@ func (l *loop) resign(ctx context.Context, req *resignRequest) {
 }
 
 // stepDown ends the term and, if release and the record is still ours,
-// releases the lock: after the release delay, and once the WithBeforeRelease
-// function has run. At shutdown, the release and the background work that
-// follows share the shutdown budget.
-func (l *loop) stepDown(ctx context.Context, release, shutdown bool) {
+// releases the lock, naming successor if it is not empty: after the release
+// delay, and once the WithBeforeRelease function has run. At shutdown, the
+// release and the background work that follows share the shutdown budget.
+func (l *loop) stepDown(ctx context.Context, release, shutdown bool, successor string) {
+	if release && successor == "" && l.term != nil {
+		// Chosen while the term's view of the candidates lasts.
+		successor = l.registry.successor(time.Now())
+	}
 	l.endTerm()
 	if release && l.rec.ours() {
 		if d := l.o.releaseDelay; d > 0 {
@@ -448,16 +461,17 @@ func (l *loop) stepDown(ctx context.Context, release, shutdown bool) {
 		l.flushBy = now.Add(l.o.shutdownBudget())
 	}
 	if release && l.rec.ours() {
-		l.release(ctx, now.Add(l.o.renewDeadline))
+		l.release(ctx, now.Add(l.o.renewDeadline), successor)
 	}
 }
 
 // release blanks the holder of the lock so that a follower can take over
 // without waiting out the TTL, as client-go does: an empty holder and a
-// lease of one second. It writes only while the record as last seen is our
-// own write, and the write is conditioned on that object's resourceVersion,
-// so a release never clears another holder's lock.
-func (l *loop) release(ctx context.Context, deadline time.Time) {
+// lease of one second. The same write names successor, if not empty, to
+// take over first (handover.go). It writes only while the record as last
+// seen is our own write, and the write is conditioned on that object's
+// resourceVersion, so a release never clears another holder's lock.
+func (l *loop) release(ctx context.Context, deadline time.Time, successor string) {
 	// Run's context may be cancelled by now: detach from it so the request
 	// can be sent, and bound it so that shutdown cannot hang on an
 	// unreachable API server.
@@ -478,8 +492,12 @@ func (l *loop) release(ctx context.Context, deadline time.Time) {
 			LeaderTransitions:    rec.LeaderTransitions,
 			Strategy:             rec.Strategy,
 			PreferredHolder:      rec.PreferredHolder,
-		})
+		}, successor)
 		switch {
+		case err == nil && successor != "":
+			l.log.Info("released lock to a successor", "successor", successor)
+			l.saw()
+			return
 		case err == nil:
 			l.log.Info("released lock")
 			l.saw()

@@ -177,7 +177,8 @@ func TestCrashAfterALostRace(t *testing.T) {
 					testkit.Settle(maxRetryWait)
 					b.stall.Store(int64(stall))
 					cc.stall.Store(int64(stall))
-					a.stop(t) // releases: b and c race
+					forgetCandidates(t, c)
+					a.stop(t) // releases, naming no successor: b and c race
 					winner, _ := waitLeader(t, testTTL+stall, b, cc)
 					loser := b
 					if winner == b {
@@ -296,6 +297,24 @@ func TestCoordinatedLeaseFieldsAreKept(t *testing.T) {
 		a.stop(t)
 		check("after the release")
 	})
+}
+
+// forgetCandidates deletes every candidate Lease, so that the leader knows
+// of no successor and its release lets the followers race, as without the
+// registry (they write theirs again only at their next renewal).
+func forgetCandidates(t *testing.T, c *electortest.Cluster) {
+	t.Helper()
+	leases := c.Client().CoordinationV1().Leases("default")
+	list, err := leases.List(context.Background(), metav1.ListOptions{LabelSelector: candidateLabel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range list.Items {
+		if err := leases.Delete(context.Background(), l.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synctest.Wait()
 }
 
 func ptrString(p *string) string {

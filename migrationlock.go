@@ -55,6 +55,9 @@ func (m *migrationLock) join(r, lr lockRead) lockRead {
 	r.precise = joinRaw(r.precise, lr.precise)
 	r.cached = r.cached && lr.cached
 	r.seen = later(r.seen, lr.seen)
+	if r.successor != lr.successor {
+		r.successor = "" // a hint counts when both objects carry it
+	}
 	return r
 }
 
@@ -72,8 +75,8 @@ func (m *migrationLock) create(ctx context.Context, rec resourcelock.LeaderElect
 	return m.join(r, lr), nil
 }
 
-func (m *migrationLock) update(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error) {
-	r, err := m.old.update(ctx, rec)
+func (m *migrationLock) update(ctx context.Context, rec resourcelock.LeaderElectionRecord, successor string) (lockRead, error) {
+	r, err := m.old.update(ctx, rec, successor)
 	if err != nil {
 		return r, err
 	}
@@ -88,7 +91,7 @@ func (m *migrationLock) update(ctx context.Context, rec resourcelock.LeaderElect
 		if err != nil {
 			return lr, err
 		}
-	} else if lr, err = m.lease.update(ctx, rec); err != nil {
+	} else if lr, err = m.lease.update(ctx, rec, successor); err != nil {
 		return lr, err
 	}
 	return m.join(r, lr), nil

@@ -51,6 +51,8 @@ type observed struct {
 	// freed: this candidate saw the lock become free (released, or
 	// deleted), rather than finding it free at its first read.
 	freed bool
+	// successor is the candidate the release as last seen names, or empty.
+	successor string
 	// unsure is the record of our last write whose outcome is unknown (it
 	// timed out or the connection broke), until a write succeeds, and the
 	// time it was sent.
@@ -157,7 +159,7 @@ func (o *observed) absent(r lockRead) {
 		}
 	}
 	o.gone = true
-	o.precise, o.visible, o.since = nil, nil, time.Time{}
+	o.precise, o.visible, o.since, o.successor = nil, nil, time.Time{}, ""
 }
 
 // remember makes r the record as last seen. A change of what followers
@@ -177,7 +179,7 @@ func (o *observed) remember(r lockRead) {
 		}
 	}
 	rec := r.rec
-	o.rec, o.uid, o.gone = &rec, r.uid, false
+	o.rec, o.uid, o.gone, o.successor = &rec, r.uid, false, r.successor
 	o.deletedLogged = ""
 	o.checkSharedID(renewedInOurName)
 }
@@ -201,11 +203,15 @@ func (o *observed) checkSharedID(renewed bool) {
 }
 
 // writer returns how rec is written, given the record as last seen: the
-// verb and the metric's operation, and the lock's method that sends it. Every
-// write is conditioned on the object as last seen.
-func (o *observed) writer(rec resourcelock.LeaderElectionRecord) (verb, op string,
+// verb and the metric's operation, and the lock's method that sends it,
+// with the successor a release names. Every write is conditioned on the
+// object as last seen.
+func (o *observed) writer(rec resourcelock.LeaderElectionRecord, successor string) (verb, op string,
 	do func(context.Context, resourcelock.LeaderElectionRecord) (lockRead, error)) {
-	verb, op, do = "update", "acquire", o.lock.update
+	verb, op = "update", "acquire"
+	do = func(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error) {
+		return o.lock.update(ctx, rec, successor)
+	}
 	switch {
 	case o.gone || o.rec == nil:
 		verb, do = "create", o.lock.create
@@ -240,7 +246,7 @@ func (o *observed) wrote(verb, op string, rec resourcelock.LeaderElectionRecord,
 	o.succeeded()
 	o.precise, o.lastChange, o.written, o.freed = r.precise, r.seen, r.precise, false
 	written := r.rec
-	o.rec, o.uid, o.gone = &written, r.uid, false
+	o.rec, o.uid, o.gone, o.successor = &written, r.uid, false, r.successor
 	o.deletedLogged = ""
 	return o.since, nil
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -190,6 +189,7 @@ type options struct {
 	beforeRelease   func(context.Context, Status) error
 	gate            func(context.Context) error
 	gateFailures    int
+	priority        int
 }
 
 // defaults returns every default in one place. The ID defaults to the
@@ -375,6 +375,18 @@ func WithOnNewLeader(f func(identity string)) Option {
 	return optionFunc(func(o *options) { o.onNewLeader = f })
 }
 
+// maxPriority is the highest priority WithPriority accepts.
+const maxPriority = 1_000_000
+
+// WithPriority sets this candidate's priority, from 0 (the default) to
+// 1000000. A leader that releases the lock gracefully (shutdown, Resign, a
+// closed candidacy gate) names as its successor the ready candidate with the
+// highest priority (see ResignTo): among candidates that are ready, the
+// lock goes to the highest priority first.
+func WithPriority(n int) Option {
+	return optionFunc(func(o *options) { o.priority = n })
+}
+
 // WithCandidacyGate makes candidacy depend on check, which Run calls every
 // retry period with the lock's request timeout, from a goroutine of its own:
 // while it returns an error, this candidate does not campaign (it never
@@ -473,12 +485,8 @@ func (o *options) validate(election string) error {
 	switch {
 	case o.idErr != nil:
 		bad("no ID given and the hostname cannot be read (%v): set an ID", o.idErr)
-	case strings.TrimSpace(o.id) == "":
-		bad("ID %q is empty: want a unique, non-blank name for this candidate", o.id)
-	case strings.IndexFunc(o.id, unicode.IsControl) >= 0:
-		bad("ID %q contains control characters", o.id)
-	case len(o.id) > 253:
-		bad("ID is %d bytes long: want at most 253", len(o.id))
+	case checkID(o.id) != nil:
+		bad("%v", checkID(o.id))
 	}
 	if !validLockType(o.lockType) {
 		bad("lock type %q is not supported: want one of %s", o.lockType, joinLockTypes())
@@ -548,8 +556,11 @@ func (o *options) validate(election string) error {
 	return errors.Join(errs...)
 }
 
-// validateGate checks the candidacy gate's options.
+// validateGate checks the candidacy gate's options, and the priority.
 func (o *options) validateGate(bad func(format string, args ...any)) {
+	if o.priority < 0 || o.priority > maxPriority {
+		bad("priority %d is out of range: want 0 (the default) to %d", o.priority, maxPriority)
+	}
 	switch {
 	case o.gateFailures < 0:
 		bad("candidacy gate failures %d is negative: want 1 or more consecutive failed checks before a leader steps down, or 0 for %d", o.gateFailures, defaultGateFailures)

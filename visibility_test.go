@@ -46,7 +46,7 @@ func (p plainLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRe
 }
 
 func (p plainLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
-	_, err := p.update(ctx, rec)
+	_, err := p.update(ctx, rec, "")
 	return err
 }
 
@@ -101,11 +101,12 @@ func plainFollower(t *testing.T, c *electortest.Cluster, lock LockType, id strin
 	})
 }
 
-// holderOf returns the holder an object written to the fake records.
+// holderOf returns the holder an object written to the fake records: of a
+// lock object, not of a candidate Lease.
 func holderOf(obj runtime.Object) string {
 	switch o := obj.(type) {
 	case *coordinationv1.Lease:
-		if o.Spec.HolderIdentity != nil {
+		if o.Spec.HolderIdentity != nil && o.Labels[candidateLabel] == "" {
 			return *o.Spec.HolderIdentity
 		}
 	case *corev1.ConfigMap:

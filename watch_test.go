@@ -109,11 +109,15 @@ func TestReleasedLockIsTakenAtOnceWithWatch(t *testing.T) {
 	})
 }
 
-// writes counts the update and create requests a candidate's client has sent.
+// writes counts the update and create requests on the lock that a
+// candidate's client has sent (not those on its candidate Lease).
 func writes(c *candidate) int {
 	n := 0
 	for _, a := range c.client.Actions() {
-		if v := a.GetVerb(); v == "update" || v == "create" {
+		if v := a.GetVerb(); v != "update" && v != "create" {
+			continue
+		}
+		if !candidateWrite(a) {
 			n++
 		}
 	}

@@ -286,11 +286,12 @@ func lockHolder(t *testing.T, client kubernetes.Interface, lock elector.LockType
 	return resourcelock.LeaderElectionRecord{}
 }
 
-// holderOf returns the holder an object written to the fake records.
+// holderOf returns the holder an object written to the fake records: of
+// the lock, not of the candidates' own Leases beside it.
 func holderOf(obj runtime.Object) string {
 	switch o := obj.(type) {
 	case *coordinationv1.Lease:
-		if o.Spec.HolderIdentity != nil {
+		if o.Spec.HolderIdentity != nil && o.Name == testElection {
 			return *o.Spec.HolderIdentity
 		}
 	case *corev1.ConfigMap:

@@ -48,6 +48,7 @@ func newParts(c config, fs *flag.FlagSet, log logr.Logger) (*parts, error) {
 		elector.WithLogger(log),
 		elector.WithReleaseDelay(c.releaseDelay),
 		elector.WithResignEndpoint(c.allowResign),
+		elector.WithPriority(c.priority),
 		elector.WithWatch(c.watch),
 		elector.WithPodName(c.podName),
 		elector.WithEvents(c.events),

@@ -1,0 +1,344 @@
+package elector
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/watch"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// The candidate registry: how a leader knows whom to hand the lock to.
+//
+// Every candidate keeps a Lease of its own beside the lock, its candidate
+// Lease, labelled with the election: its ID as the holder, whether it is
+// ready to lead (its candidacy gate is open) and its priority as
+// annotations. It writes it when it starts, when its readiness changes, and
+// every candidateRenewal, and deletes it when it stops: an idle candidate
+// sends one request every candidateRenewal (0.1 per minute), and nothing
+// polls. Only the leader reads the others, with one watch that lives as
+// long as its term; so at a release it knows, without a request, the
+// candidates that are ready and were alive within candidateTTL, and names
+// the best: the highest priority, then the one heard from last.
+//
+// A candidate that crashed less than candidateTTL ago can still be named;
+// it does not take the lock, and the others take it when the successor's
+// window ends (handover.go). Without the permissions for candidate Leases
+// (an older Role), a candidate logs it once and does without: releases
+// then name no successor, as before.
+const (
+	candidateRenewal = 10 * time.Minute
+	candidateTTL     = 25 * time.Minute
+
+	candidateLabel    = "k8s-elector.io/candidate-for"
+	readyAnnotation   = "k8s-elector.io/ready"
+	priorityAnnotaton = "k8s-elector.io/priority"
+)
+
+// registry is this candidate's entry in the election's candidates and,
+// while it leads, its view of the others. Its run is a background worker of
+// Run; the loop tells it when terms start and end (lead) and when the
+// gate's answer may have changed (kick), and asks it for a successor.
+type registry struct {
+	leases   coordinationv1client.LeaseInterface
+	client   any // the clientset, for the watch's list semantics
+	name     string
+	election string // the label value
+	id       string
+	priority int
+	ready    func() bool
+	timeout  time.Duration
+	log      logr.Logger
+
+	kicks    chan struct{}
+	leadC    chan bool
+	finished chan struct{}
+	once     sync.Once
+
+	mu     sync.Mutex
+	others map[string]*coordinationv1.Lease // while leading: by name
+}
+
+func newRegistry(leases coordinationv1client.LeaseInterface, clientset any, election, id string, priority int,
+	ready func() bool, timeout time.Duration, log logr.Logger) *registry {
+	return &registry{
+		leases: leases, client: clientset, name: candidateName(election, id), election: labelValue(election),
+		id: id, priority: priority, ready: ready, timeout: timeout, log: log,
+		kicks: make(chan struct{}, 1), leadC: make(chan bool, 1), finished: make(chan struct{}),
+	}
+}
+
+// candidateName is the name of the candidate Lease of id in election: the
+// two joined if that is a valid name, else with a hash for the ID, or for
+// both.
+func candidateName(election, id string) string {
+	if name := election + "-candidate-" + id; len(validation.IsDNS1123Subdomain(name)) == 0 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(id))
+	if name := election + "-candidate-" + hex.EncodeToString(sum[:8]); len(validation.IsDNS1123Subdomain(name)) == 0 {
+		return name
+	}
+	sum = sha256.Sum256([]byte(election + "\x00" + id))
+	return "k8s-elector-candidate-" + hex.EncodeToString(sum[:16])
+}
+
+// labelValue is election as a label value: itself if valid, else a hash.
+func labelValue(election string) string {
+	if len(validation.IsValidLabelValue(election)) == 0 {
+		return election
+	}
+	sum := sha256.Sum256([]byte(election))
+	return hex.EncodeToString(sum[:16])
+}
+
+// kick tells the registry that readiness may have changed.
+func (r *registry) kick() {
+	if r == nil {
+		return
+	}
+	select {
+	case r.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// lead tells the registry that a term started or ended.
+func (r *registry) lead(leading bool) {
+	if r == nil {
+		return
+	}
+	select {
+	case <-r.leadC: // replace a value not yet taken
+	default:
+	}
+	r.leadC <- leading
+}
+
+// finish asks run to delete the candidate Lease and return.
+func (r *registry) finish() { r.once.Do(func() { close(r.finished) }) }
+
+// run keeps the candidate Lease and, while leading, the watch of the
+// others, until finish (then it deletes the candidate Lease) or ctx ends.
+func (r *registry) run(ctx context.Context) {
+	var stopWatch func()
+	defer func() {
+		if stopWatch != nil {
+			stopWatch()
+		}
+	}()
+	var own *coordinationv1.Lease
+	var wroteReady bool
+	disabled := false
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.finished:
+			if own != nil {
+				dctx, cancel := context.WithTimeout(ctx, r.timeout)
+				err := r.leases.Delete(dctx, own.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &own.UID}})
+				cancel()
+				if err != nil && !apierrors.IsNotFound(err) {
+					r.log.V(1).Info("could not delete the candidate Lease; it expires on its own", "lease", own.Name, "err", err.Error())
+				}
+			}
+			return
+		case leading := <-r.leadC:
+			switch {
+			case leading && stopWatch == nil && !disabled:
+				stopWatch = r.watch(ctx)
+			case !leading && stopWatch != nil:
+				stopWatch()
+				stopWatch = nil
+			}
+			continue
+		case <-r.kicks:
+			if disabled || own == nil || r.ready() == wroteReady {
+				continue
+			}
+		case <-timer.C:
+		}
+		if disabled {
+			continue
+		}
+		ready := r.ready()
+		lease, err := r.write(ctx, own, ready)
+		switch {
+		case err == nil:
+			own, wroteReady = lease, ready
+			timer.Reset(candidateRenewal + rand.N(candidateRenewal/10))
+		case apierrors.IsForbidden(err):
+			disabled = true
+			r.log.Info("no permission for candidate Leases: graceful releases name no successor; "+
+				"give the Role create on leases and get, update, delete, list and watch on the election's candidate Leases (see deploy/base)",
+				"err", err.Error())
+		default:
+			r.log.V(1).Info("could not write the candidate Lease; retrying", "err", err.Error())
+			own = nil // read it again
+			timer.Reset(time.Minute)
+		}
+	}
+}
+
+// write creates or updates the candidate Lease.
+func (r *registry) write(ctx context.Context, own *coordinationv1.Lease, ready bool) (*coordinationv1.Lease, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if own == nil {
+		got, err := r.leases.Get(ctx, r.name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, err
+		default:
+			own = got
+		}
+	}
+	now := metav1.NewMicroTime(time.Now())
+	ttl := int32(candidateTTL / time.Second)
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   r.name,
+			Labels: map[string]string{candidateLabel: r.election},
+			Annotations: map[string]string{
+				readyAnnotation:   strconv.FormatBool(ready),
+				priorityAnnotaton: strconv.Itoa(r.priority),
+			},
+		},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &r.id, LeaseDurationSeconds: &ttl, AcquireTime: &now, RenewTime: &now},
+	}
+	if own == nil {
+		return r.leases.Create(ctx, lease, metav1.CreateOptions{})
+	}
+	lease.ResourceVersion, lease.UID = own.ResourceVersion, own.UID
+	lease.Spec.AcquireTime = own.Spec.AcquireTime
+	return r.leases.Update(ctx, lease, metav1.UpdateOptions{})
+}
+
+// watch runs the watch of the election's candidate Leases until the
+// returned function is called, which waits for it to end.
+func (r *registry) watch(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	selector := labels.SelectorFromSet(labels.Set{candidateLabel: r.election})
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = selector.String()
+			return r.leases.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = selector.String()
+			return r.leases.Watch(ctx, o)
+		},
+	}
+	put := func(obj any, deleted bool) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj, deleted = d.Obj, true
+		}
+		l, ok := obj.(*coordinationv1.Lease)
+		if !ok || !selector.Matches(labels.Set(l.Labels)) {
+			return // a fake clientset's watch does not select
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if deleted {
+			delete(r.others, l.Name)
+		} else {
+			r.others[l.Name] = l
+		}
+	}
+	r.mu.Lock()
+	r.others = map[string]*coordinationv1.Lease{}
+	r.mu.Unlock()
+	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
+		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, r.client),
+		ObjectType:    &coordinationv1.Lease{},
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { put(obj, false) },
+			UpdateFunc: func(_, obj any) { put(obj, false) },
+			DeleteFunc: func(obj any) { put(obj, true) },
+		},
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		informer.RunWithContext(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+		r.mu.Lock()
+		r.others = nil
+		r.mu.Unlock()
+	}
+}
+
+// successor returns the candidate to hand the lock to at now, other than
+// this one: ready, alive, with the highest priority, then heard from last,
+// then the first ID; or "" if none is known.
+func (r *registry) successor(now time.Time) string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	type cand struct {
+		id       string
+		priority int
+		renewed  time.Time
+	}
+	var cands []cand
+	for _, l := range r.others {
+		id := ptrValue(l.Spec.HolderIdentity)
+		if id == "" || id == r.id || l.Annotations[readyAnnotation] != "true" || l.Spec.RenewTime == nil {
+			continue
+		}
+		ttl := time.Duration(ptrValue(l.Spec.LeaseDurationSeconds)) * time.Second
+		if !now.Before(l.Spec.RenewTime.Add(ttl)) {
+			continue // not heard from within its TTL
+		}
+		p, err := strconv.Atoi(l.Annotations[priorityAnnotaton])
+		if err != nil {
+			continue
+		}
+		cands = append(cands, cand{id: id, priority: p, renewed: l.Spec.RenewTime.Time})
+	}
+	if len(cands) == 0 {
+		return ""
+	}
+	best := slices.MinFunc(cands, func(a, b cand) int {
+		switch {
+		case a.priority != b.priority:
+			return b.priority - a.priority
+		case !a.renewed.Equal(b.renewed):
+			return b.renewed.Compare(a.renewed)
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	return best.id
+}
+
+func ptrValue[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
