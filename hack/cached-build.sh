@@ -1,6 +1,6 @@
 # Sourced by hack/controlplane-bins.sh, hack/node-bins.sh and
 # hack/prometheus-bins.sh: the one way they build a pinned binary into their
-# cache.
+# cache, and take a directory the user gives instead (given_dir).
 #
 # cached_build TAG DIR NAME PACKAGE [MODULE [BUILD FLAGS...]] builds PACKAGE
 # in module hack/MODULE (default tools) into DIR/NAME unless it is there, with
@@ -32,4 +32,24 @@ cached_build() { # tag dir name package [module [build flags...]]
 	trap - INT TERM
 	mv "${dir}/.${name}.tmp" "${dir}/${name}"
 	echo "${tag}: built ${name} in $((SECONDS - start))s" >&2
+}
+
+# given_dir VAR TAG DIR FILE... prints DIR and exits the script if the
+# environment variable VAR (a directory chosen by the user) is set, once
+# every FILE is there; it fails naming the first missing one.
+given_dir() { # var tag dir files...
+	local var="$1" tag="$2" dir="$3"
+	shift 3
+	if [[ -z "${!var:-}" ]]; then
+		return
+	fi
+	local f
+	for f in "$@"; do
+		if [[ ! -e "${dir}/${f}" ]]; then
+			echo "${tag}: ${var}=${dir} has no ${f}" >&2
+			exit 1
+		fi
+	done
+	echo "${dir}"
+	exit 0
 }

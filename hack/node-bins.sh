@@ -23,20 +23,10 @@ cache="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}"
 dir="${NODE_BIN_DIR:-${cache}/k8s-elector/node/${version}}"
 names=(kubelet kube-controller-manager kube-scheduler)
 
-if [[ -n "${NODE_BIN_DIR:-}" ]]; then
-	for name in "${names[@]}"; do
-		if [[ ! -x "${dir}/${name}" ]]; then
-			echo "node-bins: NODE_BIN_DIR=${dir} has no ${name}" >&2
-			exit 1
-		fi
-	done
-	echo "${dir}"
-	exit 0
-fi
-mkdir -p "${dir}"
-
 # shellcheck source=hack/cached-build.sh
 source "${root}/hack/cached-build.sh"
+given_dir NODE_BIN_DIR node-bins "${dir}" "${names[@]}"
+mkdir -p "${dir}"
 
 cached_build node-bins "${dir}" kubelet k8s.io/kubernetes/cmd/kubelet
 cached_build node-bins "${dir}" kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager

@@ -28,20 +28,10 @@ crds=(monitoring.coreos.com_podmonitors.yaml monitoring.coreos.com_prometheusrul
 cache="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}"
 dir="${PROMETHEUS_BIN_DIR:-${cache}/k8s-elector/prometheus/${version}}"
 
-if [[ -n "${PROMETHEUS_BIN_DIR:-}" ]]; then
-	for f in prometheus "${crds[@]/#/crds/}"; do
-		if [[ ! -e "${dir}/${f}" ]]; then
-			echo "prometheus-bins: PROMETHEUS_BIN_DIR=${dir} has no ${f}" >&2
-			exit 1
-		fi
-	done
-	echo "${dir}"
-	exit 0
-fi
-mkdir -p "${dir}"
-
 # shellcheck source=hack/cached-build.sh
 source "${root}/hack/cached-build.sh"
+given_dir PROMETHEUS_BIN_DIR prometheus-bins "${dir}" prometheus "${crds[@]/#/crds/}"
+mkdir -p "${dir}"
 
 cached_build prometheus-bins "${dir}" prometheus github.com/prometheus/prometheus/cmd/prometheus \
 	prometheus -tags=remove_all_sd,enable_kubernetes_sd

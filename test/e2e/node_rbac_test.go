@@ -40,13 +40,7 @@ func TestNodeForbidden(t *testing.T) {
 	if len(kept) == len(objs) {
 		t.Fatal("deploy/example has no RoleBinding to leave out")
 	}
-	a, err := manifests.NewApplier(nc.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Create(ctx, kept, false); err != nil {
-		t.Fatal(err)
-	}
+	nc.create(t, kept)
 
 	// Wait until the three electors answer, then watch them for two TTLs.
 	deadline := time.Now().Add(nodeWaitPods)

@@ -172,13 +172,7 @@ func applyExample(t *testing.T, nc *nodeCluster, name string) (ns, service strin
 			}
 		}
 	}
-	a, err := manifests.NewApplier(nc.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Create(context.Background(), objs, false); err != nil {
-		t.Fatal(err)
-	}
+	nc.create(t, objs)
 	service = kindName(objs, "Service")
 	settled(t, nc, ns, service, 3, nodeWaitPods, "")
 	return ns, service

@@ -163,13 +163,7 @@ func TestNodeSingleton(t *testing.T) {
 	if mounted != 1 {
 		t.Fatalf("deploy/singleton has %d containers with image %s, want 1", mounted, singletonImage)
 	}
-	a, err := manifests.NewApplier(nc.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Create(ctx, objs, false); err != nil {
-		t.Fatal(err)
-	}
+	nc.create(t, objs)
 
 	begin := time.Now()
 	leader := waitLeaderPod(t, nc, ns, 2, "", nodeWaitPods)

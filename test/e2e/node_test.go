@@ -168,6 +168,18 @@ func (nc *nodeCluster) namespace(t *testing.T, name string) string {
 	return name
 }
 
+// create creates objs on the cluster, as kubectl create would.
+func (nc *nodeCluster) create(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	a, err := manifests.NewApplier(nc.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Create(context.Background(), objs, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // createNamespace creates a namespace.
 func createNamespace(ctx context.Context, client kubernetes.Interface, name string) error {
 	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
@@ -351,13 +363,7 @@ func TestNodeExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	localImages(objs, nc.image)
-	a, err := manifests.NewApplier(nc.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Create(ctx, objs, false); err != nil {
-		t.Fatal(err)
-	}
+	nc.create(t, objs)
 	service := kindName(objs, "Service")
 	begin := time.Now()
 	leader := settled(t, nc, ns, service, 3, nodeWaitPods, "")
@@ -477,13 +483,7 @@ func TestNodeSidecar(t *testing.T) {
 	if sidecars != 1 {
 		t.Fatalf("the build has %d %s containers, want 1", sidecars, sidecarName)
 	}
-	a, err := manifests.NewApplier(nc.Admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Create(ctx, objs, false); err != nil {
-		t.Fatal(err)
-	}
+	nc.create(t, objs)
 
 	begin := time.Now()
 	leader := waitLeaderPod(t, nc, ns, 3, "", nodeWaitPods)
