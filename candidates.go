@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -70,8 +71,9 @@ type registry struct {
 	finished chan struct{}
 	once     sync.Once
 
-	mu     sync.Mutex
-	others map[string]*coordinationv1.Lease // while leading: by name
+	mu       sync.Mutex
+	others   map[string]*coordinationv1.Lease // while leading: by name
+	outUntil time.Time                        // a resignation's cooldown: not ready until then
 }
 
 func newRegistry(leases coordinationv1client.LeaseInterface, clientset any, election, id string, priority int,
@@ -118,6 +120,30 @@ func (r *registry) kick() {
 	}
 }
 
+// stayOut marks this candidate not ready until until, a resignation's
+// cooldown, so that no leader names it meanwhile.
+func (r *registry) stayOut(until time.Time) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.outUntil = until
+	r.mu.Unlock()
+	r.kick()
+}
+
+// readyNow is whether this candidate may be named a successor now, and when
+// that changes with the cooldown (zero: not by itself).
+func (r *registry) readyNow(now time.Time) (bool, time.Time) {
+	r.mu.Lock()
+	until := r.outUntil
+	r.mu.Unlock()
+	if now.Before(until) {
+		return false, until
+	}
+	return r.ready(), time.Time{}
+}
+
 // lead tells the registry that a term started or ended.
 func (r *registry) lead(leading bool) {
 	if r == nil {
@@ -147,6 +173,9 @@ func (r *registry) run(ctx context.Context) {
 	disabled := false
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	back := time.NewTimer(time.Hour) // the end of a cooldown
+	back.Stop()
+	defer back.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -171,6 +200,14 @@ func (r *registry) run(ctx context.Context) {
 			}
 			continue
 		case <-r.kicks:
+			ready, until := r.readyNow(time.Now())
+			if !until.IsZero() {
+				back.Reset(time.Until(until))
+			}
+			if disabled || own == nil || ready == wroteReady {
+				continue
+			}
+		case <-back.C:
 			if disabled || own == nil || r.ready() == wroteReady {
 				continue
 			}
@@ -179,7 +216,7 @@ func (r *registry) run(ctx context.Context) {
 		if disabled {
 			continue
 		}
-		ready := r.ready()
+		ready, _ := r.readyNow(time.Now())
 		lease, err := r.write(ctx, own, ready)
 		switch {
 		case err == nil:
@@ -288,6 +325,33 @@ func (r *registry) watch(ctx context.Context) (stop func()) {
 		r.others = nil
 		r.mu.Unlock()
 	}
+}
+
+// refuse returns why the lock cannot be handed to id at now, or "" if id
+// is a ready candidate heard from within its TTL.
+func (r *registry) refuse(id string, now time.Time) string {
+	if r == nil {
+		return "this leader knows no candidates"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.others == nil {
+		return "this leader knows no candidates: it cannot read their candidate Leases (see deploy/base's Role)"
+	}
+	for _, l := range r.others {
+		if ptrValue(l.Spec.HolderIdentity) != id {
+			continue
+		}
+		ttl := time.Duration(ptrValue(l.Spec.LeaseDurationSeconds)) * time.Second
+		switch {
+		case l.Spec.RenewTime == nil || !now.Before(l.Spec.RenewTime.Add(ttl)):
+			return fmt.Sprintf("candidate %s has not been heard from within %s", id, ttl)
+		case l.Annotations[readyAnnotation] != "true":
+			return fmt.Sprintf("candidate %s is not ready", id)
+		}
+		return ""
+	}
+	return fmt.Sprintf("no candidate %s in this election", id)
 }
 
 // successor returns the candidate to hand the lock to at now, other than

@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -32,12 +31,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// client-go's error handlers back off with one clock for the whole
-	// process: an error at a late instant of one synctest bubble (or of real
-	// time) makes the next bubble's reflector sleep until that instant on its
-	// own clock, for minutes or years. The tests drop the back-off (and the
-	// log lines); the elector logs its own errors.
-	utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{func(context.Context, error, string, ...any) {}}
 	goleak.VerifyTestMain(m)
 }
 

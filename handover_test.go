@@ -3,6 +3,7 @@ package elector
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -238,6 +239,98 @@ func TestIdleCandidatesCostOneRequestPerRenewal(t *testing.T) {
 		t.Logf("an idle candidate's registry, in an hour: %v", counts)
 		if _, err := client.CoordinationV1().Leases("default").Get(context.Background(), r.name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("the candidate Lease is still there after the registry finished: %v", err)
+		}
+	})
+}
+
+// requestHandover runs RequestHandover on its own client in the bubble and
+// returns its answer once it returns.
+func requestHandover(t *testing.T, c *electortest.Cluster, lock LockType, to string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*testTTL)
+	defer cancel()
+	return RequestHandover(ctx, c.Client(), lock, "default", testElection, to)
+}
+
+// TestRequestHandoverThroughTheLock: an operator's request on the lock
+// object moves leadership to the candidate it names, or to the best one,
+// and returns the new leader; a request the leader cannot honour is
+// refused with one line saying why, and leadership stays.
+func TestRequestHandoverThroughTheLock(t *testing.T) {
+	forEachWatchedLock(t, func(t *testing.T, lock LockType) {
+		c := electortest.NewCluster()
+		a := start(t, c, "a", lock, WithPriority(1))
+		waitLeader(t, testTTL, a)
+		closed := errors.New("not ready")
+		b := start(t, c, "b", lock)
+		cc := start(t, c, "c", lock, WithPriority(2))
+		d := start(t, c, "d", lock, WithCandidacyGate(func(context.Context) error { return closed }, 1))
+		cands := []*candidate{a, b, cc, d}
+		testkit.Settle(2 * maxRetryWait)
+
+		for _, tc := range []struct{ to, want string }{
+			{"zz", "no candidate zz in this election"},
+			{"d", "candidate d is not ready"},
+			{"a", "a leads election default/example already"},
+		} {
+			if got, err := requestHandover(t, c, lock, tc.to); !errors.Is(err, ErrHandover) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("handover to %s: %q, %v; want an ErrHandover saying %q", tc.to, got, err, tc.want)
+			}
+			if ids := leaders(cands...); len(ids) != 1 || ids[0] != "a" {
+				t.Fatalf("after a refused handover to %s, leaders %v, want [a]", tc.to, ids)
+			}
+		}
+		got, err := requestHandover(t, c, lock, "b")
+		if err != nil || got != "b" {
+			t.Fatalf("handover to b: %q, %v; want b", got, err)
+		}
+		if next, _ := waitLeader(t, testTTL, cands...); next != b {
+			t.Fatalf("%s leads after the handover to b", next.id)
+		}
+		// To the best other ready candidate: c has the highest priority.
+		got, err = requestHandover(t, c, lock, "")
+		if err != nil || got != "c" {
+			t.Fatalf("handover to the best: %q, %v; want c", got, err)
+		}
+		waitLeader(t, testTTL, cands...)
+	})
+}
+
+// TestRacingHandoverRequests: two requests at once end with one leader;
+// each caller learns who leads, and the one not honoured gets an error.
+func TestRacingHandoverRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := electortest.NewCluster()
+		a := start(t, c, "a", LockLeases)
+		waitLeader(t, testTTL, a)
+		b, cc := start(t, c, "b", LockLeases), start(t, c, "c", LockLeases)
+		testkit.Settle(2 * maxRetryWait)
+		type answer struct {
+			got string
+			err error
+		}
+		answers := make(chan answer, 2)
+		for _, to := range []string{"b", "c"} {
+			go func() {
+				got, err := requestHandover(t, c, LockLeases, to)
+				answers <- answer{got, err}
+			}()
+		}
+		first, second := <-answers, <-answers
+		next, _ := waitLeader(t, testTTL, a, b, cc)
+		t.Logf("racing requests: (%q, %v) and (%q, %v); %s leads", first.got, first.err, second.got, second.err, next.id)
+		ok := 0
+		for _, ans := range []answer{first, second} {
+			switch {
+			case ans.err == nil && ans.got == next.id:
+				ok++
+			case ans.err != nil && errors.Is(ans.err, ErrHandover):
+			default:
+				t.Errorf("a racing request answered %q, %v; want the leader %s or an ErrHandover", ans.got, ans.err, next.id)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("%d requests were honoured, want 1", ok)
 		}
 	})
 }

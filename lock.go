@@ -3,6 +3,7 @@ package elector
 import (
 	"context"
 	"errors"
+	"maps"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -27,6 +28,17 @@ type lockRead struct {
 	seen    time.Time // when this candidate received it
 	// successor is the candidate a release names (handover.go), or empty.
 	successor string
+	// request and refused are the handover request on the object and the
+	// leader's last refusal, as written (handover.go), or empty.
+	request, refused string
+}
+
+// extras are what a write of ours puts on the lock object besides the
+// record: the successor a release names, and a refusal of a handover
+// request. Every write of ours removes the handover request it answers.
+type extras struct {
+	successor string
+	refused   []handoverRefusal
 }
 
 // objectLock reads and writes the leader record in the lock object(s). Every
@@ -35,9 +47,12 @@ type lockRead struct {
 type objectLock interface {
 	get(ctx context.Context) (lockRead, error)
 	create(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error)
-	// update writes rec; a release (empty holder) may name a successor,
-	// and every other write clears the name.
-	update(ctx context.Context, rec resourcelock.LeaderElectionRecord, successor string) (lockRead, error)
+	// update writes rec with x; a release (empty holder) may name a
+	// successor, and every other write clears the name.
+	update(ctx context.Context, rec resourcelock.LeaderElectionRecord, x extras) (lockRead, error)
+	// annotate sets one annotation on the object as last read, and nothing
+	// else: a handover request.
+	annotate(ctx context.Context, key, value string) (lockRead, error)
 	// visibleOf is lockRead.visible for an object that holds rec, without
 	// any request: what followers compare once a write of rec has landed.
 	visibleOf(rec resourcelock.LeaderElectionRecord) []byte
@@ -92,7 +107,9 @@ func (l *kindLock[T, P]) read(obj P, seen time.Time) (lockRead, error) {
 		return lockRead{}, err
 	}
 	l.obj = obj
-	return lockRead{rec: rec, visible: visible, precise: precise, uid: obj.GetUID(), seen: seen, successor: successorOf(obj, rec)}, nil
+	ann := obj.GetAnnotations()
+	return lockRead{rec: rec, visible: visible, precise: precise, uid: obj.GetUID(), seen: seen, successor: successorOf(obj, rec),
+		request: ann[handoverRequestAnnotation], refused: ann[handoverRefusedAnnotation]}, nil
 }
 
 func (l *kindLock[T, P]) create(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error) {
@@ -108,7 +125,7 @@ func (l *kindLock[T, P]) create(ctx context.Context, rec resourcelock.LeaderElec
 	return l.read(created, time.Now())
 }
 
-func (l *kindLock[T, P]) update(ctx context.Context, rec resourcelock.LeaderElectionRecord, successor string) (lockRead, error) {
+func (l *kindLock[T, P]) update(ctx context.Context, rec resourcelock.LeaderElectionRecord, x extras) (lockRead, error) {
 	if l.obj == nil {
 		return lockRead{}, errors.New("lock not read yet: call Get or Create first")
 	}
@@ -117,7 +134,28 @@ func (l *kindLock[T, P]) update(ctx context.Context, rec resourcelock.LeaderElec
 	cp := *l.obj
 	obj := P(&cp)
 	l.codec.encode(obj, rec)
-	setSuccessor(obj, rec, successor)
+	setSuccessor(obj, rec, x.successor)
+	answerRequest(obj, x.refused)
+	updated, err := l.client.Update(ctx, obj, metav1.UpdateOptions{})
+	l.cache.wrote(updated, err)
+	if err != nil {
+		return lockRead{}, err
+	}
+	return l.read(updated, time.Now())
+}
+
+func (l *kindLock[T, P]) annotate(ctx context.Context, key, value string) (lockRead, error) {
+	if l.obj == nil {
+		return lockRead{}, errors.New("lock not read yet: call Get first")
+	}
+	cp := *l.obj
+	obj := P(&cp)
+	ann := maps.Clone(obj.GetAnnotations())
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[key] = value
+	obj.SetAnnotations(ann)
 	updated, err := l.client.Update(ctx, obj, metav1.UpdateOptions{})
 	l.cache.wrote(updated, err)
 	if err != nil {

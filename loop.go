@@ -63,6 +63,11 @@ type loop struct {
 	spreadFor  time.Time // the change spread was drawn for
 	flushBy    time.Time // set at shutdown: when the background work must be done
 	done       bool      // Run is returning: the last view is published
+	// The handover requests on the lock object (handover.go): the last one
+	// taken, the one to act on, and the refusal the next write records.
+	answered string
+	request  *handoverRequest
+	answer   []handoverRefusal
 }
 
 // kickSpread bounds the random wait of a follower that saw the lock freed
@@ -106,6 +111,10 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		if req := l.inbox.take(); req != nil {
 			l.resign(ctx, req)
+		}
+		if req := l.request; req != nil {
+			l.request = nil
+			l.handover(ctx, *req)
 		}
 	}
 }
@@ -168,15 +177,16 @@ func (l *loop) acquireAt(now time.Time) (time.Time, bool) {
 		return time.Time{}, false // the gate is closed, or nothing was read
 	}
 	if now.Before(l.notBefore) {
-		return l.notBefore, true
+		return l.notBefore, true // a resignation's cooldown, handed the lock or not
 	}
 	r := l.rec
+	if !r.gone && r.rec.HolderIdentity == "" && r.successor == l.id {
+		return r.lastChange, true // handed to us: take it now, without a spread
+	}
 	var at time.Time
 	switch {
 	case r.gone:
 		at = r.createAt()
-	case r.rec.HolderIdentity == "" && r.successor == l.id:
-		return r.lastChange, true // handed to us: take it now, without a spread
 	case r.rec.HolderIdentity == "" && r.successor != "":
 		at = r.lastChange.Add(successorWindow) // the successor's window
 	case r.rec.HolderIdentity == "":
@@ -274,7 +284,7 @@ func (l *loop) renew(ctx context.Context) {
 // write sends rec and acts on the outcome: a write naming us starts or
 // extends a term; a lost race reads the lock again from the API server.
 func (l *loop) write(ctx context.Context, rec resourcelock.LeaderElectionRecord) bool {
-	since, err := l.send(ctx, rec, "")
+	since, err := l.send(ctx, rec, extras{refused: l.answer})
 	if err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
 			// Someone wrote since our last read: decide on what the lock
@@ -286,6 +296,7 @@ func (l *loop) write(ctx context.Context, rec resourcelock.LeaderElectionRecord)
 		l.publish()
 		return false
 	}
+	l.answer = nil
 	l.saw()
 	if rec.HolderIdentity == l.id {
 		l.wrote(ctx, rec, since)
@@ -293,13 +304,12 @@ func (l *loop) write(ctx context.Context, rec resourcelock.LeaderElectionRecord)
 	return true
 }
 
-// send writes rec to the lock, with the successor a release names, bounded
-// by the request timeout, and hands the outcome to the record as last seen:
+// send writes rec to the lock, with x, bounded by the request timeout, and hands the outcome to the record as last seen:
 // a write passes from here to the lock kind, and from there to the client.
-func (l *loop) send(ctx context.Context, rec resourcelock.LeaderElectionRecord, successor string) (since time.Time, err error) {
+func (l *loop) send(ctx context.Context, rec resourcelock.LeaderElectionRecord, x extras) (since time.Time, err error) {
 	ctx, cancel := context.WithTimeout(ctx, l.rec.timeout)
 	defer cancel()
-	verb, op, do := l.rec.writer(rec, successor)
+	verb, op, do := l.rec.writer(rec, x)
 	if err := ctx.Err(); err != nil {
 		// A client may send a request even with a cancelled context.
 		return time.Time{}, fmt.Errorf("%s %s %s: %w", verb, l.rec.kind, l.rec.lock.describe(), err)
@@ -323,6 +333,9 @@ func (l *loop) saw() {
 			l.log.Info("lock taken over while leading", "holder", rec.HolderIdentity)
 		}
 		l.endTerm()
+	}
+	if req, ok := parseRequest(l.rec.request); ok && l.term != nil && l.rec.ours() && req.ID != l.answered {
+		l.answered, l.request = req.ID, &req
 	}
 	if holder := rec.HolderIdentity; holder != l.leader {
 		l.leader = holder
@@ -423,10 +436,43 @@ func (l *loop) resign(ctx context.Context, req *resignRequest) {
 	req.done <- nil
 	now := time.Now()
 	l.notBefore = now.Add(req.cooldown)
+	l.registry.stayOut(l.notBefore)
 	if req.cooldown > 0 {
 		l.log.Info("resigned; staying out of the election", "cooldown", req.cooldown)
 	}
 	l.schedule(now, false)
+}
+
+// handover acts on a handover request while leading: a release naming the
+// successor (the one asked for, or the best) and a cooldown of a TTL, as
+// ResignTo; or, when that cannot be, a renewal that records the refusal.
+func (l *loop) handover(ctx context.Context, req handoverRequest) {
+	if l.term == nil || !l.rec.ours() {
+		return
+	}
+	now := time.Now()
+	to, reason := req.To, ""
+	switch {
+	case to == l.id:
+		reason = fmt.Sprintf("%s leads already", to)
+	case to == "":
+		if to = l.registry.successor(now); to == "" {
+			reason = "no other candidate is ready"
+		}
+	default:
+		reason = l.registry.refuse(to, now)
+	}
+	if reason != "" {
+		l.log.Info("refusing a handover request", "to", req.To, "reason", reason)
+		l.answer = append(l.answer, handoverRefusal{ID: req.ID, Reason: reason})
+		l.renew(ctx)
+		return
+	}
+	l.log.Info("handing over on request", "successor", to)
+	l.stepDown(ctx, true, false, to)
+	l.notBefore = time.Now().Add(l.o.ttl)
+	l.registry.stayOut(l.notBefore)
+	l.schedule(time.Now(), false)
 }
 
 // stepDown ends the term and, if release and the record is still ours,
@@ -492,7 +538,7 @@ func (l *loop) release(ctx context.Context, deadline time.Time, successor string
 			LeaderTransitions:    rec.LeaderTransitions,
 			Strategy:             rec.Strategy,
 			PreferredHolder:      rec.PreferredHolder,
-		}, successor)
+		}, extras{successor: successor})
 		switch {
 		case err == nil && successor != "":
 			l.log.Info("released lock to a successor", "successor", successor)

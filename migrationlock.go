@@ -75,8 +75,8 @@ func (m *migrationLock) create(ctx context.Context, rec resourcelock.LeaderElect
 	return m.join(r, lr), nil
 }
 
-func (m *migrationLock) update(ctx context.Context, rec resourcelock.LeaderElectionRecord, successor string) (lockRead, error) {
-	r, err := m.old.update(ctx, rec, successor)
+func (m *migrationLock) update(ctx context.Context, rec resourcelock.LeaderElectionRecord, x extras) (lockRead, error) {
+	r, err := m.old.update(ctx, rec, x)
 	if err != nil {
 		return r, err
 	}
@@ -91,8 +91,21 @@ func (m *migrationLock) update(ctx context.Context, rec resourcelock.LeaderElect
 		if err != nil {
 			return lr, err
 		}
-	} else if lr, err = m.lease.update(ctx, rec, successor); err != nil {
+	} else if lr, err = m.lease.update(ctx, rec, x); err != nil {
 		return lr, err
+	}
+	return m.join(r, lr), nil
+}
+
+// annotate annotates the old object, which holds the election's record.
+func (m *migrationLock) annotate(ctx context.Context, key, value string) (lockRead, error) {
+	r, err := m.old.annotate(ctx, key, value)
+	if err != nil {
+		return r, err
+	}
+	lr, err := m.lease.get(ctx)
+	if err != nil {
+		return r, nil
 	}
 	return m.join(r, lr), nil
 }

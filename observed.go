@@ -53,6 +53,8 @@ type observed struct {
 	freed bool
 	// successor is the candidate the release as last seen names, or empty.
 	successor string
+	// request is the handover request on the lock object as last seen.
+	request string
 	// unsure is the record of our last write whose outcome is unknown (it
 	// timed out or the connection broke), until a write succeeds, and the
 	// time it was sent.
@@ -159,7 +161,7 @@ func (o *observed) absent(r lockRead) {
 		}
 	}
 	o.gone = true
-	o.precise, o.visible, o.since, o.successor = nil, nil, time.Time{}, ""
+	o.precise, o.visible, o.since, o.successor, o.request = nil, nil, time.Time{}, "", ""
 }
 
 // remember makes r the record as last seen. A change of what followers
@@ -179,7 +181,7 @@ func (o *observed) remember(r lockRead) {
 		}
 	}
 	rec := r.rec
-	o.rec, o.uid, o.gone, o.successor = &rec, r.uid, false, r.successor
+	o.rec, o.uid, o.gone, o.successor, o.request = &rec, r.uid, false, r.successor, r.request
 	o.deletedLogged = ""
 	o.checkSharedID(renewedInOurName)
 }
@@ -206,11 +208,11 @@ func (o *observed) checkSharedID(renewed bool) {
 // verb and the metric's operation, and the lock's method that sends it,
 // with the successor a release names. Every write is conditioned on the
 // object as last seen.
-func (o *observed) writer(rec resourcelock.LeaderElectionRecord, successor string) (verb, op string,
+func (o *observed) writer(rec resourcelock.LeaderElectionRecord, x extras) (verb, op string,
 	do func(context.Context, resourcelock.LeaderElectionRecord) (lockRead, error)) {
 	verb, op = "update", "acquire"
 	do = func(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error) {
-		return o.lock.update(ctx, rec, successor)
+		return o.lock.update(ctx, rec, x)
 	}
 	switch {
 	case o.gone || o.rec == nil:
@@ -246,7 +248,7 @@ func (o *observed) wrote(verb, op string, rec resourcelock.LeaderElectionRecord,
 	o.succeeded()
 	o.precise, o.lastChange, o.written, o.freed = r.precise, r.seen, r.precise, false
 	written := r.rec
-	o.rec, o.uid, o.gone, o.successor = &written, r.uid, false, r.successor
+	o.rec, o.uid, o.gone, o.successor, o.request = &written, r.uid, false, r.successor, r.request
 	o.deletedLogged = ""
 	return o.since, nil
 }

@@ -46,7 +46,7 @@ func (p plainLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRe
 }
 
 func (p plainLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
-	_, err := p.update(ctx, rec, "")
+	_, err := p.update(ctx, rec, extras{})
 	return err
 }
 

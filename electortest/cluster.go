@@ -1,6 +1,7 @@
 package electortest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,9 +11,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/klog/v2"
 )
 
 // ErrPartitioned is the error, wrapped with the request's verb and resource,
@@ -39,10 +42,26 @@ type link struct {
 	watches []watch.Interface // open watches, ended when the link is cut
 }
 
+var quietErrors sync.Once
+
 // NewCluster returns a cluster holding copies of objs, each with a UID and a
 // resourceVersion of the cluster's own (any that objs carry are replaced).
 // It panics if an object has no object metadata or two have the same name.
+//
+// The first call also replaces client-go's process-wide error handlers
+// (k8s.io/apimachinery/pkg/util/runtime.ErrorHandlers) with one that only
+// logs: their back-off keeps one last-error instant for the whole process,
+// so an error late on one testing/synctest bubble's clock (or on the real
+// clock) would make the next bubble's watches sleep until that instant on
+// its own clock, for minutes or years, while its timers keep firing.
 func NewCluster(objs ...runtime.Object) *Cluster {
+	quietErrors.Do(func() {
+		utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{
+			func(ctx context.Context, err error, msg string, kv ...any) {
+				klog.FromContext(ctx).Error(err, msg, kv...)
+			},
+		}
+	})
 	c := &Cluster{tracker: fake.NewClientset().Tracker(), links: make(map[*fake.Clientset]*link)}
 	for _, o := range objs {
 		o = o.DeepCopyObject()

@@ -145,6 +145,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func runWithEnv(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "handover" {
+		return runHandover(ctx, args[1:], getenv, stdout, stderr)
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "to" {
+			return usageError(stderr, errors.New("-to is a flag of the handover subcommand: k8s-elector handover -election=NAME -to=ID"))
+		}
+	}
 	var c config
 	fs := newFlagSet(&c)
 	fs.SetOutput(io.Discard) // errors are reported below, in one line
@@ -155,6 +166,7 @@ func runWithEnv(ctx context.Context, args []string, getenv func(string) string, 
 			fs.PrintDefaults()
 			fmt.Fprintf(stdout, "\nEvery flag can also be set by an environment variable %s<FLAG>, such as\n"+
 				"ELECTOR_ELECTION=example or ELECTOR_LOCK_TYPE=configmaps; a flag on the command line wins.\n", envPrefix)
+			fmt.Fprint(stdout, "\nk8s-elector handover -election=NAME [-to=ID] asks the leader to hand over; see k8s-elector handover -h.\n")
 			fmt.Fprint(stdout, "\nk8s-elector [flags] -- command [args...] runs the command only while leading: it starts\n"+
 				"when a term starts, with ELECTOR_LOCK_UID and ELECTOR_LEADER_TRANSITIONS (the fencing token) in\n"+
 				"its environment, and gets SIGTERM when the term ends, then SIGKILL after -exec-grace, before\n"+
