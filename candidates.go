@@ -48,6 +48,7 @@ const (
 
 	candidateLabel    = "k8s-elector.io/candidate-for"
 	readyAnnotation   = "k8s-elector.io/ready"
+	readySinceAnno    = "k8s-elector.io/ready-since"
 	priorityAnnotaton = "k8s-elector.io/priority"
 )
 
@@ -170,6 +171,7 @@ func (r *registry) run(ctx context.Context) {
 	}()
 	var own *coordinationv1.Lease
 	var wroteReady bool
+	var readySince time.Time // of the current streak of readiness, as written
 	disabled := false
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -217,10 +219,14 @@ func (r *registry) run(ctx context.Context) {
 			continue
 		}
 		ready, _ := r.readyNow(time.Now())
-		lease, err := r.write(ctx, own, ready)
+		since := readySince
+		if ready && (!wroteReady || own == nil) {
+			since = time.Now()
+		}
+		lease, err := r.write(ctx, own, ready, since)
 		switch {
 		case err == nil:
-			own, wroteReady = lease, ready
+			own, wroteReady, readySince = lease, ready, since
 			timer.Reset(candidateRenewal + rand.N(candidateRenewal/10))
 		case apierrors.IsForbidden(err):
 			disabled = true
@@ -235,8 +241,8 @@ func (r *registry) run(ctx context.Context) {
 	}
 }
 
-// write creates or updates the candidate Lease.
-func (r *registry) write(ctx context.Context, own *coordinationv1.Lease, ready bool) (*coordinationv1.Lease, error) {
+// write creates or updates the candidate Lease: ready, since when if so.
+func (r *registry) write(ctx context.Context, own *coordinationv1.Lease, ready bool, since time.Time) (*coordinationv1.Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	if own == nil {
@@ -261,6 +267,9 @@ func (r *registry) write(ctx context.Context, own *coordinationv1.Lease, ready b
 			},
 		},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: &r.id, LeaseDurationSeconds: &ttl, AcquireTime: &now, RenewTime: &now},
+	}
+	if ready {
+		lease.Annotations[readySinceAnno] = since.UTC().Format(time.RFC3339Nano)
 	}
 	if own == nil {
 		return r.leases.Create(ctx, lease, metav1.CreateOptions{})
@@ -354,21 +363,20 @@ func (r *registry) refuse(id string, now time.Time) string {
 	return fmt.Sprintf("no candidate %s in this election", id)
 }
 
-// successor returns the candidate to hand the lock to at now, other than
-// this one: ready, alive, with the highest priority, then heard from last,
-// then the first ID; or "" if none is known.
-func (r *registry) successor(now time.Time) string {
-	if r == nil {
-		return ""
-	}
+// candidateEntry is another candidate as its candidate Lease says.
+type candidateEntry struct {
+	id         string
+	priority   int
+	renewed    time.Time
+	readySince time.Time
+}
+
+// readyOthers returns the other candidates that are ready and were heard from
+// within their TTL at now.
+func (r *registry) readyOthers(now time.Time) []candidateEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	type cand struct {
-		id       string
-		priority int
-		renewed  time.Time
-	}
-	var cands []cand
+	var cands []candidateEntry
 	for _, l := range r.others {
 		id := ptrValue(l.Spec.HolderIdentity)
 		if id == "" || id == r.id || l.Annotations[readyAnnotation] != "true" || l.Spec.RenewTime == nil {
@@ -382,12 +390,22 @@ func (r *registry) successor(now time.Time) string {
 		if err != nil {
 			continue
 		}
-		cands = append(cands, cand{id: id, priority: p, renewed: l.Spec.RenewTime.Time})
+		since, err := time.Parse(time.RFC3339Nano, l.Annotations[readySinceAnno])
+		if err != nil {
+			since = now // unknown: as if it just became ready
+		}
+		cands = append(cands, candidateEntry{id: id, priority: p, renewed: l.Spec.RenewTime.Time, readySince: since})
 	}
+	return cands
+}
+
+// best returns the best of cands: the highest priority, then heard from
+// last, then the first ID; "" if there is none.
+func best(cands []candidateEntry) string {
 	if len(cands) == 0 {
 		return ""
 	}
-	best := slices.MinFunc(cands, func(a, b cand) int {
+	return slices.MinFunc(cands, func(a, b candidateEntry) int {
 		switch {
 		case a.priority != b.priority:
 			return b.priority - a.priority
@@ -395,8 +413,30 @@ func (r *registry) successor(now time.Time) string {
 			return b.renewed.Compare(a.renewed)
 		}
 		return cmp.Compare(a.id, b.id)
+	}).id
+}
+
+// successor returns the candidate to hand the lock to at now, other than
+// this one: ready, alive, the best; or "" if none is known.
+func (r *registry) successor(now time.Time) string {
+	if r == nil {
+		return ""
+	}
+	return best(r.readyOthers(now))
+}
+
+// preemptor returns the candidate that should take over from this leader
+// at now: ready for at least steady, alive, with a priority above this
+// one's; the best of them, or "". Equal priorities never preempt, and a
+// candidate whose readiness flaps faster than steady never does.
+func (r *registry) preemptor(now time.Time, steady time.Duration) string {
+	if r == nil {
+		return ""
+	}
+	cands := slices.DeleteFunc(r.readyOthers(now), func(c candidateEntry) bool {
+		return c.priority <= r.priority || now.Sub(c.readySince) < steady
 	})
-	return best.id
+	return best(cands)
 }
 
 func ptrValue[T any](p *T) T {

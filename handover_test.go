@@ -3,7 +3,9 @@ package elector
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -331,6 +333,75 @@ func TestRacingHandoverRequests(t *testing.T) {
 		}
 		if ok != 1 {
 			t.Errorf("%d requests were honoured, want 1", ok)
+		}
+	})
+}
+
+// TestHigherPriorityTakesOverGracefully: a ready candidate with a higher
+// priority than the leader's takes over by a graceful handover, once it
+// has been ready for a TTL: the old leader's work ends before the new
+// one's term starts, never two leaders. An equal priority never preempts.
+func TestHigherPriorityTakesOverGracefully(t *testing.T) {
+	forEachWatchedLock(t, func(t *testing.T, lock LockType) {
+		c := electortest.NewCluster()
+		a := start(t, c, "a", lock, WithPriority(1))
+		waitLeader(t, testTTL, a)
+		same := start(t, c, "same", lock, WithPriority(1))
+		testkit.Settle(2 * testTTL)
+		if ids := leaders(a, same); len(ids) != 1 || ids[0] != "a" {
+			t.Fatalf("with an equal priority beside it: leaders %v, want [a]", ids)
+		}
+		b := start(t, c, "b", lock, WithPriority(5))
+		begin := time.Now()
+		next, took := waitLeader(t, 3*testTTL, a, same, b)
+		for next != b && time.Since(begin) < 3*testTTL {
+			next, _ = waitLeader(t, 3*testTTL, a, same, b)
+			time.Sleep(10 * time.Millisecond)
+		}
+		took = time.Since(begin)
+		if next != b {
+			t.Fatalf("%s leads %s after b (priority 5) joined, want b", next.id, took)
+		}
+		if took < testTTL {
+			t.Errorf("b took over %s after it joined, before it had been ready for a TTL (%s)", took, testTTL)
+		}
+		if got := a.log.terms(); !slices.Equal(got, []string{"started", "stopped"}) {
+			t.Errorf("a's callbacks %v, want [started stopped]", got)
+		}
+		testkit.Settle(2 * testTTL)
+		if ids := leaders(a, same, b); len(ids) != 1 || ids[0] != "b" {
+			t.Errorf("after the preemption, leaders %v, want [b] to stay", ids)
+		}
+	})
+}
+
+// TestFlappingPreemptorMovesNothing: a candidate with a higher priority
+// whose readiness flaps faster than a TTL never takes over: leadership
+// stays where it is.
+func TestFlappingPreemptorMovesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := electortest.NewCluster()
+		a := start(t, c, "a", LockLeases)
+		waitLeader(t, testTTL, a)
+		var mu sync.Mutex
+		up := true
+		flap := func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if up {
+				return nil
+			}
+			return errors.New("down")
+		}
+		b := start(t, c, "b", LockLeases, WithPriority(9), WithCandidacyGate(flap, 1))
+		for range 20 { // 20 × testTTL/2: ready half of each TTL
+			testkit.Settle(testTTL / 2)
+			mu.Lock()
+			up = !up
+			mu.Unlock()
+			if ids := leaders(a, b); len(ids) != 1 || ids[0] != "a" {
+				t.Fatalf("leaders %v while b's readiness flaps, want [a]", ids)
+			}
 		}
 	})
 }

@@ -145,6 +145,13 @@ func (l *loop) attempt(ctx context.Context) {
 			return
 		}
 		l.renew(ctx)
+		if to := l.registry.preemptor(time.Now(), l.o.ttl); to != "" && l.term != nil && l.rec.ours() {
+			// Availability first: only a candidate that has been ready
+			// for a TTL, with a higher priority, takes over, gracefully.
+			l.log.Info("a candidate with a higher priority is ready: handing over", "successor", to)
+			l.stepDown(ctx, true, false, to)
+			l.schedule(time.Now(), false)
+		}
 		return
 	}
 	if err := l.rec.read(ctx); err != nil {

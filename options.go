@@ -381,8 +381,12 @@ const maxPriority = 1_000_000
 // WithPriority sets this candidate's priority, from 0 (the default) to
 // 1000000. A leader that releases the lock gracefully (shutdown, Resign, a
 // closed candidacy gate) names as its successor the ready candidate with the
-// highest priority (see ResignTo): among candidates that are ready, the
-// lock goes to the highest priority first.
+// highest priority (see ResignTo). And a leader hands over, gracefully, to a
+// candidate with a higher priority than its own once that one has been
+// ready for a TTL: its work stops first, as at any release. Equal
+// priorities never preempt, a lower-priority leader keeps leading while no
+// higher one is ready, and a candidate whose readiness flaps faster than a
+// TTL never takes over.
 func WithPriority(n int) Option {
 	return optionFunc(func(o *options) { o.priority = n })
 }

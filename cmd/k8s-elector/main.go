@@ -92,7 +92,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.logFormat, "log-format", "json", "The log format: json or console.")
 	fs.DurationVar(&c.releaseDelay, "release-delay", 0, "How long a leader that is stopping reports not-leader before it releases the lock, so the application can stop its leader work first.")
 	fs.BoolVar(&c.allowResign, "allow-resign", false, "Serve POST /resign?cooldown=30s (or ?to=ID, to hand over to that candidate) on the -http address, from loopback clients only, to hand leadership over.")
-	fs.IntVar(&c.priority, "priority", 0, "This candidate's priority, 0 to 1000000. A leader that hands over gracefully names the ready candidate with the highest priority as its successor.")
+	fs.IntVar(&c.priority, "priority", 0, "This candidate's priority, 0 to 1000000. A leader that hands over gracefully names the ready candidate with the highest priority as its successor, and hands over to a candidate with a higher priority than its own once that one has been ready for a TTL.")
 	fs.StringVar(&c.podName, "pod-name", "", "The name of this elector's Pod (from the Downward API). When set, the Pod is labelled <key>=leader or standby.")
 	fs.StringVar(&c.podLabelKey, "pod-label-key", podlabel.DefaultKey, "The label key that -pod-name sets on the Pod.")
 	fs.BoolVar(&c.events, "events", true, "Record Kubernetes Events when this elector starts or stops leading.")
