@@ -405,3 +405,43 @@ func TestFlappingPreemptorMovesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestPreferredHolderGetsTheLock: on a cluster that keeps the Lease's
+// strategy and preferred holder (Coordinated Leader Election), a preferred
+// holder that names another ready candidate makes the leader hand over to
+// it; one that names no candidate of the election changes nothing.
+func TestPreferredHolderGetsTheLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := electortest.NewCluster()
+		a := start(t, c, "a", LockLeases)
+		waitLeader(t, testTTL, a)
+		b := start(t, c, "b", LockLeases)
+		testkit.Settle(2 * maxRetryWait)
+		prefer := func(who string) {
+			t.Helper()
+			leases := c.Client().CoordinationV1().Leases("default")
+			l, err := leases.Get(context.Background(), testElection, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			strategy := coordinationv1.CoordinatedLeaseStrategy("OldestEmulationVersion")
+			l.Spec.Strategy, l.Spec.PreferredHolder = &strategy, &who
+			if _, err := leases.Update(context.Background(), l, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		prefer("nobody")
+		testkit.Settle(3 * maxRetryWait)
+		if ids := leaders(a, b); len(ids) != 1 || ids[0] != "a" {
+			t.Fatalf("with a preferred holder that is no candidate: leaders %v, want [a]", ids)
+		}
+		prefer("b")
+		begin := time.Now()
+		testkit.WaitFor(t, 2*maxRetryWait, "b leads", func() bool { return b.e.Status().IsLeader })
+		t.Logf("b leads %s after it was made the preferred holder", time.Since(begin))
+		testkit.Settle(2 * maxRetryWait)
+		if ids := leaders(a, b); len(ids) != 1 || ids[0] != "b" {
+			t.Errorf("leaders %v, want [b] to stay", ids)
+		}
+	})
+}

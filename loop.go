@@ -145,7 +145,17 @@ func (l *loop) attempt(ctx context.Context) {
 			return
 		}
 		l.renew(ctx)
-		if to := l.registry.preemptor(time.Now(), l.o.ttl); to != "" && l.term != nil && l.rec.ours() {
+		if l.term == nil || !l.rec.ours() {
+			return
+		}
+		rec, _, _ := l.rec.record()
+		if p := rec.PreferredHolder; p != "" && p != l.id && l.registry.refuse(p, time.Now()) == "" {
+			// Coordinated Leader Election's coordinator prefers another
+			// candidate, which is ready: hand over to it, as it asks.
+			l.log.Info("the Lease's preferred holder is another candidate: handing over", "successor", p)
+			l.stepDown(ctx, true, false, p)
+			l.schedule(time.Now(), false)
+		} else if to := l.registry.preemptor(time.Now(), l.o.ttl); to != "" {
 			// Availability first: only a candidate that has been ready
 			// for a TTL, with a higher priority, takes over, gracefully.
 			l.log.Info("a candidate with a higher priority is ready: handing over", "successor", to)
