@@ -211,6 +211,9 @@ func rbacProblems(b sidecarBuild, election, sa, ns string) []string {
 		if slices.Equal(r.Verbs, []string{"create"}) {
 			continue // RBAC cannot scope create by name
 		}
+		if slices.Equal(r.Verbs, []string{"get", "update", "delete", "list", "watch"}) && len(r.ResourceNames) == 0 {
+			continue // the candidate registry's Leases: RBAC cannot scope them by name or label
+		}
 		if !slices.Equal(r.ResourceNames, []string{election}) {
 			problems = append(problems, fmt.Sprintf("the Role's rule on leases (%v) names %q, want [%s]", r.Verbs, r.ResourceNames, election))
 			continue
