@@ -321,8 +321,9 @@ func (l *loop) write(ctx context.Context, rec resourcelock.LeaderElectionRecord)
 	return true
 }
 
-// send writes rec to the lock, with x, bounded by the request timeout, and hands the outcome to the record as last seen:
-// a write passes from here to the lock kind, and from there to the client.
+// send writes rec to the lock, with x, bounded by the request timeout, and
+// hands the outcome to the record as last seen: a write passes from here to
+// the lock kind, and from there to the client.
 func (l *loop) send(ctx context.Context, rec resourcelock.LeaderElectionRecord, x extras) (since time.Time, err error) {
 	ctx, cancel := context.WithTimeout(ctx, l.rec.timeout)
 	defer cancel()
