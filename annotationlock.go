@@ -2,7 +2,6 @@ package elector
 
 import (
 	"fmt"
-	"maps"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -40,10 +39,5 @@ func (annotationCodec[P]) decode(obj P, desc string) (resourcelock.LeaderElectio
 // encode replaces the annotations map rather than changing it, so that an
 // object shared with the watch cache is never modified.
 func (annotationCodec[P]) encode(obj P, rec resourcelock.LeaderElectionRecord) {
-	ann := maps.Clone(obj.GetAnnotations())
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	ann[record.AnnotationKey] = record.Encode(rec)
-	obj.SetAnnotations(ann)
+	editAnnotations(obj, func(ann map[string]string) { ann[record.AnnotationKey] = record.Encode(rec) })
 }

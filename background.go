@@ -26,14 +26,14 @@ type backgroundWorker interface {
 // for them to return. Their context is detached from ctx, which is cancelled
 // by then: the standby label and the stopped-leading Events must still be
 // sent.
-func startBackground(ctx context.Context, workers []backgroundWorker) (stop func(by time.Time)) {
+func startBackground(ctx context.Context, bg []backgroundWorker) (stop func(by time.Time)) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, w := range workers {
+	for _, w := range bg {
 		wg.Go(func() { w.run(ctx) })
 	}
 	return func(by time.Time) {
-		for _, w := range workers {
+		for _, w := range bg {
 			w.finish()
 		}
 		if by.IsZero() {

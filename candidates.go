@@ -57,15 +57,15 @@ const (
 // Run; the loop tells it when terms start and end (lead) and when the
 // gate's answer may have changed (kick), and asks it for a successor.
 type registry struct {
-	leases   coordinationv1client.LeaseInterface
-	client   any // the clientset, for the watch's list semantics
-	name     string
-	election string // the label value
-	id       string
-	priority int
-	ready    func() bool
-	timeout  time.Duration
-	log      logr.Logger
+	leases    coordinationv1client.LeaseInterface
+	clientset any // for the watch's list semantics
+	name      string
+	election  string // the label value
+	id        string
+	priority  int
+	ready     func() bool
+	timeout   time.Duration
+	log       logr.Logger
 
 	kicks    chan struct{}
 	leadC    chan bool
@@ -80,7 +80,7 @@ type registry struct {
 func newRegistry(leases coordinationv1client.LeaseInterface, clientset any, election, id string, priority int,
 	ready func() bool, timeout time.Duration, log logr.Logger) *registry {
 	return &registry{
-		leases: leases, client: clientset, name: candidateName(election, id), election: labelValue(election),
+		leases: leases, clientset: clientset, name: candidateName(election, id), election: labelValue(election),
 		id: id, priority: priority, ready: ready, timeout: timeout, log: log,
 		kicks: make(chan struct{}, 1), leadC: make(chan bool, 1), finished: make(chan struct{}),
 	}
@@ -314,7 +314,7 @@ func (r *registry) watch(ctx context.Context) (stop func()) {
 	r.others = map[string]*coordinationv1.Lease{}
 	r.mu.Unlock()
 	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, r.client),
+		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, r.clientset),
 		ObjectType:    &coordinationv1.Lease{},
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { put(obj, false) },

@@ -3,7 +3,6 @@ package elector
 import (
 	"context"
 	"errors"
-	"maps"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -150,12 +149,7 @@ func (l *kindLock[T, P]) annotate(ctx context.Context, key, value string) (lockR
 	}
 	cp := *l.obj
 	obj := P(&cp)
-	ann := maps.Clone(obj.GetAnnotations())
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	ann[key] = value
-	obj.SetAnnotations(ann)
+	editAnnotations(obj, func(ann map[string]string) { ann[key] = value })
 	updated, err := l.client.Update(ctx, obj, metav1.UpdateOptions{})
 	l.cache.wrote(updated, err)
 	if err != nil {
