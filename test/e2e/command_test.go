@@ -108,7 +108,7 @@ func TestCommand(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			sc.run(t, s)
 		})
 	}
@@ -967,7 +967,7 @@ func commandLeaderPaused(t *testing.T, s *cmdSuite) {
 // TestCommandBadInput runs the real binary with a command it cannot run:
 // exit 2 with one line of error, without a request to the API server.
 func TestCommandBadInput(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	b := newBadInput(t, "command-bad-input")
 	notExecutable := filepath.Join(t.TempDir(), "not-executable")
 	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
@@ -1013,7 +1013,7 @@ func TestCommandBadInput(t *testing.T) {
 // command that leaves an orphan: it is reparented to the elector, which
 // must reap it when it exits, and go on running the command.
 func TestCommandAsPID1(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	wrap := []string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}
 	if out, err := exec.Command(wrap[0], append(wrap[1:], "true")...).CombinedOutput(); err != nil {
 		t.Skipf("cannot run a process as PID 1 of a new PID namespace here (%s true: %v: %s)", strings.Join(wrap, " "), err, strings.TrimSpace(string(out)))

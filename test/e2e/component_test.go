@@ -251,7 +251,7 @@ func reportProblems(t *testing.T, what string, problems []string) {
 // store: the elector is a native sidecar with the only service-account
 // token, and the RBAC names the sample's election.
 func TestSidecarComponent(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ns := newNamespace(t)
 	objs := buildManifests(t, sidecarSample, ns)
 	b := splitSidecarBuild(t, objs)
@@ -276,7 +276,7 @@ func TestSidecarComponent(t *testing.T) {
 // annotated k8s-elector/sidecar: "false"; the election's name reaches the
 // Role and the flag; and without the election's ConfigMap the build fails.
 func TestSidecarComponentSelectsDeployments(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ns := newNamespace(t)
 	dir := t.TempDir()
 	component, err := filepath.Rel(dir, filepath.Join(controlplane.RepoRoot(), "deploy", sidecarComponent))
@@ -374,7 +374,7 @@ func containerNames(cs []corev1.Container) []string {
 // Pod template, its own Pod named by -pod-name. It leads, records the Event
 // and labels its Pod; the Role is all it needs.
 func TestSidecarComponentRoleIsEnough(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 	b := splitSidecarBuild(t, buildManifests(t, sidecarSample, ns))

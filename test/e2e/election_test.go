@@ -225,7 +225,7 @@ func holder(t *testing.T, ns, lock, name string) string {
 func forEachLock(t *testing.T, f func(t *testing.T, lock string)) {
 	for _, lock := range lockTypes {
 		t.Run(lock, func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			f(t, lock)
 		})
 	}

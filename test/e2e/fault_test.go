@@ -76,7 +76,7 @@ func TestFault(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			sc.run(t)
 		})
 	}

@@ -68,7 +68,7 @@ func lockOnlyKubeconfig(t *testing.T, ns, election string) string {
 // before anything touches the cluster; two racing requests end with one
 // leader, one of them honoured.
 func TestHandoverCommand(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ns := newNamespace(t)
 	election := "handover"
 	cfg := fleet.Config{Binary: binary, Kubeconfig: cp.AdminKubeconfig, Election: election, Namespace: ns, LockType: "leases", TTL: ttl}

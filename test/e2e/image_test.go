@@ -439,7 +439,7 @@ func getCode(t *testing.T, e *fleet.Elector, path string) int {
 // so that the path podman and buildah do not take, --target compiled, is
 // checked too; and checks the build context .dockerignore leaves.
 func TestImageDockerfile(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	root := controlplane.RepoRoot()
 	f, err := os.Open(filepath.Join(root, "Dockerfile"))
 	if err != nil {

@@ -445,7 +445,7 @@ func TestInterop(t *testing.T) {
 	t.Cleanup(func() { logInterop(t, results) })
 	for _, fl := range fleets {
 		t.Run(strings.ReplaceAll(fl.name, " ", "_"), func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			r := runInterop(t, fl.name, fl.kinds)
 			mu.Lock()
 			defer mu.Unlock()
@@ -538,7 +538,7 @@ func TestInteropFaults(t *testing.T) {
 	})
 	for _, sc := range scenarios {
 		t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			r := runInteropFault(t, sc.kinds, sc.partition)
 			r.name = sc.name
 			mu.Lock()

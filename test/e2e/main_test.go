@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -23,6 +24,37 @@ var (
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+// controlPlaneSlots holds one token per parallel test that works on the
+// suite's control plane, or starts one of its own: -parallel of them run at
+// once, as go test alone would run them. The node tests that mostly wait
+// (waitingNodeTests) run beside them, in slots of their own, so that their
+// minutes of waiting overlap the rest of the suite instead of adding to it.
+var controlPlaneSlots chan struct{}
+
+// waitingNodeTests is the number of node tests that call t.Parallel: they
+// wait for a token's rotation or an alert's `for:`, with little to do.
+const waitingNodeTests = 2
+
+// shareParallelSlots sizes controlPlaneSlots to -parallel and raises
+// -parallel by waitingNodeTests, before the tests start.
+func shareParallelSlots() error {
+	f := flag.Lookup("test.parallel")
+	n, err := strconv.Atoi(f.Value.String())
+	if err != nil || n < 1 {
+		return fmt.Errorf("-parallel=%s: want a positive number", f.Value.String())
+	}
+	controlPlaneSlots = make(chan struct{}, n)
+	return f.Value.Set(strconv.Itoa(n + waitingNodeTests))
+}
+
+// parallel runs t in parallel with the other tests that call it, at most
+// -parallel at once, and with the waiting node tests.
+func parallel(t *testing.T) {
+	t.Parallel()
+	controlPlaneSlots <- struct{}{}
+	t.Cleanup(func() { <-controlPlaneSlots })
+}
 
 func run(m *testing.M) int {
 	tmp, err := os.MkdirTemp("", "k8s-elector-e2e-")
@@ -64,6 +96,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	flag.Parse()
+	if err := shareParallelSlots(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 2
+	}
 	startNodeEarly()
 	code := m.Run()
 	if err := stopNode(); err != nil {

@@ -288,7 +288,7 @@ func waitExported(t *testing.T, e *fleet.Elector, limit time.Duration, want ...s
 // Prometheus's own rule and PromQL parsers and the Grafana dashboard, and
 // checks that every metric they read is one the binary exports.
 func TestMonitoringRulesAndDashboard(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := filepath.Join(controlplane.RepoRoot(), "deploy", "monitoring")
 
 	// Where each metric is read: rule or panel.
@@ -385,7 +385,7 @@ func TestMonitoringRulesAndDashboard(t *testing.T) {
 // deploy/monitoring scrapes the port the sidecar Component and
 // deploy/example declare, on the path the binary serves its metrics.
 func TestPodMonitorScrapesTheSidecar(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	type endpoint struct {
 		Port string `json:"port"`
 		Path string `json:"path"`

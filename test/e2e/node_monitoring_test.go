@@ -424,8 +424,11 @@ func ruleFor(t *testing.T, alert string) time.Duration {
 // is back and one leads. The other is scaled to 0, so that every elector
 // has stopped: there is no series left for K8sElectorNoLeader to compare,
 // and K8sElectorCandidatesAbsent fires after its `for:` instead, and clears
-// once the Deployment is scaled up and its electors report again.
+// once the Deployment is scaled up and its electors report again. It is
+// one of the waitingNodeTests: it waits for the alerts' `for:` in parallel
+// with the rest of the suite, on a node the other node tests have left.
 func TestNodeMonitoring(t *testing.T) {
+	t.Parallel()
 	nc := startNode(t)
 	ctx := context.Background()
 	m := startMonitoring(t, nc)

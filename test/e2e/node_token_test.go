@@ -119,10 +119,11 @@ func readToken(nc *nodeCluster, pod corev1.Pod) (jwtClaims, error) {
 // deploy/base: every Pod's token is replaced, and after the first tokens
 // have expired, the leader of the start still holds the Lease (it was never
 // taken over), renews it, and no elector has logged a rejected credential.
-// The Deployment starts with the node tests' cluster; the test waits, if
-// the other node tests have not taken that long, until every first token
-// has expired, about 10 minutes after.
+// The Deployment starts with the node tests' cluster; the test waits until
+// every first token has expired, about 10 minutes after. It is one of the
+// waitingNodeTests: it waits in parallel with the rest of the suite.
 func TestNodeTokenRotation(t *testing.T) {
+	t.Parallel()
 	nc := startNode(t)
 	r := nc.rotation
 	if r.err != nil {

@@ -305,7 +305,7 @@ func (p *pushFleet) quietStatuses(done func() int) map[string]fleet.Status {
 // what its GET / says, and every elector that exited last said it was not
 // leading.
 func TestNotify(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	rc := appstub.NewReceiver()
 	t.Cleanup(rc.Close) // after the electors are killed
 	p := newPushFleet(t, "notify", func(string) []string { return []string{"-notify-url=" + rc.URL()} })
@@ -504,7 +504,7 @@ func describePosts(posts []appstub.Post) string {
 // at the end, every running elector's file says what its GET / says, and
 // the file of every elector that exited says it was not leading.
 func TestStatusFile(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := t.TempDir()
 	rd := appstub.ReadFiles(time.Millisecond)
 	t.Cleanup(rd.Stop)

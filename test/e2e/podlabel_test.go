@@ -37,7 +37,7 @@ func waitEvent(t *testing.T, ns, kind, name, reason string) {
 // Pods (never scheduled: there is no kubelet here, but the objects are
 // real) and checks the labels, the untouched other labels, and the Events.
 func TestPodLabelFollowsLeadership(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 	pods := []string{"app-a", "app-b"}

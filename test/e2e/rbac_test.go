@@ -71,7 +71,7 @@ func applyManifests(t *testing.T, objs []*unstructured.Unstructured, dryRun bool
 // shipped manifest (kubectl apply -k --dry-run=server), strictly: an unknown
 // or misspelt field fails.
 func TestManifestsAreAccepted(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ns := newNamespace(t)
 	for _, dir := range []string{"base", "example", "flowschema", "singleton"} {
 		t.Run(dir, func(t *testing.T) {
@@ -88,7 +88,7 @@ func TestManifestsAreAccepted(t *testing.T) {
 // ServiceAccount: without the shipped Role it may not touch the lock and
 // says so; once the Role and RoleBinding are applied, the same process leads.
 func TestShippedRoleIsEnoughAndNeeded(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 

@@ -73,7 +73,7 @@ func TestReadiness(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
-			t.Parallel()
+			parallel(t)
 			sc.run(t)
 		})
 	}
@@ -625,7 +625,7 @@ func (lw *leaseWatch) versions() []leaseVersion {
 // does not exist: exit 2 with one line of error, without a request to the
 // API server.
 func TestReadinessNotifyStatusFileBadInput(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	b := newBadInput(t, "push-bad-input")
 	base := []string{"-election=bad-input", "-namespace=default", "-kubeconfig=" + b.kubeconfig, "-ttl=" + ttl.String(), "-http=127.0.0.1:0"}
 	for _, tc := range []struct {

@@ -13,7 +13,7 @@ import (
 // took 6s: the release timed out after a request timeout, then the Event
 // flush waited 5s more.)
 func TestShutdownCutOffIsBounded(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	f := startFaultFleet(t, "leases")
 	l := f.settle()
 	f.mark("blackhole %s, then SIGTERM", l.ID)

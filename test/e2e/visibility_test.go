@@ -99,7 +99,7 @@ func TestVisibility(t *testing.T) {
 			for _, watch := range []bool{true, false} {
 				c := visibilityCase{scenario: sc.name, plain: sc.plain, ttl: ttl, watch: watch}
 				t.Run(c.name(), func(t *testing.T) {
-					t.Parallel()
+					parallel(t)
 					r := runVisibility(t, c, plain)
 					mu.Lock()
 					defer mu.Unlock()
