@@ -121,6 +121,12 @@ type Timings struct {
 	// (1s plus two retry periods; see minTTL). It is negative when the TTL
 	// leaves no room for one.
 	MaxStopGrace time.Duration
+	// SuccessorWindow is how long the other candidates of this module leave
+	// a released lock to the successor the release names (ResignTo, and
+	// every graceful release with a ready candidate), from when each saw the
+	// release: 1s, whatever the TTL. A successor that has not taken it by
+	// then is passed over.
+	SuccessorWindow time.Duration
 }
 
 // DefaultTimings returns the timings of an Elector with the TTL ttl (0 for
@@ -133,10 +139,11 @@ func DefaultTimings(ttl time.Duration) Timings {
 	renew, retry := ttl/renewDeadlineDivisor, ttl/retryPeriodDivisor
 	return Timings{
 		TTL: ttl, RenewDeadline: renew, RetryPeriod: retry,
-		RequestTimeout: requestTimeout(renew),
-		DriftMargin:    driftMargin(ttl),
-		ShutdownBudget: renew + time.Second,
-		MaxStopGrace:   maxStopGrace(ttl, retry),
+		RequestTimeout:  requestTimeout(renew),
+		DriftMargin:     driftMargin(ttl),
+		ShutdownBudget:  renew + time.Second,
+		MaxStopGrace:    maxStopGrace(ttl, retry),
+		SuccessorWindow: successorWindow,
 	}
 }
 
@@ -613,5 +620,6 @@ func (o *options) timings() Timings {
 		TTL: o.ttl, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod, RequestTimeout: o.requestTimeout(),
 		DriftMargin: driftMargin(o.ttl), ShutdownBudget: o.shutdownBudget(),
 		StopGrace: o.stopGrace, MaxStopGrace: maxStopGrace(o.ttl, o.retryPeriod),
+		SuccessorWindow: successorWindow,
 	}
 }

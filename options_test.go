@@ -110,7 +110,8 @@ func TestValidation(t *testing.T) {
 func TestTimings(t *testing.T) {
 	got := DefaultTimings(10 * time.Second)
 	want := Timings{TTL: 10 * time.Second, RenewDeadline: 10 * time.Second / 3, RetryPeriod: 10 * time.Second / 6, RequestTimeout: 10 * time.Second / 6,
-		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, MaxStopGrace: 10*time.Second - 400*time.Millisecond - (time.Second + 2*(10*time.Second/6))}
+		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, MaxStopGrace: 10*time.Second - 400*time.Millisecond - (time.Second + 2*(10*time.Second/6)),
+		SuccessorWindow: time.Second}
 	if got != want {
 		t.Errorf("DefaultTimings(10s) = %+v, want %+v", got, want)
 	}
