@@ -62,7 +62,11 @@ func BinDir() (string, error) {
 // Start starts etcd and kube-apiserver with RBAC authorization, and writes
 // an admin kubeconfig into a temporary directory that Stop removes. The
 // caller must call Stop, also when its tests fail.
-func Start() (*ControlPlane, error) {
+func Start() (*ControlPlane, error) { return StartWith(nil) }
+
+// StartWith is Start with more kube-apiserver flags, such as feature gates:
+// name to value, without the leading dashes.
+func StartWith(apiServerFlags map[string]string) (*ControlPlane, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -98,6 +102,9 @@ func Start() (*ControlPlane, error) {
 		Set("advertise-address", "127.0.0.1").
 		Set("endpoint-reconciler-type", "none").
 		Set("authorization-mode", "RBAC")
+	for name, value := range apiServerFlags {
+		api.Configure().Set(name, value)
+	}
 	if _, err := env.Start(); err != nil {
 		_ = env.Stop()
 		_ = os.RemoveAll(dir)
