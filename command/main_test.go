@@ -6,7 +6,7 @@ import (
 	goruntime "runtime"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/k8s-elector/elector/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -14,7 +14,7 @@ func TestMain(m *testing.M) {
 		runCommandParent()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	testkit.Main(m)
 }
 
 // childParentEnv makes the test binary a parent that starts a command the

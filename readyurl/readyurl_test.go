@@ -11,16 +11,12 @@ import (
 	"testing/synctest"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/electortest"
 	"github.com/k8s-elector/elector/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // Timing used by the election tests: TTL 6s, renew deadline 2s, retry 1s,
 // request timeout 1s.
