@@ -170,7 +170,14 @@ func (b *bench) failovers(ctx context.Context, mode string) error {
 		}
 	}
 	if a := b.active(); mode == a[len(a)-1] {
-		return b.clientGoCrashes(ctx)
+		if err := b.clientGoCrashes(ctx); err != nil {
+			return err
+		}
+		res, err := b.clientGoHandovers(ctx, 3, b.gracefulRep, false)
+		if err != nil {
+			return err
+		}
+		b.ref.graceful = res.failover
 	}
 	return nil
 }
@@ -375,67 +382,6 @@ func (b *bench) getLoad(ctx context.Context, mode string) error {
 	}
 	b.logf("GET /, 1 connection: %.0f req/s, p50 %s, p99 %s, max %s", r.loadOne.RPS,
 		r.loadOne.P50, r.loadOne.P99, r.loadOne.Max)
-	return nil
-}
-
-// manyCandidates runs one election with many candidates at the default TTL:
-// the API load of the whole group, then graceful failovers.
-func (b *bench) manyCandidates(ctx context.Context, mode string) error {
-	r := b.result(mode)
-	ttl := defaultTTL
-	g := b.newGroup(ctx, mode, "candidates-"+mode, ttl)
-	defer g.stop()
-	for i := range b.candidates {
-		if _, err := g.start(fmt.Sprintf("candidate-%02d", i+1)); err != nil {
-			return err
-		}
-	}
-	if _, err := g.stable(3 * time.Minute); err != nil {
-		return err
-	}
-	if err := sleep(ctx, settle(ttl)+2*time.Second); err != nil {
-		return err
-	}
-	w, err := b.measureWindow(ctx, b.window)
-	if err != nil {
-		return err
-	}
-	r.bigFleet = w.rates.plus(-1, b.baseline)
-	b.logf("%d candidates: %s for the whole fleet", b.candidates, r.bigFleet)
-	for range b.bigReps {
-		leader, err := g.stable(time.Minute)
-		if err != nil {
-			return err
-		}
-		if err := sleep(ctx, settle(ttl)); err != nil {
-			return err
-		}
-		s0, err := b.scrapeMetrics(ctx)
-		if err != nil {
-			return err
-		}
-		took, _, err := g.failover(leader, syscall.SIGTERM, 3*ttl)
-		if err != nil {
-			return err
-		}
-		// The requests the handover caused: those of the next few seconds
-		// beyond the steady rate.
-		if _, err := g.stable(time.Minute); err != nil {
-			return err
-		}
-		if err := sleep(ctx, time.Until(s0.at.Add(burstWindow))); err != nil {
-			return err
-		}
-		s1, err := b.scrapeMetrics(ctx)
-		if err != nil {
-			return err
-		}
-		extra := beyondSteady(s0, s1, b.baseline.plus(1, r.bigFleet))
-		r.bigBurst = append(r.bigBurst, extra)
-		r.bigFailover = append(r.bigFailover, took.Seconds())
-		b.logf("%d candidates: SIGTERM failover in %s; %s beyond the steady rate in the %s after SIGTERM",
-			b.candidates, took.Round(time.Millisecond), extra.counts(), burstWindow)
-	}
 	return nil
 }
 

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,8 +75,8 @@ type plan struct {
 	firstReps   int           // fresh elections for the time to first leader
 	gracefulRep int           // SIGTERM failovers per TTL
 	crashReps   int           // SIGKILL failovers per TTL
-	bigReps     int           // SIGTERM failovers in the election with many candidates
-	candidates  int           // candidates of that election
+	bigReps     int           // handovers of each kind in an election with many candidates
+	candidates  []int         // the sizes of those elections; the first in every mode, the others in watch mode
 	elections   int           // elections in the library scale test
 	loadConns   int           // concurrent keep-alive connections for GET /
 	loadFor     time.Duration // how long GET / is loaded
@@ -89,7 +90,7 @@ func newPlan(quick bool) plan {
 	p := plan{
 		quick: quick, window: 60 * time.Second, idle: time.Minute,
 		firstReps: 5, gracefulRep: 5, crashReps: 7, bigReps: 3,
-		candidates: 50, elections: 500, loadConns: 8, loadFor: 5 * time.Second, loadOneFor: 2 * time.Second,
+		candidates: []int{50, 500}, elections: 500, loadConns: 8, loadFor: 5 * time.Second, loadOneFor: 2 * time.Second,
 		cmdReps:     5,
 		failoverTTL: []time.Duration{3 * time.Second, 10 * time.Second},
 		steadyTTL:   []time.Duration{3 * time.Second, 10 * time.Second},
@@ -97,6 +98,7 @@ func newPlan(quick bool) plan {
 	if quick {
 		p.window, p.idle = 20*time.Second, 15*time.Second
 		p.firstReps, p.gracefulRep, p.crashReps, p.bigReps, p.cmdReps = 3, 3, 3, 1, 3
+		p.candidates = []int{50}
 		// The default TTL only: each steady state costs two windows.
 		p.steadyTTL = []time.Duration{10 * time.Second}
 	}
@@ -153,7 +155,7 @@ func parseArgs(args []string) (options, error) {
 		kubeconfig = fs.String("kubeconfig", "", "Measure on this cluster instead of a local control plane. Its user must read /metrics and create namespaces.")
 		out        = fs.String("out", "", "Also write the table, with its header and footer, to this markdown file.")
 		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, reference, load, candidates, elections, command), for development.")
-		candidates = fs.Int("candidates", 0, "Candidates of the one-election scale experiment (default 50).")
+		candidates = fs.String("candidates", "", "Sizes of the one-election scale experiment, comma-separated: the first is measured in every mode, the others in watch mode only (default 50,500; 50 with -quick).")
 		window     = fs.Duration("window", 0, "Length of each API request window (default 60s, 20s with -quick; a multiple of 10s keeps the API server's own lease renewals even).")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -166,12 +168,15 @@ func parseArgs(args []string) (options, error) {
 			o.only[strings.TrimSpace(k)] = true
 		}
 	}
-	switch {
-	case *candidates == 0:
-	case *candidates < 2:
-		return options{}, fmt.Errorf("invalid -candidates=%d: want 2 or more", *candidates)
-	default:
-		o.candidates = *candidates
+	if *candidates != "" {
+		o.candidates = nil
+		for c := range strings.SplitSeq(*candidates, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(c))
+			if err != nil || n < 3 {
+				return options{}, fmt.Errorf("invalid -candidates entry %q: want a number of 3 or more", c)
+			}
+			o.candidates = append(o.candidates, n)
+		}
 	}
 	if *window > 0 {
 		o.window = *window
@@ -341,7 +346,7 @@ func (b *bench) measure(ctx context.Context) error {
 		{"steady", "steady state", b.steadyStates},
 		{"reference", "reference program", b.reference},
 		{"load", "GET / load", b.getLoad},
-		{"candidates", fmt.Sprintf("%d candidates", b.candidates), b.manyCandidates},
+		{"candidates", fmt.Sprintf("%v candidates", b.candidates), b.manyCandidates},
 		{"elections", fmt.Sprintf("%d elections in one process", b.elections), b.manyElections},
 		{"command", "command under k8s-elector", b.commands},
 	}

@@ -13,7 +13,7 @@ func TestNewPlan(t *testing.T) {
 	full := plan{
 		window: time.Minute, idle: time.Minute,
 		firstReps: 5, gracefulRep: 5, crashReps: 7, bigReps: 3,
-		candidates: 50, elections: 500, loadConns: 8, loadFor: 5 * time.Second, loadOneFor: 2 * time.Second,
+		candidates: []int{50, 500}, elections: 500, loadConns: 8, loadFor: 5 * time.Second, loadOneFor: 2 * time.Second,
 		cmdReps:     5,
 		failoverTTL: []time.Duration{3 * time.Second, 10 * time.Second},
 		steadyTTL:   []time.Duration{3 * time.Second, 10 * time.Second},
@@ -23,6 +23,7 @@ func TestNewPlan(t *testing.T) {
 	quick.window, quick.idle = 20*time.Second, 15*time.Second
 	quick.firstReps, quick.gracefulRep, quick.crashReps, quick.bigReps, quick.cmdReps = 3, 3, 3, 1, 3
 	quick.steadyTTL = []time.Duration{10 * time.Second}
+	quick.candidates = []int{50}
 	for _, tc := range []struct {
 		quick bool
 		want  plan
@@ -68,12 +69,12 @@ func TestParseArgs(t *testing.T) {
 			want: with(false, func(o *options) { o.only = map[string]bool{"steady": true, "load": true, "command": true} }),
 		},
 		{
-			name: "candidates", args: []string{"-candidates=2"},
-			want: with(false, func(o *options) { o.candidates = 2 }),
+			name: "candidates", args: []string{"-candidates=3, 200"},
+			want: with(false, func(o *options) { o.candidates = []int{3, 200} }),
 		},
-		{name: "candidates 0 is the default", args: []string{"-candidates=0"}, want: with(false, nil)},
-		{name: "too few candidates", args: []string{"-candidates=1"}, wantErr: "invalid -candidates=1: want 2 or more"},
-		{name: "negative candidates", args: []string{"-candidates=-3"}, wantErr: "invalid -candidates=-3: want 2 or more"},
+		{name: "no candidates is the default", args: []string{"-candidates="}, want: with(false, nil)},
+		{name: "too few candidates", args: []string{"-candidates=50,2"}, wantErr: `invalid -candidates entry "2": want a number of 3 or more`},
+		{name: "not a number", args: []string{"-candidates=fifty"}, wantErr: `invalid -candidates entry "fifty": want a number of 3 or more`},
 		{
 			name: "a shorter window shortens the idle time", args: []string{"-window=30s"},
 			want: with(false, func(o *options) { o.window, o.idle = 30*time.Second, 30*time.Second }),

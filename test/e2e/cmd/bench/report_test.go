@@ -299,11 +299,11 @@ func TestTableWithRef(t *testing.T) {
 
 func TestTableAddRates(t *testing.T) {
 	b := testBench()
-	b.result(modeWatch).bigFleet = rates{verbs: map[string]float64{"PUT": 6, "GET": 0.01, "WATCH": -0.04, "DELETE": -1}}
-	b.result(modePoll).bigFleet = rates{verbs: map[string]float64{"PUT": 6.3, "GET": 12}}
+	b.result(modeWatch).scalePerElection = rates{verbs: map[string]float64{"PUT": 6, "GET": 0.01, "WATCH": -0.04, "DELETE": -1}}
+	b.result(modePoll).scalePerElection = rates{verbs: map[string]float64{"PUT": 6.3, "GET": 12}}
 	tb := &table{b: b}
 	putRule := target{text: "put rule"}
-	tb.addRates("API", func(r *modeResult) (rates, bool) { return r.bigFleet, r.bigFleet.verbs != nil }, target{text: "total rule"}, putRule)
+	tb.addRates("API", func(r *modeResult) (rates, bool) { return r.scalePerElection, r.scalePerElection.verbs != nil }, target{text: "total rule"}, putRule)
 	// GET is seen in poll mode and DELETE, below 0, in watch mode; WATCH is
 	// noise in every mode, so it has no row. The ratio is watch/poll of the
 	// figure each cell shows, if neither is below 0.
@@ -385,19 +385,21 @@ func rowOf(t *testing.T, tb *table, metric string) tableRow {
 // strict rules, at and beyond their bounds.
 func TestRowsTargets(t *testing.T) {
 	const (
-		graceful10 = "graceful failover (SIGTERM → new leader), TTL 10s, median (max) of 5"
-		graceful3  = "graceful failover (SIGTERM → new leader), TTL 3s, median (max) of 5"
-		crash10    = "crash failover (SIGKILL → another holds the Lease), TTL 10s, median (max) of 7"
-		crash3     = "crash failover (SIGKILL → another holds the Lease), TTL 3s, median (max) of 7"
-		leaderPUT  = "  · PUT (update)" // the first PUT row: the leader's at TTL 3s
-		follower10 = "API req/min, each follower, TTL 10s"
-		rssLeader  = "idle RSS, leader, after ≥ 1m0s idle, TTL 10s"
-		rssFollow  = "idle RSS, follower (max of 2), after ≥ 1m0s idle, TTL 10s"
-		p99        = "GET / latency p99 (client side)"
-		bigFleet   = "scale: 1 election, 50 candidates, TTL 10s, API req/min, whole fleet (per candidate)"
-		handover   = "command: graceful handover (SIGTERM → the new leader's command starts), TTL 10s, median (max) of 5"
-		cpu        = "command: leaders' CPU (utime+stime), 2 with a sleeping command vs 2 without, TTL 10s, 1m0s"
-		switches   = "  voluntary context switches, 2 with vs 2 without"
+		graceful10  = "graceful failover (SIGTERM → new leader), TTL 10s, median (max) of 5"
+		graceful3   = "graceful failover (SIGTERM → new leader), TTL 3s, median (max) of 5"
+		crash10     = "crash failover (SIGKILL → another holds the Lease), TTL 10s, median (max) of 7"
+		crash3      = "crash failover (SIGKILL → another holds the Lease), TTL 3s, median (max) of 7"
+		leaderPUT   = "  · PUT (update)" // the first PUT row: the leader's at TTL 3s
+		follower10  = "API req/min, each follower, TTL 10s"
+		rssLeader   = "idle RSS, leader, after ≥ 1m0s idle, TTL 10s"
+		rssFollow   = "idle RSS, follower (max of 2), after ≥ 1m0s idle, TTL 10s"
+		p99         = "GET / latency p99 (client side)"
+		bigFleet    = "scale: 1 election, 50 candidates, TTL 10s, API req/min, whole fleet (per candidate)"
+		passedOver  = "scale: 1 election, 50 candidates, TTL 10s, handover to a stopped successor → another leads, median (max) of 3"
+		perHandover = "scale: 1 election, 50 candidates, TTL 10s, API requests per graceful failover (409s), lock writes, median of 3"
+		handover    = "command: graceful handover (SIGTERM → the new leader's command starts), TTL 10s, median (max) of 5"
+		cpu         = "command: leaders' CPU (utime+stime), 2 with a sleeping command vs 2 without, TTL 10s, 1m0s"
+		switches    = "  voluntary context switches, 2 with vs 2 without"
 	)
 	put := func(n float64) rates { return rates{verbs: map[string]float64{"PUT": n}} }
 	steadyAt := func(ttl time.Duration, s steady) func(*modeResult) {
@@ -411,22 +413,47 @@ func TestRowsTargets(t *testing.T) {
 	}{
 		{
 			name: "graceful at the default TTL: both within", metric: graceful10,
-			watch: func(r *modeResult) { r.graceful[defaultTTL] = dist{0.05, 0.1} },
+			watch: func(r *modeResult) { r.graceful[defaultTTL] = dist{0.005, 0.01, 0.1} },
 			poll:  func(r *modeResult) { r.graceful[defaultTTL] = dist{1, 3.6} },
-			want:  "watch ≤ 100 ms; poll ≤ 2.2×RP = 3.67 s: watch ✓, poll ✓",
+			want:  "watch median ≤ 10 ms, max ≤ 100 ms; poll ≤ 2.2×RP = 3.67 s: watch ✓, poll ✓",
 		},
 		{
 			name: "graceful at the default TTL: both beyond", metric: graceful10,
-			watch: func(r *modeResult) { r.graceful[defaultTTL] = dist{0.05, 0.101} },
+			watch: func(r *modeResult) { r.graceful[defaultTTL] = dist{0.005, 0.101} },
 			poll:  func(r *modeResult) { r.graceful[defaultTTL] = dist{1, 3.7} },
-			want:  "watch ≤ 100 ms; poll ≤ 2.2×RP = 3.67 s: watch ✗, poll ✗",
+			want:  "watch median ≤ 10 ms, max ≤ 100 ms; poll ≤ 2.2×RP = 3.67 s: watch ✗, poll ✗",
+		},
+		{
+			name: "graceful at the default TTL: the median beyond", metric: graceful10,
+			watch: func(r *modeResult) { r.graceful[defaultTTL] = dist{0.009, 0.011, 0.012} },
+			want:  "watch median ≤ 10 ms, max ≤ 100 ms; poll ≤ 2.2×RP = 3.67 s: watch ✗",
 		},
 		{
 			// A mode without the figure has a "–" and no verdict.
 			name: "graceful at the default TTL: no figure, no verdict", metric: graceful10,
 			watch: func(r *modeResult) {},
 			poll:  func(r *modeResult) { r.graceful[defaultTTL] = dist{1} },
-			want:  "watch ≤ 100 ms; poll ≤ 2.2×RP = 3.67 s: poll ✓",
+			want:  "watch median ≤ 10 ms, max ≤ 100 ms; poll ≤ 2.2×RP = 3.67 s: poll ✓",
+		},
+		{
+			name: "a stopped successor: passed over within the window and 50 ms", metric: passedOver,
+			watch: func(r *modeResult) { bigOf(r.big, 50).passedOver = dist{1.02, 1.05} },
+			want:  "≤ window + 50 ms = 1.05 s (watch): watch ✓",
+		},
+		{
+			name: "a stopped successor: passed over later", metric: passedOver,
+			watch: func(r *modeResult) { bigOf(r.big, 50).passedOver = dist{1.02, 1.051} },
+			want:  "≤ window + 50 ms = 1.05 s (watch): watch ✗",
+		},
+		{
+			name: "requests per handover: 3", metric: perHandover,
+			watch: func(r *modeResult) { bigOf(r.big, 50).burst = []rates{put(3), put(2), put(4)} },
+			want:  "lock writes (PUT) ≤ 3 (watch): watch ✓",
+		},
+		{
+			name: "requests per handover: 4", metric: perHandover,
+			watch: func(r *modeResult) { bigOf(r.big, 50).burst = []rates{put(3), put(4), put(4)} },
+			want:  "lock writes (PUT) ≤ 3 (watch): watch ✗",
 		},
 		{
 			name: "graceful at TTL 3s: poll only, 2.2×RP = 1.1 s", metric: graceful3,
@@ -517,7 +544,7 @@ func TestRowsTargets(t *testing.T) {
 			name: "many candidates: at the bound", metric: bigFleet,
 			watch: func(r *modeResult) {
 				r.steady[defaultTTL] = steady{fleet: rates{verbs: map[string]float64{"PUT": 10}}}
-				r.bigFleet = rates{verbs: map[string]float64{"PUT": 10, "GET": 94}}
+				bigOf(r.big, 50).fleet = rates{verbs: map[string]float64{"PUT": 10, "GET": 94}}
 			},
 			want: "≤ fleet of 3 + 2 × 47 (watch): watch ✓",
 		},
@@ -525,13 +552,13 @@ func TestRowsTargets(t *testing.T) {
 			name: "many candidates: beyond", metric: bigFleet,
 			watch: func(r *modeResult) {
 				r.steady[defaultTTL] = steady{fleet: rates{verbs: map[string]float64{"PUT": 10}}}
-				r.bigFleet = rates{verbs: map[string]float64{"PUT": 10, "GET": 94.5}}
+				bigOf(r.big, 50).fleet = rates{verbs: map[string]float64{"PUT": 10, "GET": 94.5}}
 			},
 			want: "≤ fleet of 3 + 2 × 47 (watch): watch ✗",
 		},
 		{
 			name: "many candidates: no steady state to compare with", metric: bigFleet,
-			watch: func(r *modeResult) { r.bigFleet = rates{verbs: map[string]float64{"PUT": 10}} },
+			watch: func(r *modeResult) { bigOf(r.big, 50).fleet = rates{verbs: map[string]float64{"PUT": 10}} },
 			want:  "≤ fleet of 3 + 2 × 47 (watch)",
 		},
 		{
@@ -603,12 +630,15 @@ func TestRowsCells(t *testing.T) {
 	p.crash[defaultTTL] = dist{10, 11}
 	p.memLeader = fleet.ProcMemory{RSS: 15_000_000, Anon: 5_000_000, File: 10_000_000}
 	p.memFollower = fleet.ProcMemory{RSS: 14_000_000, Anon: 4_000_000, File: 9_500_000}
-	p.bigBurst = []rates{
+	bigOf(p.big, 50).burst = []rates{
 		{verbs: map[string]float64{"PUT": 3, "GET": 4}, conflicts: 1},
 		{verbs: map[string]float64{"PUT": 5, "GET": 6}, conflicts: 3},
 		{verbs: map[string]float64{"PUT": 1}, conflicts: 0},
 	}
-	p.bigFleet = rates{verbs: map[string]float64{"GET": 50, "PUT": 10}}
+	bigOf(p.big, 50).fleet = rates{verbs: map[string]float64{"GET": 50, "PUT": 10}}
+	bigOf(b.ref.big, 50).burst = []rates{{verbs: map[string]float64{"PUT": 47, "GET": 44}, conflicts: 44}}
+	bigOf(b.ref.big, 50).failover = dist{0.9, 1.2, 1.5}
+	b.ref.graceful = dist{0.6, 0.9, 1.4}
 	p.steady[defaultTTL] = steady{fleet: rates{verbs: map[string]float64{"GET": 30, "PUT": 6}, conflicts: 0.5}, watches: 0.333}
 	p.load = loadResult{RPS: 4000, P50: 200 * time.Microsecond, P99: 900 * time.Microsecond}
 	p.loadOne = loadResult{RPS: 2500.4, P99: 500 * time.Microsecond}
@@ -633,8 +663,12 @@ func TestRowsCells(t *testing.T) {
 		{"API req/min per elector, fleet of 3, TTL 3s", tableRow{
 			cells: map[string]string{modeWatch: "n/a", modePoll: "–"}, ratio: "–", target: "–"}},
 		// Totals 7, 11 and 1: median 7; conflicts 1, 3, 0: median 1.
-		{"scale: 1 election, 50 candidates, TTL 10s, API requests per graceful failover (409s), median of 3", tableRow{
-			cells: map[string]string{modeWatch: "n/a", modePoll: "7 (1)"}, ratio: "–", target: "–"}},
+		{"scale: 1 election, 50 candidates, TTL 10s, API requests per graceful failover (409s), lock writes, median of 3", tableRow{
+			cells: map[string]string{modeWatch: "n/a", modePoll: "7 (1), PUT 3"}, ref: "91 (44), PUT 47", ratio: "–", target: "lock writes (PUT) ≤ 3 (watch)"}},
+		{"scale: 1 election, 50 candidates, TTL 10s, graceful failover, median (max) of 3", tableRow{
+			cells: map[string]string{modeWatch: "n/a", modePoll: "–"}, ref: "1.20 s (max 1.50 s)", ratio: "–", target: "median ≤ 10 ms (watch)"}},
+		{"graceful failover (SIGTERM → new leader), TTL 10s, median (max) of 5", tableRow{
+			cells: map[string]string{modeWatch: "n/a", modePoll: "–"}, ref: "900 ms (max 1.40 s)", ratio: "–", target: "watch median ≤ 10 ms, max ≤ 100 ms; poll ≤ 2.2×RP = 3.67 s"}},
 		{"scale: 1 election, 50 candidates, TTL 10s, API req/min, whole fleet (per candidate)", tableRow{
 			cells: map[string]string{modeWatch: "n/a", modePoll: "60.0 (1.20)"}, ratio: "–", target: "≤ fleet of 3 + 2 × 47 (watch)"}},
 		{"GET / latency p50 (client side)", tableRow{

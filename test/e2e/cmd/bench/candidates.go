@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"syscall"
+	"time"
+
+	elector "github.com/k8s-elector/elector"
+)
+
+// bigResult holds the figures of one election with many candidates.
+type bigResult struct {
+	fleet    rates   // the whole election's API requests, per minute
+	failover dist    // SIGTERM of the leader → another leads, seconds
+	burst    []rates // requests of each of those handovers beyond the steady rate
+	// passedOver: the leader hands over to a successor that is stopped
+	// (SIGSTOP) → another leads, seconds. k8s-elector only.
+	passedOver dist
+}
+
+// bigOf returns the figures of the election of n candidates in m, creating
+// them.
+func bigOf(m map[int]*bigResult, n int) *bigResult {
+	if m[n] == nil {
+		m[n] = &bigResult{}
+	}
+	return m[n]
+}
+
+// successorWindow is how long our other candidates leave a released lock to
+// the successor the release names.
+var successorWindow = elector.DefaultTimings(defaultTTL).SuccessorWindow
+
+// manyCandidates runs, for each size of b.candidates, one election with
+// that many k8s-elector processes at the default TTL: the fleet's API
+// requests over a window, SIGTERM handovers of the leader, and handovers to
+// a successor that is stopped. The first size runs in every mode, the
+// others in watch mode only: hundreds of polling followers load the API
+// server with their reads whatever the handover does. After the last mode,
+// the same elections of plain client-go (the reference program).
+func (b *bench) manyCandidates(ctx context.Context, mode string) error {
+	for i, n := range b.candidates {
+		if i > 0 && mode != modeWatch {
+			continue
+		}
+		if err := b.ourCandidates(ctx, mode, n); err != nil {
+			return fmt.Errorf("%d candidates: %w", n, err)
+		}
+	}
+	if a := b.active(); mode != a[len(a)-1] {
+		return nil
+	}
+	for _, n := range b.candidates {
+		res, err := b.clientGoHandovers(ctx, n, b.bigReps, true)
+		if err != nil {
+			return fmt.Errorf("%d client-go candidates: %w", n, err)
+		}
+		b.ref.big[n] = res
+	}
+	return nil
+}
+
+func (b *bench) ourCandidates(ctx context.Context, mode string, n int) error {
+	r := bigOf(b.result(mode).big, n)
+	ttl := defaultTTL
+	g := b.newGroup(ctx, mode, fmt.Sprintf("candidates-%s-%d", mode, n), ttl)
+	g.cfg.Extra = append(g.cfg.Extra, "-allow-resign")
+	defer g.stop()
+	for i := range n {
+		if _, err := g.start(fmt.Sprintf("candidate-%03d", i+1)); err != nil {
+			return err
+		}
+	}
+	if _, err := g.stable(3*time.Minute + time.Duration(n)*100*time.Millisecond); err != nil {
+		return err
+	}
+	if err := sleep(ctx, settle(ttl)+2*time.Second); err != nil {
+		return err
+	}
+	w, err := b.measureWindow(ctx, b.window)
+	if err != nil {
+		return err
+	}
+	r.fleet = w.rates.plus(-1, b.baseline)
+	b.logf("%d candidates: %s for the whole fleet", n, r.fleet)
+	for range b.bigReps {
+		leader, err := g.stable(time.Minute)
+		if err != nil {
+			return err
+		}
+		if err := sleep(ctx, settle(ttl)); err != nil {
+			return err
+		}
+		s0, err := b.scrapeMetrics(ctx)
+		if err != nil {
+			return err
+		}
+		took, _, err := g.failover(leader, syscall.SIGTERM, 3*ttl)
+		if err != nil {
+			return err
+		}
+		// The requests the handover caused: those of the next few seconds
+		// beyond the steady rate.
+		if _, err := g.stable(time.Minute); err != nil {
+			return err
+		}
+		if err := sleep(ctx, time.Until(s0.at.Add(burstWindow))); err != nil {
+			return err
+		}
+		s1, err := b.scrapeMetrics(ctx)
+		if err != nil {
+			return err
+		}
+		extra := beyondSteady(s0, s1, b.baseline.plus(1, r.fleet))
+		r.burst = append(r.burst, extra)
+		r.failover = append(r.failover, took.Seconds())
+		b.logf("%d candidates: SIGTERM failover in %s; %s beyond the steady rate in the %s after SIGTERM",
+			n, took.Round(time.Millisecond), extra.counts(), burstWindow)
+	}
+	for range b.bigReps {
+		took, err := b.passOver(ctx, g, ttl)
+		if err != nil {
+			return err
+		}
+		r.passedOver = append(r.passedOver, took.Seconds())
+		b.logf("%d candidates: handover to a stopped successor; another leads %s after", n, took.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// passOver stops a follower (SIGSTOP), asks the leader to hand over to it
+// (POST /resign?to=), and returns how long until another member leads. The
+// follower runs again (SIGCONT) before it returns.
+func (b *bench) passOver(ctx context.Context, g *group, ttl time.Duration) (time.Duration, error) {
+	leader, err := g.stable(time.Minute)
+	if err != nil {
+		return 0, err
+	}
+	if err := sleep(ctx, settle(ttl)); err != nil {
+		return 0, err
+	}
+	g.mu.Lock()
+	var frozen *member
+	for _, m := range g.live() {
+		if m != leader {
+			frozen = m
+			break
+		}
+	}
+	g.mu.Unlock()
+	if err := frozen.e.Signal(syscall.SIGSTOP); err != nil {
+		return 0, err
+	}
+	defer func() { _ = frozen.e.Signal(syscall.SIGCONT) }()
+	t0 := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+leader.e.Addr+"/resign?to="+url.QueryEscape(frozen.e.ID), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("POST /resign?to=%s on %s: %w", frozen.e.ID, leader.e.ID, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("POST /resign?to=%s on %s: %s", frozen.e.ID, leader.e.ID, resp.Status)
+	}
+	_, at, err := g.newLeader(leader, t0, 3*ttl, "another leader after the handover to the stopped "+frozen.e.ID)
+	return at.Sub(t0), err
+}
+
+// clientGoHandovers measures plain client-go's graceful handover in an
+// election of n reference programs at the default TTL: the holder gets
+// SIGTERM and releases the Lease (ReleaseOnCancel), and the bench times
+// from the signal to another holder on its watch of the Lease; a fresh
+// program does not replace the old one, as none does in k8s-elector's
+// election. With requests, it also measures the
+// fleet's API requests over a window first, and counts those of each
+// handover beyond that steady rate, as for k8s-elector.
+func (b *bench) clientGoHandovers(ctx context.Context, n, reps int, requests bool) (*bigResult, error) {
+	b.logf("== graceful handover, %d client-go programs (the reference program)", n)
+	ttl := defaultTTL
+	election := fmt.Sprintf("handover-client-go-%d", n)
+	lw := b.watchLease(ctx, election)
+	defer lw.stop()
+	procs := map[string]*refProc{}
+	defer func() {
+		for _, p := range procs {
+			_, _ = p.kill()
+			<-p.done
+		}
+	}()
+	for i := range n {
+		p, err := b.startRef(election, fmt.Sprintf("client-go-%03d", i+1), ttl)
+		if err != nil {
+			return nil, err
+		}
+		procs[p.id] = p
+	}
+	res := &bigResult{}
+	holds := func(s leaseState) bool { p := procs[s.holder]; return p != nil && !p.exited() }
+	if _, err := lw.next(ctx, time.Now(), 3*ttl+time.Minute, "a holder", holds); err != nil {
+		return nil, err
+	}
+	// The programs have no status to agree on: a few retry periods let
+	// every one see the holder.
+	if err := sleep(ctx, 3*settle(ttl)); err != nil {
+		return nil, err
+	}
+	if requests {
+		w, err := b.measureWindow(ctx, b.window)
+		if err != nil {
+			return nil, err
+		}
+		res.fleet = w.rates.plus(-1, b.baseline)
+		b.logf("%d client-go programs: %s for the whole fleet", n, res.fleet)
+	}
+	for range reps {
+		cur, err := lw.next(ctx, time.Now(), 3*ttl, "a renewal by the holder", holds)
+		if err != nil {
+			return nil, err
+		}
+		if err := sleep(ctx, settle(ttl)); err != nil {
+			return nil, err
+		}
+		s0, err := b.scrapeMetrics(ctx)
+		if err != nil {
+			return nil, err
+		}
+		old := procs[cur.holder]
+		delete(procs, cur.holder)
+		t0 := time.Now()
+		if err := old.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			return nil, err
+		}
+		nx, err := lw.next(ctx, t0, 3*ttl+10*time.Second, "another holder after SIGTERM to "+cur.holder,
+			func(s leaseState) bool { return s.holder != "" && s.holder != cur.holder })
+		if err != nil {
+			return nil, fmt.Errorf("%w%s", err, describeRefs(procs))
+		}
+		res.failover = append(res.failover, nx.at.Sub(t0).Seconds())
+		select {
+		case <-old.done:
+		case <-time.After(30 * time.Second):
+			_, _ = old.kill()
+			<-old.done
+		}
+		if requests {
+			if err := sleep(ctx, time.Until(s0.at.Add(burstWindow))); err != nil {
+				return nil, err
+			}
+			s1, err := b.scrapeMetrics(ctx)
+			if err != nil {
+				return nil, err
+			}
+			extra := beyondSteady(s0, s1, b.baseline.plus(1, res.fleet))
+			res.burst = append(res.burst, extra)
+			b.logf("%d client-go programs: SIGTERM handover in %s; %s beyond the steady rate in the %s after SIGTERM",
+				n, nx.at.Sub(t0).Round(time.Millisecond), extra.counts(), burstWindow)
+		} else {
+			b.logf("%d client-go programs: SIGTERM handover in %s", n, nx.at.Sub(t0).Round(time.Millisecond))
+		}
+	}
+	return res, nil
+}
