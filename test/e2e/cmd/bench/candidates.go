@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	elector "github.com/k8s-elector/elector"
 )
 
@@ -265,4 +268,27 @@ func (b *bench) clientGoHandovers(ctx context.Context, n, reps int, requests boo
 		}
 	}
 	return res, nil
+}
+
+// writeRoundTrips times n updates of a Lease by the bench's own client, one
+// after the other: the floor of a handover, which is two such writes (the
+// release, the successor's acquisition) and a watch delivery between them.
+func (b *bench) writeRoundTrips(ctx context.Context, n int) (dist, error) {
+	leases := b.client.CoordinationV1().Leases(b.namespace)
+	l, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "write-round-trip"}}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = leases.Delete(context.WithoutCancel(ctx), l.Name, metav1.DeleteOptions{}) }()
+	var d dist
+	for i := range n {
+		holder := fmt.Sprintf("probe-%d", i)
+		l.Spec.HolderIdentity = &holder
+		t0 := time.Now()
+		if l, err = leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+			return nil, err
+		}
+		d = append(d, time.Since(t0).Seconds())
+	}
+	return d, nil
 }

@@ -88,6 +88,14 @@ func (b *bench) firstLeader(ctx context.Context, mode string) error {
 // failovers of plain client-go.
 func (b *bench) failovers(ctx context.Context, mode string) error {
 	r := b.result(mode)
+	if len(b.writeRTT) == 0 {
+		d, err := b.writeRoundTrips(ctx, 20)
+		if err != nil {
+			return fmt.Errorf("timing Lease updates: %w", err)
+		}
+		b.writeRTT = d
+		b.logf("a Lease update's round trip: %s median, %s max", fmtSeconds(d.median()), fmtSeconds(d.max()))
+	}
 	for _, ttl := range b.failoverTTL {
 		election := fmt.Sprintf("failover-%s-%ds", mode, int(ttl.Seconds()))
 		g := b.newGroup(ctx, mode, election, ttl)

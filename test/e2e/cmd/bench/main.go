@@ -124,6 +124,7 @@ type bench struct {
 	baseWatches float64 // open watches on leases without any elector
 	res         map[string]*modeResult
 	ref         refResult // the reference program's: plain client-go
+	writeRTT    dist      // round trips of the bench's own Lease updates, seconds
 	began       time.Time
 	loadStart   string          // /proc/loadavg when the run began
 	only        map[string]bool // -only, nil for all

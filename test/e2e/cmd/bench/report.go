@@ -643,9 +643,12 @@ func (b *bench) report() report {
 		fmt.Sprintf("GET / load: %d goroutines, each with its own keep-alive connection and one request at a time (closed loop, so the elector is saturated), for %s after a 0.5 s warm-up, against the leader; a minimal HTTP/1.1 client measures each request. Placement: %s; the API server and etcd share the %d CPUs.", b.loadConns, b.loadFor, b.pin, numCPU()),
 		fmt.Sprintf("Scale, library: one process (cmd/bench/internal/scaleworker, stripped) runs %d Electors (elector.WithRESTConfig, one candidate each, WithWatch per mode) in one namespace; RSS and requests per election over a %s window once all lead.", b.elections, b.window),
 		fmt.Sprintf("Scale, candidates: %s k8s-elector processes in one election at TTL %s (the first size in every mode, the others in watch mode only); API load of the whole fleet over a %s window, then SIGTERM failovers of the leader, then handovers (POST /resign?to=) to a follower stopped with SIGSTOP just before, timed from the request to another member's is_leader:true. Requests per failover: those counted from just before the SIGTERM to %s after it, less %s of the fleet's steady rate and the baseline (so ± a few from noise), with the 409 Conflict answers among them. The %s column: as many reference programs in one election, SIGTERM of the holder (it releases the Lease), timed on the bench's watch of the Lease to another holder, and counted the same way; its graceful failover at TTL %s is a group of 3.", joinInts(b.candidates), defaultTTL, b.window, burstWindow, burstWindow, refColumn, defaultTTL),
-		"Targets are those of the performance issue; ✓/✗ check the max of repeated measurements (crash failover: the median and the max), and 2.2×RP is client-go's longest jittered retry wait.",
+		"Targets are those of the performance issues; ✓/✗ check the max of repeated measurements unless the target names the median, and 2.2×RP is client-go's longest jittered retry wait.",
 	}
 	notes = slices.Insert(notes, len(notes)-1, b.commandNotes()...)
+	if d := b.writeRTT; len(d) > 0 {
+		notes = slices.Insert(notes, len(notes)-1, fmt.Sprintf("The floor of a graceful handover: it is two Lease writes, the release and the successor's acquisition, with a watch delivery between them. A Lease update's round trip from the bench's own client, one after another, took %s median (max %s) of %d.", fmtSeconds(d.median()), fmtSeconds(d.max()), len(d)))
+	}
 	for _, n := range notes {
 		fmt.Fprintf(&f, "- %s\n", n)
 	}
