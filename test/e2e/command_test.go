@@ -85,6 +85,7 @@ type cmdSuite struct {
 //
 // The scenarios run in parallel as TestFault's do.
 func TestCommand(t *testing.T) {
+	parallelParent(t)
 	s := &cmdSuite{child: buildLeaderChild(t)}
 	s.sampler = childwatch.NewSampler(s.child, sampleInterval)
 	t.Cleanup(func() {
@@ -120,7 +121,10 @@ func buildLeaderChild(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "leaderchild")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/leaderchild")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	var out []byte
+	var err error
+	heavy(func() { out, err = cmd.CombinedOutput() })
+	if err != nil {
 		t.Fatalf("building cmd/leaderchild: %v\n%s", err, out)
 	}
 	return bin

@@ -232,6 +232,7 @@ func forEachLock(t *testing.T, f func(t *testing.T, lock string)) {
 }
 
 func TestFleetElectsOneLeaderAndAgrees(t *testing.T) {
+	parallelParent(t)
 	forEachLock(t, func(t *testing.T, lock string) {
 		ns, electors, leader := settledFleet(t, lock)
 		if got := holder(t, ns, lock, "demo"); got != leader.ID {
@@ -263,6 +264,7 @@ func TestFleetElectsOneLeaderAndAgrees(t *testing.T) {
 var stackTrace = regexp.MustCompile(`(?m)^(panic: |goroutine \d+ \[|fatal error: )`)
 
 func TestSIGTERMReleasesAndHandsOverWithinARetry(t *testing.T) {
+	parallelParent(t)
 	forEachLock(t, func(t *testing.T, lock string) {
 		ns, electors, leader := settledFleet(t, lock)
 
@@ -296,6 +298,7 @@ func TestSIGTERMReleasesAndHandsOverWithinARetry(t *testing.T) {
 }
 
 func TestSIGKILLIsReplacedAfterTheTTL(t *testing.T) {
+	parallelParent(t)
 	forEachLock(t, func(t *testing.T, lock string) {
 		_, electors, leader := settledFleet(t, lock)
 

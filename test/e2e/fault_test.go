@@ -51,6 +51,7 @@ const faultElection = "fault"
 // bound is derived from the TTL with slack for a loaded machine; none
 // asserts raw speed.
 func TestFault(t *testing.T) {
+	parallelParent(t)
 	scenarios := []struct {
 		name string
 		run  func(t *testing.T)

@@ -29,6 +29,7 @@ var successorWindow = timings.SuccessorWindow
 // write, and slack for a loaded machine; or, where the release itself is
 // lost, the lease's end.
 func TestHandoverFault(t *testing.T) {
+	parallelParent(t)
 	scenarios := []struct {
 		name string
 		run  func(t *testing.T)

@@ -99,7 +99,10 @@ func buildOldClientGo(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "oldclientgo")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Dir = "oldclientgo"
-	if out, err := cmd.CombinedOutput(); err != nil {
+	var out []byte
+	var err error
+	heavy(func() { out, err = cmd.CombinedOutput() })
+	if err != nil {
 		t.Fatalf("building oldclientgo: %v\n%s", err, out)
 	}
 	return bin
@@ -424,6 +427,7 @@ func runInterop(t *testing.T, name string, kinds []interopKind) interopResult {
 // before the lease could have run out. The test ends with a matrix of peer,
 // lock type and role, and every handover's figure.
 func TestInterop(t *testing.T) {
+	parallelParent(t)
 	plain := buildPlainFollower(t)
 	old := buildOldClientGo(t)
 	elector := func(lock string) interopKind { return interopKind{peerElector, lock, binary} }
@@ -509,6 +513,7 @@ type interopFaultResult struct {
 // write (the acquire_time oldclientgo reports, to the millisecond) was sent
 // after it.
 func TestInteropFaults(t *testing.T) {
+	parallelParent(t)
 	old := buildOldClientGo(t)
 	elector := func(lock string) interopKind { return interopKind{peerElector, lock, binary} }
 	v023 := func(lock string) interopKind { return interopKind{peerV023, lock, old} }

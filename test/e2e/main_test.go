@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -25,19 +26,29 @@ var (
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
-// controlPlaneSlots holds one token per parallel test that works on the
-// suite's control plane, or starts one of its own: -parallel of them run at
-// once, as go test alone would run them. The node tests that mostly wait
-// (waitingNodeTests) run beside them, in slots of their own, so that their
-// minutes of waiting overlap the rest of the suite instead of adding to it.
-var controlPlaneSlots chan struct{}
+// How the suite runs its tests at once. Most tests run in parallel, and
+// three kinds of slot, not go test's own, decide how many at a time:
+//
+//   - controlPlaneSlots: tests that work on the suite's control plane (or
+//     start one of their own), and the builds of helper binaries: -parallel
+//     of them at once, as go test alone would run them (parallel, heavy);
+//   - nodeTurn: the node tests that need the one-node cluster to themselves,
+//     one at a time, beside the others (nodeTest);
+//   - none: the node tests that mostly wait, for a token's rotation or an
+//     alert's `for:` (TestNodeTokenRotation, TestNodeMonitoring), and the
+//     tests whose parallel subtests do the work (parallelParent).
+//
+// The node tests, which mostly wait for Pods, thus overlap the rest of the
+// suite instead of adding to it. Tests that must run alone (TestOutage
+// restarts etcd; TestCrashAfterLostRace and TestImage time or build on a
+// quiet machine) do not call t.Parallel and run first.
+var (
+	controlPlaneSlots chan struct{}
+	nodeTurn          = make(chan struct{}, 1)
+)
 
-// waitingNodeTests is the number of node tests that call t.Parallel: they
-// wait for a token's rotation or an alert's `for:`, with little to do.
-const waitingNodeTests = 2
-
-// shareParallelSlots sizes controlPlaneSlots to -parallel and raises
-// -parallel by waitingNodeTests, before the tests start.
+// shareParallelSlots sizes controlPlaneSlots to -parallel, and lifts go
+// test's own limit, which the slots replace, before the tests start.
 func shareParallelSlots() error {
 	f := flag.Lookup("test.parallel")
 	n, err := strconv.Atoi(f.Value.String())
@@ -45,15 +56,43 @@ func shareParallelSlots() error {
 		return fmt.Errorf("-parallel=%s: want a positive number", f.Value.String())
 	}
 	controlPlaneSlots = make(chan struct{}, n)
-	return f.Value.Set(strconv.Itoa(n + waitingNodeTests))
+	return f.Value.Set("1000")
 }
 
-// parallel runs t in parallel with the other tests that call it, at most
-// -parallel at once, and with the waiting node tests.
+// parallel runs t in parallel, in one of the control-plane slots.
 func parallel(t *testing.T) {
 	t.Parallel()
 	controlPlaneSlots <- struct{}{}
 	t.Cleanup(func() { <-controlPlaneSlots })
+}
+
+// parallelParent runs t in parallel without a slot: its subtests call
+// parallel, and its own work is setting them up.
+func parallelParent(t *testing.T) { t.Parallel() }
+
+// nodeTest runs t in parallel with the rest of the suite, and alone among
+// the node tests that call it, so that it finds the node as quiet as the
+// one before did. Call it before startNode.
+func nodeTest(t *testing.T) {
+	t.Parallel()
+	t.Cleanup(takeNodeTurn())
+}
+
+// takeNodeTurn waits until no other node test has the node to itself, takes
+// it, and returns the function that gives it back (once, however often it is
+// called).
+func takeNodeTurn() (giveBack func()) {
+	nodeTurn <- struct{}{}
+	var once sync.Once
+	return func() { once.Do(func() { <-nodeTurn }) }
+}
+
+// heavy runs f in one of the control-plane slots: for work outside a test
+// that loads the machine as much, such as building a helper binary.
+func heavy(f func()) {
+	controlPlaneSlots <- struct{}{}
+	defer func() { <-controlPlaneSlots }()
+	f()
 }
 
 func run(m *testing.M) int {

@@ -56,6 +56,7 @@ func cutOff(t *testing.T, nc *nodeCluster, podIP string) (heal func()) {
 // the shutdown budget plus the Pod label's second (the sizing
 // docs/guarantees.md gives).
 func TestNodeCutOffLeaderDeleted(t *testing.T) {
+	nodeTest(t)
 	nc := startNode(t)
 	ctx := context.Background()
 	ns, service := applyExample(t, nc, "node-cutoff")

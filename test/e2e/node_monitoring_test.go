@@ -424,11 +424,14 @@ func ruleFor(t *testing.T, alert string) time.Duration {
 // is back and one leads. The other is scaled to 0, so that every elector
 // has stopped: there is no series left for K8sElectorNoLeader to compare,
 // and K8sElectorCandidatesAbsent fires after its `for:` instead, and clears
-// once the Deployment is scaled up and its electors report again. It is
-// one of the waitingNodeTests: it waits for the alerts' `for:` in parallel
-// with the rest of the suite, on a node the other node tests have left.
+// once the Deployment is scaled up and its electors report again. It runs
+// in parallel with the rest of the suite, and has the node to itself (its
+// turn among the node tests: nobody cordons it) while it starts its Pods and
+// while it scales them up again, not while it waits for the alerts' `for:`.
 func TestNodeMonitoring(t *testing.T) {
 	t.Parallel()
+	giveBack := takeNodeTurn()
+	t.Cleanup(giveBack)
 	nc := startNode(t)
 	ctx := context.Background()
 	m := startMonitoring(t, nc)
@@ -459,6 +462,7 @@ func TestNodeMonitoring(t *testing.T) {
 	}
 	scale(stopped, 0)
 	stoppedAt := time.Now()
+	giveBack()
 
 	noLeaderFor, absentFor := ruleFor(t, alertNoLeader), ruleFor(t, alertCandidatesAbsent)
 	type watched struct {
@@ -522,6 +526,7 @@ func TestNodeMonitoring(t *testing.T) {
 	}
 
 	// Give the binding back and scale the Deployment up: both clear.
+	t.Cleanup(takeNodeTurn())
 	binding.ResourceVersion = ""
 	if _, err := nc.client.RbacV1().RoleBindings(starved).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

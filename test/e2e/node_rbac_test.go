@@ -23,6 +23,7 @@ import (
 // is never written, and each elector logs "forbidden" once, not at every
 // retry. (TestNodeExample is the other half: deploy/base's Role is enough.)
 func TestNodeForbidden(t *testing.T) {
+	nodeTest(t)
 	nc := startNode(t)
 	ctx := context.Background()
 	ns := nc.namespace(t, "node-no-role") // not "forbidden": the log lines name it

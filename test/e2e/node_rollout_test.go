@@ -207,6 +207,7 @@ func rolledOut(ctx context.Context, client kubernetes.Interface, ns string, time
 // there must be no instant with two leaders, a leader once each rollout is
 // done, and every elector that stopped must have exited 0.
 func TestNodeRollout(t *testing.T) {
+	nodeTest(t)
 	nc := startNode(t)
 	ctx := context.Background()
 	mon := startMonitoring(t, nc)
@@ -290,6 +291,7 @@ func evict(ctx context.Context, client kubernetes.Interface, ns, pod string) err
 // the remaining Pods leading throughout; after an uncordon the Deployment
 // is whole again, with one leader.
 func TestNodeEviction(t *testing.T) {
+	nodeTest(t)
 	nc := startNode(t)
 	ctx := context.Background()
 	ns, service := applyExample(t, nc, "node-eviction")

@@ -127,6 +127,7 @@ func waitSingletonLog(t *testing.T, dir string, timeout time.Duration, what stri
 // the new leader's copy starts only after it, without ever finding the
 // old copy's flock held.
 func TestNodeSingleton(t *testing.T) {
+	nodeTest(t)
 	// The program runs as UID 65535 and writes here. Made before the
 	// namespace, so removed after it is gone.
 	records := t.TempDir()

@@ -355,6 +355,7 @@ func endpointPods(ctx context.Context, client kubernetes.Interface, ns, service 
 // EndpointSlice names only it; after the leader's Pod is deleted, the
 // EndpointSlice names the new leader.
 func TestNodeExample(t *testing.T) {
+	nodeTest(t)
 	nc := startNode(t)
 	ctx := context.Background()
 	ns := nc.namespace(t, "node-example")
@@ -441,6 +442,7 @@ configMapGenerator:
 // releases), the elector exits 0, and another Pod leads within 1s of the
 // release.
 func TestNodeSidecar(t *testing.T) {
+	nodeTest(t)
 	nc := startNode(t)
 	ctx := context.Background()
 	ns := nc.namespace(t, "node-sidecar")

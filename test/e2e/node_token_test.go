@@ -120,8 +120,9 @@ func readToken(nc *nodeCluster, pod corev1.Pod) (jwtClaims, error) {
 // have expired, the leader of the start still holds the Lease (it was never
 // taken over), renews it, and no elector has logged a rejected credential.
 // The Deployment starts with the node tests' cluster; the test waits until
-// every first token has expired, about 10 minutes after. It is one of the
-// waitingNodeTests: it waits in parallel with the rest of the suite.
+// every first token has expired, about 10 minutes after. It waits in
+// parallel with the rest of the suite, and needs no turn of the node: its
+// Pods were started with the cluster, before any other node test.
 func TestNodeTokenRotation(t *testing.T) {
 	t.Parallel()
 	nc := startNode(t)

@@ -62,6 +62,7 @@ const (
 //
 // The scenarios run in parallel as TestFault's do.
 func TestReadiness(t *testing.T) {
+	parallelParent(t)
 	scenarios := []struct {
 		name string
 		run  func(t *testing.T)

@@ -82,6 +82,7 @@ type visibilityResult struct {
 // lock and polling it (-watch=false): 8 combinations, in parallel as
 // TestFault's scenarios, about two minutes in all on 2 cores.
 func TestVisibility(t *testing.T) {
+	parallelParent(t)
 	plain := buildPlainFollower(t)
 	var (
 		mu      sync.Mutex
@@ -115,7 +116,10 @@ func buildPlainFollower(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "plainfollower")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/plainfollower")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	var out []byte
+	var err error
+	heavy(func() { out, err = cmd.CombinedOutput() })
+	if err != nil {
 		t.Fatalf("building cmd/plainfollower: %v\n%s", err, out)
 	}
 	return bin
