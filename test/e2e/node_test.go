@@ -113,14 +113,19 @@ func newNodeCluster() (*nodeCluster, error) {
 }
 
 // startNodeEarly starts the cluster in the background if the tests that
-// -test.run selects include TestNodeTokenRotation; startNode waits for it.
+// -test.run and -test.skip select include TestNodeTokenRotation; startNode
+// waits for it.
 func startNodeEarly() {
-	if pattern := flag.Lookup("test.run").Value.String(); pattern != "" {
-		top, _, _ := strings.Cut(pattern, "/")
+	matches := func(flagName string) bool {
+		top, _, _ := strings.Cut(flag.Lookup(flagName).Value.String(), "/")
 		re, err := regexp.Compile(top)
-		if err != nil || !re.MatchString("TestNodeTokenRotation") {
-			return
-		}
+		return err == nil && re.MatchString("TestNodeTokenRotation")
+	}
+	if run := flag.Lookup("test.run").Value.String(); run != "" && !matches("test.run") {
+		return
+	}
+	if skip := flag.Lookup("test.skip").Value.String(); skip != "" && matches("test.skip") {
+		return
 	}
 	go nodeOnce.Do(func() { sharedNode, nodeErr = newNodeCluster() })
 }
