@@ -19,6 +19,9 @@ type bigResult struct {
 	fleet    rates   // the whole election's API requests, per minute
 	failover dist    // SIGTERM of the leader → another leads, seconds
 	burst    []rates // requests of each of those handovers beyond the steady rate
+	// lockWrites of each of those handovers: the Lease's states on the
+	// bench's watch from the SIGTERM to the new holder's, and the 409s.
+	lockWrites dist
 	// passedOver: the leader hands over to a successor that is stopped
 	// (SIGSTOP) → another leads, seconds. k8s-elector only.
 	passedOver dist
@@ -69,11 +72,16 @@ func (b *bench) manyCandidates(ctx context.Context, mode string) error {
 func (b *bench) ourCandidates(ctx context.Context, mode string, n int) error {
 	r := bigOf(b.result(mode).big, n)
 	ttl := defaultTTL
-	g := b.newGroup(ctx, mode, fmt.Sprintf("candidates-%s-%d", mode, n), ttl)
+	election := fmt.Sprintf("candidates-%s-%d", mode, n)
+	g := b.newGroup(ctx, mode, election, ttl)
 	g.cfg.Extra = append(g.cfg.Extra, "-allow-resign")
 	defer g.stop()
-	for i := range n {
-		if _, err := g.start(fmt.Sprintf("candidate-%03d", i+1)); err != nil {
+	lw := b.watchLease(ctx, election)
+	defer lw.stop()
+	seq := 0
+	for range n {
+		seq++
+		if _, err := g.start(fmt.Sprintf("candidate-%03d", seq)); err != nil {
 			return err
 		}
 	}
@@ -101,10 +109,17 @@ func (b *bench) ourCandidates(ctx context.Context, mode string, n int) error {
 		if err != nil {
 			return err
 		}
+		t0 := time.Now()
 		took, _, err := g.failover(leader, syscall.SIGTERM, 3*ttl)
 		if err != nil {
 			return err
 		}
+		held, err := lw.next(ctx, t0, 10*time.Second, "a new holder after SIGTERM to "+leader.e.ID,
+			func(s leaseState) bool { return s.holder != "" && s.holder != leader.e.ID })
+		if err != nil {
+			return err
+		}
+		lockWrites := lw.writes(t0, held.at)
 		// The requests the handover caused: those of the next few seconds
 		// beyond the steady rate.
 		if _, err := g.stable(time.Minute); err != nil {
@@ -120,8 +135,14 @@ func (b *bench) ourCandidates(ctx context.Context, mode string, n int) error {
 		extra := beyondSteady(s0, s1, b.baseline.plus(1, r.fleet))
 		r.burst = append(r.burst, extra)
 		r.failover = append(r.failover, took.Seconds())
-		b.logf("%d candidates: SIGTERM failover in %s; %s beyond the steady rate in the %s after SIGTERM",
-			n, took.Round(time.Millisecond), extra.counts(), burstWindow)
+		r.lockWrites = append(r.lockWrites, float64(lockWrites)+extra.conflicts)
+		b.logf("%d candidates: SIGTERM failover in %s; %d lock writes and %.0f conflicts; %s beyond the steady rate in the %s after SIGTERM",
+			n, took.Round(time.Millisecond), lockWrites, extra.conflicts, extra.counts(), burstWindow)
+		// A fresh candidate replaces the old leader, after the count.
+		seq++
+		if _, err := g.start(fmt.Sprintf("candidate-%03d", seq)); err != nil {
+			return err
+		}
 	}
 	for range b.bigReps {
 		took, err := b.passOver(ctx, g, ttl)
@@ -154,6 +175,9 @@ func (b *bench) passOver(ctx context.Context, g *group, ttl time.Duration) (time
 		}
 	}
 	g.mu.Unlock()
+	if frozen == nil {
+		return 0, fmt.Errorf("no follower to stop:\n%s", g.describe())
+	}
 	if err := frozen.e.Signal(syscall.SIGSTOP); err != nil {
 		return 0, err
 	}
@@ -179,8 +203,7 @@ func (b *bench) passOver(ctx context.Context, g *group, ttl time.Duration) (time
 // election of n reference programs at the default TTL: the holder gets
 // SIGTERM and releases the Lease (ReleaseOnCancel), and the bench times
 // from the signal to another holder on its watch of the Lease; a fresh
-// program does not replace the old one, as none does in k8s-elector's
-// election. With requests, it also measures the
+// program replaces the old one after the count. With requests, it also measures the
 // fleet's API requests over a window first, and counts those of each
 // handover beyond that steady rate, as for k8s-elector.
 func (b *bench) clientGoHandovers(ctx context.Context, n, reps int, requests bool) (*bigResult, error) {
@@ -196,8 +219,10 @@ func (b *bench) clientGoHandovers(ctx context.Context, n, reps int, requests boo
 			<-p.done
 		}
 	}()
-	for i := range n {
-		p, err := b.startRef(election, fmt.Sprintf("client-go-%03d", i+1), ttl)
+	seq := 0
+	for range n {
+		seq++
+		p, err := b.startRef(election, fmt.Sprintf("client-go-%03d", seq), ttl)
 		if err != nil {
 			return nil, err
 		}
@@ -245,6 +270,7 @@ func (b *bench) clientGoHandovers(ctx context.Context, n, reps int, requests boo
 			return nil, fmt.Errorf("%w%s", err, describeRefs(procs))
 		}
 		res.failover = append(res.failover, nx.at.Sub(t0).Seconds())
+		lockWrites := lw.writes(t0, nx.at)
 		select {
 		case <-old.done:
 		case <-time.After(30 * time.Second):
@@ -261,11 +287,18 @@ func (b *bench) clientGoHandovers(ctx context.Context, n, reps int, requests boo
 			}
 			extra := beyondSteady(s0, s1, b.baseline.plus(1, res.fleet))
 			res.burst = append(res.burst, extra)
-			b.logf("%d client-go programs: SIGTERM handover in %s; %s beyond the steady rate in the %s after SIGTERM",
-				n, nx.at.Sub(t0).Round(time.Millisecond), extra.counts(), burstWindow)
+			res.lockWrites = append(res.lockWrites, float64(lockWrites)+extra.conflicts)
+			b.logf("%d client-go programs: SIGTERM handover in %s; %d lock writes and %.0f conflicts; %s beyond the steady rate in the %s after SIGTERM",
+				n, nx.at.Sub(t0).Round(time.Millisecond), lockWrites, extra.conflicts, extra.counts(), burstWindow)
 		} else {
 			b.logf("%d client-go programs: SIGTERM handover in %s", n, nx.at.Sub(t0).Round(time.Millisecond))
 		}
+		seq++
+		p, err := b.startRef(election, fmt.Sprintf("client-go-%03d", seq), ttl)
+		if err != nil {
+			return nil, err
+		}
+		procs[p.id] = p
 	}
 	return res, nil
 }

@@ -143,6 +143,20 @@ func (w *leaseWatch) next(ctx context.Context, since time.Time, limit time.Durat
 	}
 }
 
+// writes returns how many states arrived in [from, to]: each is a write of
+// the Lease (a renewal, a release, an acquisition).
+func (w *leaseWatch) writes(from, to time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, s := range w.seen {
+		if !s.at.Before(from) && !s.at.After(to) {
+			n++
+		}
+	}
+	return n
+}
+
 // describe lists the last n states seen, for errors.
 func (w *leaseWatch) describe(n int) string {
 	w.mu.Lock()
