@@ -120,6 +120,11 @@ func (b *bench) ourCandidates(ctx context.Context, mode string, n int) error {
 			return err
 		}
 		lockWrites := lw.writes(t0, held.at)
+		released, err := lw.next(ctx, t0, 10*time.Second, "the release after SIGTERM to "+leader.e.ID,
+			func(s leaseState) bool { return s.holder == "" })
+		if err != nil {
+			return err
+		}
 		// The requests the handover caused: those of the next few seconds
 		// beyond the steady rate.
 		if _, err := g.stable(time.Minute); err != nil {
@@ -136,8 +141,9 @@ func (b *bench) ourCandidates(ctx context.Context, mode string, n int) error {
 		r.burst = append(r.burst, extra)
 		r.failover = append(r.failover, took.Seconds())
 		r.lockWrites = append(r.lockWrites, float64(lockWrites)+extra.conflicts)
-		b.logf("%d candidates: SIGTERM failover in %s; %d lock writes and %.0f conflicts; %s beyond the steady rate in the %s after SIGTERM",
-			n, took.Round(time.Millisecond), lockWrites, extra.conflicts, extra.counts(), burstWindow)
+		b.logf("%d candidates: SIGTERM failover in %s (the bench's watch of the Lease: the release %s after SIGTERM, the new holder %s after the release); %d lock writes and %.0f conflicts; %s beyond the steady rate in the %s after SIGTERM",
+			n, took.Round(time.Millisecond), released.at.Sub(t0).Round(100*time.Microsecond), held.at.Sub(released.at).Round(100*time.Microsecond),
+			lockWrites, extra.conflicts, extra.counts(), burstWindow)
 		// A fresh candidate replaces the old leader, after the count.
 		seq++
 		if _, err := g.start(fmt.Sprintf("candidate-%03d", seq)); err != nil {
