@@ -1040,6 +1040,10 @@ func TestResignHandsOverAndRejoinsAfterCooldown(t *testing.T) {
 		if a.e.Status().IsLeader {
 			t.Fatal("a reports leadership after Resign returned")
 		}
+		// b, the successor the release names, may be taking the lock at
+		// this instant: let its writes land, so that a lock of two objects
+		// is read between them, not in the middle.
+		synctest.Wait()
 		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "" && rec.HolderIdentity != "b" {
 			t.Fatalf("holder after Resign = %q, want released", rec.HolderIdentity)
 		}
