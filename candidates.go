@@ -425,19 +425,6 @@ func (r *registry) successor(now time.Time) string {
 	return best(r.readyOthers(now))
 }
 
-// heirs returns whom a release at now names: to, or the best candidate if
-// to is empty, and the best of the others as the runner-up.
-func (r *registry) heirs(now time.Time, to string) heirs {
-	if r == nil {
-		return heirs{to: to}
-	}
-	cands := r.readyOthers(now)
-	if to == "" {
-		to = best(cands)
-	}
-	return heirs{to: to, then: best(slices.DeleteFunc(cands, func(c candidateEntry) bool { return c.id == to }))}
-}
-
 // preemptor returns the candidate that should take over from this leader
 // at now: ready for at least steady, alive, with a priority above this
 // one's; the best of them, or "". Equal priorities never preempt, and a

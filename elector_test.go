@@ -579,17 +579,17 @@ func TestReleaseNeverClearsAnotherHolder(t *testing.T) {
 		if !a.rec.ours() {
 			t.Fatal("a's stale view does not name a")
 		}
-		a.release(ctx, time.Now().Add(time.Second), heirs{})
+		a.release(ctx, time.Now().Add(time.Second), "")
 		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "b" {
 			t.Fatalf("holder = %q after a's release from a stale view, want b", rec.HolderIdentity)
 		}
 		// Again, from the fresh read: no write at all.
-		a.release(ctx, time.Now().Add(time.Second), heirs{})
+		a.release(ctx, time.Now().Add(time.Second), "")
 		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "b" {
 			t.Fatalf("holder = %q after a's release from a fresh read, want b", rec.HolderIdentity)
 		}
 		// b's own release works.
-		b.release(ctx, time.Now().Add(time.Second), heirs{})
+		b.release(ctx, time.Now().Add(time.Second), "")
 		if rec := lockHolder(t, c.Client(), k.lock); rec.HolderIdentity != "" {
 			t.Fatalf("holder = %q after b's release, want none", rec.HolderIdentity)
 		}

@@ -35,60 +35,50 @@ const successorAnnotation = "k8s-elector.io/successor"
 // successor to take the lock, from when each saw the release.
 const successorWindow = time.Second
 
-// successorHint is the annotation's value: the successor, the runner-up,
-// and the release record it belongs to.
+// successorHint is the annotation's value: the successor, and the release
+// record it belongs to.
 type successorHint struct {
 	To string `json:"to"`
-	// Then is the runner-up: the candidate that takes the lock at the end of
-	// the window if the successor has not, kickSpread before the others.
-	Then string `json:"then,omitempty"`
 	// LeaderTransitions and RenewTime (Unix seconds, the precision every
 	// lock kind keeps) of the release.
 	LeaderTransitions int   `json:"leaderTransitions"`
 	RenewTime         int64 `json:"renewTime"`
 }
 
-// heirs are the candidates a release names: the successor, and the
-// runner-up (or none).
-type heirs struct{ to, then string }
-
-// setSuccessor writes the hint for rec, a release naming h, into obj's
-// annotations, or removes any hint when h names no successor: every write
-// clears the hint of the release before it. The map is replaced, not
-// changed, so that an object shared with the watch's cache stays as it is.
-func setSuccessor(obj metav1.Object, rec resourcelock.LeaderElectionRecord, h heirs) {
-	if _, had := obj.GetAnnotations()[successorAnnotation]; !had && h.to == "" {
+// setSuccessor writes the hint for rec, a release naming to, into obj's
+// annotations, or removes any hint when to is empty: every write clears
+// the hint of the release before it. The map is replaced, not changed, so
+// that an object shared with the watch's cache stays as it is.
+func setSuccessor(obj metav1.Object, rec resourcelock.LeaderElectionRecord, to string) {
+	if _, had := obj.GetAnnotations()[successorAnnotation]; !had && to == "" {
 		return
 	}
 	editAnnotations(obj, func(ann map[string]string) {
-		if h.to == "" {
+		if to == "" {
 			delete(ann, successorAnnotation)
 			return
 		}
-		b, _ := json.Marshal(successorHint{To: h.to, Then: h.then, LeaderTransitions: rec.LeaderTransitions, RenewTime: rec.RenewTime.Unix()})
+		b, _ := json.Marshal(successorHint{To: to, LeaderTransitions: rec.LeaderTransitions, RenewTime: rec.RenewTime.Unix()})
 		ann[successorAnnotation] = string(b)
 	})
 }
 
-// successorOf returns the heirs that obj's hint names for rec, the record
-// obj holds: none unless rec is a release and the hint was written with it.
-// A runner-up that is no valid ID, or the successor again, is dropped.
-func successorOf(obj metav1.Object, rec resourcelock.LeaderElectionRecord) heirs {
+// successorOf returns the successor that obj's hint names for rec, the
+// record obj holds: none unless rec is a release and the hint was written
+// with it.
+func successorOf(obj metav1.Object, rec resourcelock.LeaderElectionRecord) string {
 	raw, ok := obj.GetAnnotations()[successorAnnotation]
 	if !ok || rec.HolderIdentity != "" {
-		return heirs{}
+		return ""
 	}
 	var h successorHint
 	if json.Unmarshal([]byte(raw), &h) != nil || checkID(h.To) != nil {
-		return heirs{}
+		return ""
 	}
 	if h.LeaderTransitions != rec.LeaderTransitions || h.RenewTime != rec.RenewTime.Unix() {
-		return heirs{}
+		return ""
 	}
-	if h.Then == h.To || checkID(h.Then) != nil {
-		h.Then = ""
-	}
-	return heirs{to: h.To, then: h.Then}
+	return h.To
 }
 
 // checkID returns why id cannot be a candidate's ID, or nil.

@@ -25,8 +25,8 @@ type lockRead struct {
 	uid     types.UID // of the object that holds the record
 	cached  bool      // served by the watch, without a request
 	seen    time.Time // when this candidate received it
-	// successor is who a release names (handover.go), or none.
-	successor heirs
+	// successor is the candidate a release names (handover.go), or empty.
+	successor string
 	// request and refused are the handover request on the object and the
 	// leader's last refusal, as written (handover.go), or empty.
 	request, refused string
@@ -36,7 +36,7 @@ type lockRead struct {
 // record: the successor a release names, and a refusal of a handover
 // request. Every write of ours removes the handover request it answers.
 type extras struct {
-	successor heirs
+	successor string
 	refused   []handoverRefusal
 }
 

@@ -197,26 +197,15 @@ func (l *loop) acquireAt(now time.Time) (time.Time, bool) {
 		return l.notBefore, true // a resignation's cooldown, handed the lock or not
 	}
 	r := l.rec
-	if !r.gone && r.rec.HolderIdentity == "" {
-		switch l.id {
-		case r.successor.to:
-			return r.lastChange, true // handed to us: take it now, without a spread
-		case r.successor.then:
-			// The runner-up: at the end of the successor's window, before
-			// the others.
-			return r.lastChange.Add(successorWindow), true
-		}
+	if !r.gone && r.rec.HolderIdentity == "" && r.successor == l.id {
+		return r.lastChange, true // handed to us: take it now, without a spread
 	}
 	var at time.Time
 	switch {
 	case r.gone:
 		at = r.createAt()
-	case r.rec.HolderIdentity == "" && r.successor.to != "":
-		// The successor's window, then the runner-up's head start.
-		at = r.lastChange.Add(successorWindow)
-		if r.successor.then != "" {
-			at = at.Add(kickSpread)
-		}
+	case r.rec.HolderIdentity == "" && r.successor != "":
+		at = r.lastChange.Add(successorWindow) // the successor's window
 	case r.rec.HolderIdentity == "":
 		at = r.lastChange
 	case l.o.watch:
@@ -505,15 +494,13 @@ func (l *loop) handover(ctx context.Context, req handoverRequest) {
 }
 
 // stepDown ends the term and, if release and the record is still ours,
-// releases the lock, naming successor (or the best candidate, if empty) and
-// a runner-up: after the release delay, and once the WithBeforeRelease
-// function has run. At shutdown, the release and the background work that
-// follows share the shutdown budget.
+// releases the lock, naming successor if it is not empty: after the release
+// delay, and once the WithBeforeRelease function has run. At shutdown, the
+// release and the background work that follows share the shutdown budget.
 func (l *loop) stepDown(ctx context.Context, release, shutdown bool, successor string) {
-	h := heirs{to: successor}
-	if release && l.term != nil {
+	if release && successor == "" && l.term != nil {
 		// Chosen while the term's view of the candidates lasts.
-		h = l.registry.heirs(time.Now(), successor)
+		successor = l.registry.successor(time.Now())
 	}
 	l.endTerm()
 	if release && l.rec.ours() {
@@ -538,17 +525,17 @@ func (l *loop) stepDown(ctx context.Context, release, shutdown bool, successor s
 		l.flushBy = now.Add(l.o.shutdownBudget())
 	}
 	if release && l.rec.ours() {
-		l.release(ctx, now.Add(l.o.renewDeadline), h)
+		l.release(ctx, now.Add(l.o.renewDeadline), successor)
 	}
 }
 
 // release blanks the holder of the lock so that a follower can take over
 // without waiting out the TTL, as client-go does: an empty holder and a
-// lease of one second. The same write names h, if any, to take over first
-// (handover.go). It writes only while the record as last seen is our own
-// write, and the write is conditioned on that object's resourceVersion, so
-// a release never clears another holder's lock.
-func (l *loop) release(ctx context.Context, deadline time.Time, h heirs) {
+// lease of one second. The same write names successor, if not empty, to
+// take over first (handover.go). It writes only while the record as last
+// seen is our own write, and the write is conditioned on that object's
+// resourceVersion, so a release never clears another holder's lock.
+func (l *loop) release(ctx context.Context, deadline time.Time, successor string) {
 	// Run's context may be cancelled by now: detach from it so the request
 	// can be sent, and bound it so that shutdown cannot hang on an
 	// unreachable API server.
@@ -569,10 +556,10 @@ func (l *loop) release(ctx context.Context, deadline time.Time, h heirs) {
 			LeaderTransitions:    rec.LeaderTransitions,
 			Strategy:             rec.Strategy,
 			PreferredHolder:      rec.PreferredHolder,
-		}, extras{successor: h})
+		}, extras{successor: successor})
 		switch {
-		case err == nil && h.to != "":
-			l.log.Info("released lock to a successor", "successor", h.to, "runnerUp", h.then)
+		case err == nil && successor != "":
+			l.log.Info("released lock to a successor", "successor", successor)
 			l.saw()
 			return
 		case err == nil:

@@ -56,7 +56,7 @@ func (m *migrationLock) join(r, lr lockRead) lockRead {
 	r.cached = r.cached && lr.cached
 	r.seen = later(r.seen, lr.seen)
 	if r.successor != lr.successor {
-		r.successor = heirs{} // a hint counts when both objects carry it
+		r.successor = "" // a hint counts when both objects carry it
 	}
 	return r
 }

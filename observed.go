@@ -51,8 +51,8 @@ type observed struct {
 	// freed: this candidate saw the lock become free (released, or
 	// deleted), rather than finding it free at its first read.
 	freed bool
-	// successor is who the release as last seen names, or none.
-	successor heirs
+	// successor is the candidate the release as last seen names, or empty.
+	successor string
 	// request is the handover request on the lock object as last seen.
 	request string
 	// unsure is the record of our last write whose outcome is unknown (it
@@ -161,7 +161,7 @@ func (o *observed) absent(r lockRead) {
 		}
 	}
 	o.gone = true
-	o.precise, o.visible, o.since, o.successor, o.request = nil, nil, time.Time{}, heirs{}, ""
+	o.precise, o.visible, o.since, o.successor, o.request = nil, nil, time.Time{}, "", ""
 }
 
 // remember makes r the record as last seen. A change of what followers

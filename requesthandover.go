@@ -59,8 +59,8 @@ func RequestHandover(ctx context.Context, client kubernetes.Interface, lockType 
 				now = leader + " released the lock"
 			}
 			return "", fmt.Errorf("%w: another handover of election %s went first: %s", ErrHandover, name, now)
-		case holder == "" && r.successor.to != "":
-			return "", fmt.Errorf("%w: another handover of election %s is under way, to %s", ErrHandover, name, r.successor.to)
+		case holder == "" && r.successor != "":
+			return "", fmt.Errorf("%w: another handover of election %s is under way, to %s", ErrHandover, name, r.successor)
 		case holder == "" || time.Since(r.rec.RenewTime.Time) > time.Duration(r.rec.LeaseDurationSeconds)*time.Second+time.Minute:
 			return "", fmt.Errorf("%w: nobody leads election %s", ErrHandover, name)
 		case holder == to:
