@@ -26,9 +26,10 @@ import (
 //     period (served by the watch without a request when it has one), and
 //     tries to acquire when the lock is free, or when the lease it saw runs
 //     out by its own clock: with the watch, at that instant.
-//   - leading: the record is ours and a term lasts. It renews every retry
-//     period; a renewal that fails is retried every retry period until the
-//     renew deadline, when the term ends.
+//   - leading: the record is ours and a term lasts. It renews every renew
+//     interval; a renewal that fails is retried every retry period until
+//     the renew deadline, when the term ends. Polling, it reads the lock
+//     every retry period between renewals.
 //   - holding: the record is ours but no term lasts (a renewal that gave no
 //     lease followers can see, or a term that ran out): it renews as a
 //     leader does, and the next renewal that gives a lease starts a term.
@@ -58,6 +59,7 @@ type loop struct {
 	term       *term     // the current term, nil while not leading
 	next       time.Time // when to read or write next
 	renewSince time.Time // when the first of the failing renewals was sent; zero after a success
+	renewAt    time.Time // when the next renewal is due after a successful write
 	notBefore  time.Time // no acquisition before then: a resignation's cooldown
 	spread     time.Duration
 	spreadFor  time.Time // the change spread was drawn for
@@ -144,6 +146,10 @@ func (l *loop) attempt(ctx context.Context) {
 			l.schedule(time.Now(), false)
 			return
 		}
+		if now := time.Now(); now.Before(l.renewAt) {
+			l.check(ctx, now) // polling between renewals
+			return
+		}
 		l.renew(ctx)
 		if l.term == nil || !l.rec.ours() {
 			return
@@ -181,10 +187,39 @@ func (l *loop) attempt(ctx context.Context) {
 		return
 	}
 	if l.write(ctx, l.claim(now)) {
-		l.next = time.Now().Add(l.o.retryPeriod)
+		l.renewed(time.Now())
 		return
 	}
 	l.schedule(time.Now(), true)
+}
+
+// renewed schedules the next step after a successful write naming us: the
+// renewal, a renew interval later. Polling, the leader also reads the lock
+// every retry period until then, so that it sees another's write as soon as
+// a leader that renews every retry period would.
+func (l *loop) renewed(now time.Time) {
+	l.renewAt = now.Add(l.o.renewInterval)
+	l.next = l.renewAt
+	if read := now.Add(l.o.retryPeriod); !l.o.watch && read.Before(l.next) {
+		l.next = read
+	}
+}
+
+// check is a polling leader's read between renewals: it acts on what the
+// lock holds, and reads again a retry period later or renews.
+func (l *loop) check(ctx context.Context, now time.Time) {
+	if l.rec.read(ctx) != nil {
+		l.publish()
+	} else {
+		l.saw()
+	}
+	if !l.rec.ours() {
+		l.schedule(time.Now(), false)
+		return
+	}
+	if l.next = time.Now().Add(l.o.retryPeriod); l.renewAt.Before(l.next) {
+		l.next = l.renewAt
+	}
 }
 
 // acquireAt returns when this candidate may try to take the lock, and false
@@ -281,7 +316,7 @@ func (l *loop) renew(ctx context.Context) {
 	}
 	if l.write(ctx, rec) {
 		l.renewSince = time.Time{}
-		l.next = time.Now().Add(l.o.retryPeriod)
+		l.renewed(time.Now())
 		return
 	}
 	if !l.rec.ours() {

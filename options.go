@@ -65,13 +65,11 @@ const (
 // minTTL is the shortest TTL an Elector accepts. The lock record stores whole
 // seconds, and a follower restarts its expiry clock only when the record it
 // compares changes: a renewal in the same second as the previous one is not
-// seen. So a leader's lease counts from its first renewal in each second,
-// and those come up to 1s plus a retry period apart. Holding the lease
-// without a gap needs TTL − TTL/50 (the drift margin) > 1s + 2 × retry
-// period, the second retry period for the renewal's own latency; with the
-// default retry period of TTL/6 that is TTL > 1.23s, so 2s in whole seconds.
-// At 1s, leadership would flicker between renewals, and plain client-go
-// followers would take a healthy leader's lease.
+// seen. So a leader's lease counts from its first renewal in each second
+// (holdSpan). Holding the lease without a gap needs TTL − TTL/50 (the drift
+// margin) > holdSpan; with the default timings that is TTL > 1.36s, so 2s in
+// whole seconds. At 1s, leadership would flicker between renewals, and
+// plain client-go followers would take a healthy leader's lease.
 const minTTL = 2 * time.Second
 
 // The renew deadline defaults to TTL/3 and the retry period to TTL/6, as the
@@ -90,9 +88,21 @@ type Timings struct {
 	// RenewDeadline is how long a leader retries a failed renewal before
 	// its term ends (WithRenewDeadline). Default: TTL/3.
 	RenewDeadline time.Duration
-	// RetryPeriod is how often a leader renews and a polling follower
-	// reads (WithRetryPeriod). Default: TTL/6.
+	// RetryPeriod is how often a polling follower reads and a leader
+	// retries a failed renewal (WithRetryPeriod). Default: TTL/6.
 	RetryPeriod time.Duration
+	// RenewInterval is how often a leader renews while its renewals succeed
+	// (WithRenewInterval). Default: twice the retry period, and at least
+	// 1s, which halves plain client-go's renewal writes (it renews every
+	// retry period); the retry period if the lease cannot hold with that.
+	// 3.33s at the default TTL of 10s.
+	RenewInterval time.Duration
+	// HoldSpan is the longest gap between the renewals that followers see,
+	// plus a retry period for a renewal's own latency: the renew interval,
+	// or 1s plus the renew interval if that is shorter than 1s (followers
+	// see at most one renewal a second), plus the retry period. A lease
+	// holds without a gap while TTL − DriftMargin is longer.
+	HoldSpan time.Duration
 	// RequestTimeout, max(RenewDeadline/2, 1s), bounds each request of the
 	// election, as client-go's does, so that one hung request cannot
 	// outlive a term; the work beside the election bounds its own so.
@@ -116,10 +126,10 @@ type Timings struct {
 	// margin before ValidUntil unless the leader renews. Default: 0, the
 	// term ends at ValidUntil.
 	StopGrace time.Duration
-	// MaxStopGrace is the longest StopGrace these timings accept: the term
-	// must outlast the longest gap between the renewals that followers see
-	// (1s plus two retry periods; see minTTL). It is negative when the TTL
-	// leaves no room for one.
+	// MaxStopGrace is the longest StopGrace these timings accept, TTL − 2 ×
+	// DriftMargin − HoldSpan: the term must outlast the longest gap between
+	// the renewals that followers see. It is negative when the TTL leaves no
+	// room for one.
 	MaxStopGrace time.Duration
 	// SuccessorWindow is how long the other candidates of this module leave
 	// a released lock to the successor the release names (ResignTo, and
@@ -137,19 +147,57 @@ func DefaultTimings(ttl time.Duration) Timings {
 		ttl = defaultTTL
 	}
 	renew, retry := ttl/renewDeadlineDivisor, ttl/retryPeriodDivisor
+	interval := defaultRenewInterval(ttl, retry)
 	return Timings{
-		TTL: ttl, RenewDeadline: renew, RetryPeriod: retry,
+		TTL: ttl, RenewDeadline: renew, RetryPeriod: retry, RenewInterval: interval,
+		HoldSpan:        holdSpan(interval, retry),
 		RequestTimeout:  requestTimeout(renew),
 		DriftMargin:     driftMargin(ttl),
 		ShutdownBudget:  renew + time.Second,
-		MaxStopGrace:    maxStopGrace(ttl, retry),
+		MaxStopGrace:    maxStopGrace(ttl, interval, retry),
 		SuccessorWindow: successorWindow,
 	}
 }
 
-// holdSpan is how long a lease must last to be held without a gap with
-// renewals every retry period: see minTTL.
-func holdSpan(retry time.Duration) time.Duration { return time.Second + 2*retry }
+// WithRenewInterval returns t with the renew interval d and what follows
+// from it (HoldSpan, MaxStopGrace), as an Elector built with the same
+// WithRenewInterval reports them; 0 leaves t as it is. It does not
+// validate d: New does.
+func (t Timings) WithRenewInterval(d time.Duration) Timings {
+	if d == 0 {
+		return t
+	}
+	t.RenewInterval = d
+	t.HoldSpan = holdSpan(d, t.RetryPeriod)
+	t.MaxStopGrace = maxStopGrace(t.TTL, d, t.RetryPeriod)
+	return t
+}
+
+// defaultRenewInterval is the renew interval for a TTL and a retry period
+// when WithRenewInterval is not given: twice the retry period and at least
+// 1s, or the retry period where the lease cannot hold with that.
+func defaultRenewInterval(ttl, retry time.Duration) time.Duration {
+	if interval := max(renewIntervalFactor*retry, time.Second); holdSpan(interval, retry) < ttl-driftMargin(ttl) {
+		return interval
+	}
+	return retry
+}
+
+// renewIntervalFactor is the default renew interval in retry periods.
+const renewIntervalFactor = 2
+
+// holdSpan is Timings.HoldSpan: how long a lease must last to be held
+// without a gap with renewals every interval, and a retry period for a
+// renewal's latency. Followers see only renewals that change the whole
+// second of the renew time, so renewals less than 1s apart are seen up to
+// 1s plus an interval apart; renewals at least 1s apart are all seen.
+func holdSpan(interval, retry time.Duration) time.Duration {
+	seen := interval
+	if interval < time.Second {
+		seen += time.Second
+	}
+	return seen + retry
+}
 
 // errNoClient is among the errors New returns when neither WithClient nor
 // WithRESTConfig was given.
@@ -179,6 +227,7 @@ type options struct {
 	ttl             time.Duration
 	renewDeadline   time.Duration
 	retryPeriod     time.Duration
+	renewInterval   time.Duration
 	client          client
 	clientGiven     bool // WithClient was given, perhaps with nil
 	restConfig      *rest.Config
@@ -239,7 +288,7 @@ func WithLockType(t LockType) Option {
 // the leader renew before they take over. The lock record stores whole
 // seconds, so the TTL must be a whole number of seconds, at least minTTL
 // (2s). Unlike the timings derived from it (WithRenewDeadline,
-// WithRetryPeriod), where zero means "derive it", a zero
+// WithRetryPeriod, WithRenewInterval), where zero means "derive it", a zero
 // TTL is an error: there is nothing to derive it from.
 // Default: 10s.
 func WithTTL(ttl time.Duration) Option {
@@ -254,11 +303,23 @@ func WithRenewDeadline(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.renewDeadline = d })
 }
 
-// WithRetryPeriod sets how often candidates try to acquire and the leader
-// tries to renew. Zero means the default.
+// WithRetryPeriod sets how often candidates try to acquire, polling
+// followers read the lock, and a leader retries a failed renewal. Zero
+// means the default.
 // Default: TTL/6.
 func WithRetryPeriod(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.retryPeriod = d })
+}
+
+// WithRenewInterval sets how often the leader renews while its renewals
+// succeed; a failed renewal is retried every retry period until the renew
+// deadline. It must be at least the retry period, and the lease must hold
+// with it: TTL − DriftMargin longer than Timings.HoldSpan. Zero means the
+// default. Plain client-go renews every retry period.
+// Default: twice the retry period, at least 1s (Timings.RenewInterval):
+// 3.33s at the default TTL of 10s, half of client-go's renewal writes.
+func WithRenewInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.renewInterval = d })
 }
 
 // client is the part of a Kubernetes clientset that an Elector uses: the
@@ -438,16 +499,17 @@ func WithBeforeRelease(f func(ctx context.Context, s Status) error) Option {
 }
 
 // maxStopGrace is the longest grace period a term of lease duration ttl
-// can hold with renewals every retry period: the term ends grace plus the
+// can hold with renewals every interval: the term ends grace plus the
 // drift margin before the lease, which counts from the last renewal that
 // followers can see, and those come up to holdSpan apart.
-func maxStopGrace(ttl, retry time.Duration) time.Duration {
-	return ttl - 2*driftMargin(ttl) - holdSpan(retry)
+func maxStopGrace(ttl, interval, retry time.Duration) time.Duration {
+	return ttl - 2*driftMargin(ttl) - holdSpan(interval, retry)
 }
 
 // validateStopGrace checks WithStopGrace; the timings must be valid.
 func (o *options) validateStopGrace(bad func(format string, args ...any), timingsOK bool) {
-	g, longest := o.stopGrace, maxStopGrace(o.ttl, o.retryPeriod)
+	g, longest := o.stopGrace, maxStopGrace(o.ttl, o.renewInterval, o.retryPeriod)
+	hold := holdSpan(o.renewInterval, o.retryPeriod)
 	switch {
 	case g < 0:
 		bad("stop grace %s is negative: want 0 or more", g)
@@ -455,14 +517,14 @@ func (o *options) validateStopGrace(bad func(format string, args ...any), timing
 	case g >= o.ttl:
 		bad("stop grace %s must be shorter than the TTL %s", g, o.ttl)
 	case longest <= 0:
-		bad("TTL %s leaves no room for a stop grace with a retry period of %s: "+
-			"the lease less twice its drift margin (%s) must outlast 1s plus two retry periods (%s)",
-			o.ttl, o.retryPeriod, o.ttl-2*driftMargin(o.ttl), holdSpan(o.retryPeriod))
+		bad("TTL %s leaves no room for a stop grace with a renew interval of %s and a retry period of %s: "+
+			"the lease less twice its drift margin (%s) must outlast the longest gap between renewals that followers see (%s)",
+			o.ttl, o.renewInterval, o.retryPeriod, o.ttl-2*driftMargin(o.ttl), hold)
 	case g > longest:
 		bad("stop grace %s is too long for a TTL of %s: the term ends the stop grace and the drift margin (%s) "+
 			"before the lease does, and must outlast the longest gap between renewals that followers see "+
-			"(1s plus two retry periods, %s): want at most %s",
-			g, o.ttl, driftMargin(o.ttl), holdSpan(o.retryPeriod), longest)
+			"(%s): want at most %s",
+			g, o.ttl, driftMargin(o.ttl), hold, longest)
 	}
 }
 
@@ -524,7 +586,13 @@ func (o *options) validate(election string) error {
 	if o.retryPeriod == 0 {
 		o.retryPeriod = DefaultTimings(o.ttl).RetryPeriod
 	}
-	if ttlOK && o.renewDeadline > 0 && o.retryPeriod > 0 {
+	if o.renewInterval < 0 {
+		bad("renew interval %s is negative: want more than 0, or 0 for twice the retry period", o.renewInterval)
+	}
+	if o.renewInterval == 0 && o.retryPeriod > 0 {
+		o.renewInterval = defaultRenewInterval(o.ttl, o.retryPeriod)
+	}
+	if ttlOK && o.renewDeadline > 0 && o.retryPeriod > 0 && o.renewInterval > 0 {
 		n := len(errs)
 		if o.renewDeadline >= o.ttl {
 			bad("renew deadline %s must be shorter than the TTL %s", o.renewDeadline, o.ttl)
@@ -532,9 +600,18 @@ func (o *options) validate(election string) error {
 		if min := time.Duration(jitterFactor * float64(o.retryPeriod)); o.renewDeadline <= min {
 			bad("renew deadline %s must be longer than 1.2 × the retry period %s (%s)", o.renewDeadline, o.retryPeriod, min)
 		}
-		if held, need := o.ttl-driftMargin(o.ttl), holdSpan(o.retryPeriod); held <= need {
+		held := o.ttl - driftMargin(o.ttl)
+		switch need := holdSpan(o.renewInterval, o.retryPeriod); {
+		case o.renewInterval < o.retryPeriod:
+			bad("renew interval %s is shorter than the retry period %s: want at least the retry period", o.renewInterval, o.retryPeriod)
+		case held <= need && o.renewInterval == o.retryPeriod:
 			bad("TTL %s is too short for a retry period of %s: followers see at most one renewal a second, "+
-				"so the lease less its drift margin (%s) must outlast 1s plus two retry periods (%s)", o.ttl, o.retryPeriod, held, need)
+				"so the lease less its drift margin (%s) must outlast the longest gap between renewals that followers see "+
+				"and a retry period (%s)", o.ttl, o.retryPeriod, held, need)
+		case held <= need:
+			bad("renew interval %s is too long for a TTL of %s and a retry period of %s: the lease less its drift margin (%s) "+
+				"must outlast the longest gap between renewals that followers see and a retry period (%s); want at most %s",
+				o.renewInterval, o.ttl, o.retryPeriod, held, need, maxRenewInterval(held, o.retryPeriod))
 		}
 		timingsOK = len(errs) == n
 	}
@@ -611,6 +688,16 @@ func requestTimeout(renewDeadline time.Duration) time.Duration {
 	return max(renewDeadline/2, time.Second)
 }
 
+// maxRenewInterval is the longest renew interval with which a lease of
+// held (the TTL less its drift margin) holds, with retry periods of retry:
+// a millisecond short of the span holdSpan would need.
+func maxRenewInterval(held, retry time.Duration) time.Duration {
+	if longest := held - retry - time.Millisecond; longest >= time.Second {
+		return longest
+	}
+	return held - retry - time.Second - time.Millisecond
+}
+
 // shutdownBudget is Timings.ShutdownBudget for these options.
 func (o *options) shutdownBudget() time.Duration { return o.renewDeadline + time.Second }
 
@@ -618,8 +705,9 @@ func (o *options) shutdownBudget() time.Duration { return o.renewDeadline + time
 func (o *options) timings() Timings {
 	return Timings{
 		TTL: o.ttl, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod, RequestTimeout: o.requestTimeout(),
+		RenewInterval: o.renewInterval, HoldSpan: holdSpan(o.renewInterval, o.retryPeriod),
 		DriftMargin: driftMargin(o.ttl), ShutdownBudget: o.shutdownBudget(),
-		StopGrace: o.stopGrace, MaxStopGrace: maxStopGrace(o.ttl, o.retryPeriod),
+		StopGrace: o.stopGrace, MaxStopGrace: maxStopGrace(o.ttl, o.renewInterval, o.retryPeriod),
 		SuccessorWindow: successorWindow,
 	}
 }

@@ -63,8 +63,13 @@ func TestValidation(t *testing.T) {
 		{"ttl too short", "e", []Option{WithTTL(time.Second)}, []string{"TTL 1s is too short: want a whole number of seconds, at least 2s"}},
 		{"ttl negative", "e", []Option{WithTTL(-time.Second)}, []string{"TTL -1s is too short: want a whole number of seconds, at least 2s"}},
 		{"ttl 1s", "e", []Option{WithTTL(time.Second)}, []string{"TTL 1s is too short: want a whole number of seconds, at least 2s (the lock records whole seconds"}},
-		{"ttl too short for the retry", "e", []Option{WithTTL(3 * time.Second), WithRenewDeadline(2 * time.Second), WithRetryPeriod(time.Second)},
-			[]string{"TTL 3s is too short for a retry period of 1s: followers see at most one renewal a second, so the lease less its drift margin (2.94s) must outlast 1s plus two retry periods (3s)"}},
+		{"ttl too short for the retry", "e", []Option{WithTTL(3 * time.Second), WithRenewDeadline(2500 * time.Millisecond), WithRetryPeriod(1500 * time.Millisecond)},
+			[]string{"TTL 3s is too short for a retry period of 1.5s: followers see at most one renewal a second, so the lease less its drift margin (2.94s) must outlast the longest gap between renewals that followers see and a retry period (3s)"}},
+		{"renew interval negative", "e", []Option{WithRenewInterval(-time.Second)}, []string{"renew interval -1s is negative: want more than 0, or 0 for twice the retry period"}},
+		{"renew interval below the retry period", "e", []Option{WithRenewInterval(time.Second)},
+			[]string{"renew interval 1s is shorter than the retry period 1.666666666s: want at least the retry period"}},
+		{"renew interval too long", "e", []Option{WithRenewInterval(9 * time.Second)},
+			[]string{"renew interval 9s is too long for a TTL of 10s and a retry period of 1.666666666s: the lease less its drift margin (9.8s) must outlast the longest gap between renewals that followers see and a retry period (10.666666666s); want at most 8.132333334s"}},
 		{"ttl negative", "e", []Option{WithTTL(-time.Second)}, []string{"TTL -1s is too short"}},
 		{"ttl below 1s", "e", []Option{WithTTL(500 * time.Millisecond)}, []string{"TTL 500ms is too short"}},
 		{"ttl fractional", "e", []Option{WithTTL(2500 * time.Millisecond)}, []string{"TTL 2.5s is not a whole number of seconds"}},
@@ -109,15 +114,31 @@ func TestValidation(t *testing.T) {
 // its own.
 func TestTimings(t *testing.T) {
 	got := DefaultTimings(10 * time.Second)
-	want := Timings{TTL: 10 * time.Second, RenewDeadline: 10 * time.Second / 3, RetryPeriod: 10 * time.Second / 6, RequestTimeout: 10 * time.Second / 6,
-		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, MaxStopGrace: 10*time.Second - 400*time.Millisecond - (time.Second + 2*(10*time.Second/6)),
+	retry := 10 * time.Second / 6
+	want := Timings{TTL: 10 * time.Second, RenewDeadline: 10 * time.Second / 3, RetryPeriod: retry, RequestTimeout: 10 * time.Second / 6,
+		RenewInterval: 2 * retry, HoldSpan: 3 * retry,
+		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, MaxStopGrace: 10*time.Second - 400*time.Millisecond - 3*retry,
 		SuccessorWindow: time.Second}
 	if got != want {
 		t.Errorf("DefaultTimings(10s) = %+v, want %+v", got, want)
 	}
-	// At 2s, TTL/3 would outlast the gap between renewals followers see.
-	if g := DefaultTimings(2 * time.Second).MaxStopGrace; g != 2*time.Second-80*time.Millisecond-(time.Second+2*(2*time.Second/6)) {
+	// At 2s, twice the retry period is under 1s: renewals every 1s, all
+	// seen, and TTL/3 would outlast the gap between them.
+	two := DefaultTimings(2 * time.Second)
+	if two.RenewInterval != time.Second || two.HoldSpan != time.Second+2*time.Second/6 {
+		t.Errorf("DefaultTimings(2s): renew interval %s, hold span %s, want 1s and 1s plus the retry period", two.RenewInterval, two.HoldSpan)
+	}
+	if g := two.MaxStopGrace; g != 2*time.Second-80*time.Millisecond-(time.Second+2*time.Second/6) {
 		t.Errorf("DefaultTimings(2s).MaxStopGrace = %s, want the longest the lease holds", g)
+	}
+	// Where twice the retry period cannot hold, the leader renews every
+	// retry period, as client-go's does.
+	e, err := New("e", WithClient(fake.NewClientset()), WithTTL(3*time.Second), WithRetryPeriod(time.Second), WithRenewDeadline(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Timings().RenewInterval; got != time.Second {
+		t.Errorf("TTL 3s, retry 1s: renew interval %s, want the retry period", got)
 	}
 	for _, ttl := range []time.Duration{defaultTTL, 2 * time.Second, 6 * time.Second} {
 		e, err := New("e", WithClient(fake.NewClientset()), WithTTL(ttl))
@@ -216,7 +237,7 @@ func FuzzValidation(f *testing.F) {
 		}
 		// Whatever New accepts must satisfy client-go's invariants and ours.
 		o := e.o
-		if o.ttl < minTTL || o.ttl%time.Second != 0 || o.renewDeadline >= o.ttl || o.ttl-driftMargin(o.ttl) <= holdSpan(o.retryPeriod) ||
+		if o.ttl < minTTL || o.ttl%time.Second != 0 || o.renewDeadline >= o.ttl || o.ttl-driftMargin(o.ttl) <= holdSpan(o.renewInterval, o.retryPeriod) || o.renewInterval < o.retryPeriod ||
 			o.renewDeadline <= time.Duration(jitterFactor*float64(o.retryPeriod)) || o.retryPeriod <= 0 || o.id == "" {
 			t.Fatalf("New accepted invalid timing or ID: %+v", o)
 		}

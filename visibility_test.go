@@ -127,26 +127,53 @@ func holderOf(obj runtime.Object) string {
 // count from the first write that gave followers what they see. For every
 // schedule, a plain client-go follower and an Elector follower must both
 // acquire no earlier than the old leader's valid_until plus the drift margin.
+//
+// The sweep runs at the default renew interval (twice the retry period, at
+// least 1s), also with a renewal that fails and is retried a retry period
+// later, so that renewals come at both cadences; and at a renew interval of
+// one retry period, plain client-go's, where several renewals fall in one
+// second.
 func TestLeaseCountsFromWhatFollowersSee(t *testing.T) {
 	schedules := 0
 	var margins []time.Duration
 	for _, ttl := range []time.Duration{2 * time.Second, 3 * time.Second} {
-		retry := ttl / retryPeriodDivisor
-		for _, lock := range lockTypes() {
-			t.Run(fmt.Sprintf("%s/%s", ttl, lock), func(t *testing.T) {
-				for offset := time.Duration(0); offset < time.Second; offset += 100 * time.Millisecond {
-					for k := 1; k <= int(time.Second/retry)+1; k++ {
-						schedules++
-						synctest.Test(t, func(t *testing.T) {
-							m := freezeAfterRenewal(t, lock, ttl, offset, k)
-							margins = append(margins, m)
-						})
-						if t.Failed() {
-							t.Fatalf("schedule: start +%s, frozen after renewal %d", offset, k)
+		def := DefaultTimings(ttl)
+		for _, sc := range []struct {
+			name     string
+			interval time.Duration
+			step     time.Duration // of the start offset
+			failing  bool          // also with the k-th renewal's first attempt failing, at every other offset
+		}{
+			{"default", def.RenewInterval, 100 * time.Millisecond, true},
+			{"retry", def.RetryPeriod, 200 * time.Millisecond, false},
+		} {
+			// Renewals over more than a second: every way they fall
+			// around a second boundary.
+			renewals := int(time.Second/sc.interval) + 1
+			if sc.interval >= time.Second {
+				renewals = 3
+			}
+			for _, lock := range lockTypes() {
+				t.Run(fmt.Sprintf("%s/%s/%s", ttl, sc.name, lock), func(t *testing.T) {
+					for offset := time.Duration(0); offset < time.Second; offset += sc.step {
+						for k := 1; k <= renewals; k++ {
+							for _, fail := range []bool{false, true} {
+								if fail && (!sc.failing || offset%(2*sc.step) != 0) {
+									continue
+								}
+								schedules++
+								synctest.Test(t, func(t *testing.T) {
+									m := freezeAfterRenewal(t, lock, ttl, sc.interval, offset, k, fail)
+									margins = append(margins, m)
+								})
+								if t.Failed() {
+									t.Fatalf("schedule: start +%s, frozen after renewal %d, the one before failing: %t", offset, k, fail)
+								}
+							}
 						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 	if len(margins) > 0 {
@@ -159,10 +186,10 @@ func TestLeaseCountsFromWhatFollowersSee(t *testing.T) {
 // freezeAfterRenewal runs one schedule of the sweep and returns by how much
 // the first takeover came after the old leader's valid_until plus the drift
 // margin.
-func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, k int) time.Duration {
+func freezeAfterRenewal(t *testing.T, lock LockType, ttl, interval, offset time.Duration, k int, fail bool) time.Duration {
 	time.Sleep(offset)
-	r := newFreezeRig(k)
-	a, err := New(testElection, WithClient(r.leader), WithID("a"), WithLockType(lock), WithTTL(ttl))
+	r := newFreezeRig(k, fail)
+	a, err := New(testElection, WithClient(r.leader), WithID("a"), WithLockType(lock), WithTTL(ttl), WithRenewInterval(interval))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,21 +206,24 @@ func freezeAfterRenewal(t *testing.T, lock LockType, ttl, offset time.Duration, 
 // freezeRig is a leader "a" that freezes after its k-th renewal once armed
 // (every request then hangs, as a stopped process or a partition would have
 // it), and the followers that race for its lock: a plain client-go follower
-// "b" and an Elector "c".
+// "b" and an Elector "c". With fail, the k-th renewal's first attempt fails
+// without landing, so that the k-th renewal is its retry.
 type freezeRig struct {
 	c      *electortest.Cluster
 	leader *fake.Clientset // the leader's clientset
+	fail   bool
 
 	mu       sync.Mutex
 	armed    bool
 	renewals int
+	failed   bool
 	frozen   chan struct{} // closed when the leader freezes
 	thaw     chan struct{} // closed at the end, to let its requests go
 	taken    time.Time     // a follower's first acquisition
 }
 
-func newFreezeRig(k int) *freezeRig {
-	r := &freezeRig{c: electortest.NewCluster(), frozen: make(chan struct{}), thaw: make(chan struct{})}
+func newFreezeRig(k int, fail bool) *freezeRig {
+	r := &freezeRig{c: electortest.NewCluster(), fail: fail, frozen: make(chan struct{}), thaw: make(chan struct{})}
 	r.leader = r.c.Client()
 	r.leader.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		select {
@@ -205,6 +235,13 @@ func newFreezeRig(k int) *freezeRig {
 		if a.GetVerb() != "update" {
 			return false, nil, nil
 		}
+		r.mu.Lock()
+		if r.armed && r.fail && !r.failed && r.renewals == k-1 && holderOf(a.(k8stesting.UpdateAction).GetObject()) == "a" {
+			r.failed = true
+			r.mu.Unlock()
+			return true, nil, errors.New("injected: the renewal did not land")
+		}
+		r.mu.Unlock()
 		obj, err := r.c.Client().Invokes(a, nil)
 		r.mu.Lock()
 		defer r.mu.Unlock()

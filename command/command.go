@@ -158,7 +158,7 @@ type Config struct {
 	// gets SIGKILL. It must be shorter than the TTL and at most
 	// Timings.MaxStopGrace: the term, which ends this long plus the drift
 	// margin before ValidUntil, must outlast the longest gap between the
-	// renewals that followers see (1s plus two retry periods). 0 means
+	// renewals that followers see (Timings.HoldSpan). 0 means
 	// DefaultGrace(Timings).
 	Grace time.Duration
 	// Exit is what happens when the command exits on its own while the
@@ -173,8 +173,8 @@ type Config struct {
 }
 
 // DefaultGrace returns the grace period of a Config whose Grace is 0: a
-// third of the TTL, or t.MaxStopGrace if that is shorter (TTLs below 4s
-// with the default retry period). It is not positive when the TTL leaves no
+// third of the TTL, or t.MaxStopGrace if that is shorter (TTLs below 3s
+// with the default timings). It is not positive when the TTL leaves no
 // room for a grace period, which New reports.
 func DefaultGrace(t elector.Timings) time.Duration {
 	return min(t.TTL/3, t.MaxStopGrace)
@@ -291,20 +291,20 @@ func checkGrace(g time.Duration, t elector.Timings) (time.Duration, error) {
 	if t.TTL <= 0 {
 		return bad("Config.Timings has no TTL: want the Elector's timings, such as elector.DefaultTimings(ttl)")
 	}
-	ttl, longest, hold := t.TTL, t.MaxStopGrace, time.Second+2*t.RetryPeriod
+	ttl, longest, hold := t.TTL, t.MaxStopGrace, t.HoldSpan
 	switch {
 	case g < 0:
 		return bad("command grace period %s is negative: want 0 (for the default, TTL/3) or more", g)
 	case g >= ttl:
 		return bad("command grace period %s must be shorter than the TTL %s", g, ttl)
 	case longest <= 0:
-		return bad("TTL %s leaves no room for a command grace period with a retry period of %s: "+
-			"the lease less twice its drift margin (%s) must outlast 1s plus two retry periods (%s)",
-			ttl, t.RetryPeriod, ttl-2*t.DriftMargin, hold)
+		return bad("TTL %s leaves no room for a command grace period with a renew interval of %s: "+
+			"the lease less twice its drift margin (%s) must outlast the longest gap between renewals that followers see (%s)",
+			ttl, t.RenewInterval, ttl-2*t.DriftMargin, hold)
 	case g > longest:
 		return bad("command grace period %s is too long for a TTL of %s: the command is stopped the grace period "+
 			"and the drift margin (%s) before the lease ends, and that must outlast the longest gap between "+
-			"renewals that followers see (1s plus two retry periods, %s): want at most %s",
+			"renewals that followers see (%s): want at most %s",
 			g, ttl, t.DriftMargin, hold, longest)
 	case g == 0:
 		return DefaultGrace(t), nil

@@ -427,7 +427,7 @@ func TestNewValidatesTheConfig(t *testing.T) {
 		{10 * time.Second, 0, 10 * time.Second / 3},
 		{6 * time.Second, 0, 2 * time.Second},
 		{4 * time.Second, 0, 4 * time.Second / 3},
-		{3 * time.Second, 0, elector.DefaultTimings(3 * time.Second).MaxStopGrace},
+		{3 * time.Second, 0, time.Second},
 		{2 * time.Second, 0, elector.DefaultTimings(2 * time.Second).MaxStopGrace},
 		{6 * time.Second, 2500 * time.Millisecond, 2500 * time.Millisecond},
 	} {

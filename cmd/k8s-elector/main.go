@@ -49,16 +49,17 @@ func main() {
 
 // config holds the parsed flags.
 type config struct {
-	election   string
-	httpAddr   string
-	id         string
-	idSet      bool
-	kubeconfig string
-	lockType   string
-	namespace  string
-	ttl        time.Duration
-	logLevel   string
-	logFormat  string
+	election      string
+	httpAddr      string
+	id            string
+	idSet         bool
+	kubeconfig    string
+	lockType      string
+	namespace     string
+	ttl           time.Duration
+	renewInterval time.Duration
+	logLevel      string
+	logFormat     string
 
 	releaseDelay time.Duration
 	allowResign  bool
@@ -79,6 +80,18 @@ type config struct {
 	statusFile    string
 }
 
+// renewIntervalHelp is the help of -renew-interval, with the timings it
+// derives at the default TTL.
+var renewIntervalHelp = func() string {
+	t := elector.DefaultTimings(0)
+	return fmt.Sprintf("How often the leader renews the lock while its renewals succeed; a failed renewal is retried every "+
+		"retry period (TTL/6) until the renew deadline (TTL/3). 0 means twice the retry period, at least 1s: %s at the "+
+		"default TTL of %s, half the renewal writes of plain client-go, which renews every retry period. At least the "+
+		"retry period; at most what lets the lease hold (TTL less TTL/50, the drift margin, must outlast the interval "+
+		"plus a retry period, or 1s more for intervals under 1s). A crashed leader's followers take over after the TTL "+
+		"less the time since its last renewal.", t.RenewInterval.Round(time.Millisecond), t.TTL)
+}()
+
 func newFlagSet(c *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("k8s-elector", flag.ContinueOnError)
 	fs.StringVar(&c.election, "election", "", "The name of the election. This is required.")
@@ -88,6 +101,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.lockType, "lock-type", string(elector.LockLeases), "The type of Kubernetes object to use for the lock ("+lockTypes+")")
 	fs.StringVar(&c.namespace, "namespace", "default", "The Kubernetes namespace to run the election in. If not set, elections will run in the default namespace.")
 	fs.DurationVar(&c.ttl, "ttl", elector.DefaultTimings(0).TTL, "The TTL for the election. A whole number of seconds, at least 2s: the lock records whole seconds, so 1s is too short to hold.")
+	fs.DurationVar(&c.renewInterval, "renew-interval", 0, renewIntervalHelp)
 	fs.StringVar(&c.logLevel, "log-level", "info", "The log level: error, warn, info, debug, or a verbosity number (0 is info, 1 is debug, 2 also logs each renewal).")
 	fs.StringVar(&c.logFormat, "log-format", "json", "The log format: json or console.")
 	fs.DurationVar(&c.releaseDelay, "release-delay", 0, "How long a leader that is stopping reports not-leader before it releases the lock, so the application can stop its leader work first.")
@@ -97,7 +111,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.podLabelKey, "pod-label-key", podlabel.DefaultKey, "The label key that -pod-name sets on the Pod.")
 	fs.BoolVar(&c.events, "events", true, "Record Kubernetes Events when this elector starts or stops leading.")
 	fs.BoolVar(&c.watch, "watch", true, "Watch the lock object: followers send no periodic requests and take over a released lock within milliseconds. With -watch=false the election polls the lock every retry period, as client-go does.")
-	fs.DurationVar(&c.execGrace, "exec-grace", 0, "With a command after --: how long it has to exit after SIGTERM before it gets SIGKILL. 0 means TTL/3, or less at TTLs below 4s, so that it is dead before its lease ends. Must be shorter than the TTL.")
+	fs.DurationVar(&c.execGrace, "exec-grace", 0, "With a command after --: how long it has to exit after SIGTERM before it gets SIGKILL. 0 means TTL/3, or less at TTLs below 3s, so that it is dead before its lease ends. Must be shorter than the TTL.")
 	fs.StringVar(&c.execExit, "exec-exit", string(command.ExitResign), "With a command after --: what to do when it exits on its own while leading. resign: release the lock, stay out for a TTL, and campaign again; exit: release the lock and exit with the command's exit code.")
 	fs.StringVar(&c.readyURL, "ready-url", "", "The application's readiness endpoint, http://127.0.0.1:PORT/PATH (loopback or localhost only). When set, this elector campaigns only while it answers 2xx, probed every retry period; a leader steps down after -ready-failures failed probes in a row.")
 	fs.IntVar(&c.readyFailures, "ready-failures", 3, "With -ready-url: how many failed probes in a row make a leader step down.")

@@ -45,6 +45,7 @@ func newParts(c config, fs *flag.FlagSet, log logr.Logger) (*parts, error) {
 		elector.WithNamespace(c.namespace),
 		elector.WithLockType(elector.LockType(c.lockType)),
 		elector.WithTTL(c.ttl),
+		elector.WithRenewInterval(c.renewInterval),
 		elector.WithLogger(log),
 		elector.WithReleaseDelay(c.releaseDelay),
 		elector.WithResignEndpoint(c.allowResign),
@@ -105,7 +106,7 @@ func newParts(c config, fs *flag.FlagSet, log logr.Logger) (*parts, error) {
 		cmd, err := command.New(command.Config{
 			Name: c.command[0], Args: c.command[1:],
 			Election: c.election, Namespace: c.namespace, ID: id,
-			Timings: elector.DefaultTimings(c.ttl),
+			Timings: elector.DefaultTimings(c.ttl).WithRenewInterval(c.renewInterval),
 			Grace:   c.execGrace,
 			Exit:    command.ExitPolicy(c.execExit),
 			Logger:  log,

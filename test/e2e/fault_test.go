@@ -491,10 +491,10 @@ func faultLeaderKilled(t *testing.T) {
 	time.Sleep(retry)
 	h := f.check(killed)
 
-	// The killed leader renewed at most a retry period (and a request)
+	// The killed leader renewed at most a renew interval (and a request)
 	// before it died; the lease runs a TTL from then.
 	s, _ := firstLeadingAfter(h, next.ID, killed)
-	if floor := ttl - retry - 500*time.Millisecond; s.End.Sub(killed) < floor {
+	if floor := ttl - timings.RenewInterval - 500*time.Millisecond; s.End.Sub(killed) < floor {
 		t.Errorf("%s led %s after the kill, before the killed leader's lease could have run out (%s)", next.ID, s.End.Sub(killed), floor)
 	}
 }

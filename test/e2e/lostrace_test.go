@@ -54,7 +54,7 @@ type lostRace struct {
 // and logs each takeover after the end of the lease as a watch of the Lease
 // last saw it renewed: the bound's own terms, which the kill's phase in the
 // renewal period does not blur (the bound from the SIGKILL leaves up to a
-// retry period more when the killed leader had not renewed since the
+// renew interval more when the killed leader had not renewed since the
 // handover).
 //
 // A follower that learns of the new holder late, or waits for client-go's

@@ -33,8 +33,13 @@ const visibilityAttempts = 5
 type visibilityCase struct {
 	scenario string
 	plain    bool // the followers are plain client-go (cmd/plainfollower)
-	ttl      time.Duration
-	watch    bool
+	// sameSecond freezes the leader after a renewal in the same second as
+	// the one before, with the k8s-electors renewing every retry period
+	// (-renew-interval, client-go's cadence) so that such renewals come;
+	// otherwise after any renewal, at the default renew interval.
+	sameSecond bool
+	ttl        time.Duration
+	watch      bool
 }
 
 func (c visibilityCase) name() string {
@@ -56,6 +61,19 @@ type visibilityResult struct {
 	margins []time.Duration
 }
 
+// visibilityScenarios are TestVisibility's scenarios, each run at TTL 2s and
+// 3s in the modes it lists.
+var visibilityScenarios = []struct {
+	name       string
+	plain      bool
+	sameSecond bool
+	modes      []bool // watch
+}{
+	{"freeze after a same-second renewal", false, true, []bool{true, false}},
+	{"freeze after a same-second renewal with client-go followers", true, true, []bool{true, false}},
+	{"freeze after a renewal at the default interval with client-go followers", true, false, []bool{true}},
+}
+
 // TestVisibility freezes a k8s-elector leader right after a renewal that a
 // plain follower cannot see: client-go's LeaderElector (and so every
 // follower) restarts its expiry clock only when the raw record it reads
@@ -64,7 +82,11 @@ type visibilityResult struct {
 // The leader must count its lease from the first write of that second.
 //
 // Each attempt watches the Lease until the leader renews in the same UTC
-// second as its previous renewal, then at once blackholes the leader's proxy
+// second as its previous renewal (the k8s-electors renew every retry
+// period then, as client-go does; at the default renew interval, twice
+// that and at least 1s, renewals never share a second, and a third
+// scenario freezes the leader right after any renewal), then at once
+// blackholes the leader's proxy
 // and SIGSTOPs it; once another candidate answers is_leader, it SIGCONTs the
 // old leader, still partitioned, whose answers from then on must be
 // is_leader:false; then it heals the partition. The followers are
@@ -78,9 +100,9 @@ type visibilityResult struct {
 // too late to show two leaders; the test ends with the minimum and median
 // per scenario.
 //
-// Each scenario runs at TTL 2s and 3s, with the k8s-electors watching the
-// lock and polling it (-watch=false): 8 combinations, in parallel as
-// TestFault's scenarios, about two minutes in all on 2 cores.
+// The same-second scenarios run at TTL 2s and 3s, with the k8s-electors
+// watching the lock and polling it (-watch=false), the third at both TTLs
+// with the watch: 10 combinations, in parallel as TestFault's scenarios.
 func TestVisibility(t *testing.T) {
 	parallelParent(t)
 	plain := buildPlainFollower(t)
@@ -89,16 +111,10 @@ func TestVisibility(t *testing.T) {
 		results []visibilityResult
 	)
 	t.Cleanup(func() { logVisibility(t, results) })
-	for _, sc := range []struct {
-		name  string
-		plain bool
-	}{
-		{"freeze after a same-second renewal", false},
-		{"freeze after a same-second renewal with client-go followers", true},
-	} {
+	for _, sc := range visibilityScenarios {
 		for _, ttl := range []time.Duration{2 * time.Second, 3 * time.Second} {
-			for _, watch := range []bool{true, false} {
-				c := visibilityCase{scenario: sc.name, plain: sc.plain, ttl: ttl, watch: watch}
+			for _, watch := range sc.modes {
+				c := visibilityCase{scenario: sc.name, plain: sc.plain, sameSecond: sc.sameSecond, ttl: ttl, watch: watch}
 				t.Run(c.name(), func(t *testing.T) {
 					parallel(t)
 					r := runVisibility(t, c, plain)
@@ -141,6 +157,9 @@ func runVisibility(t *testing.T, c visibilityCase, plainBinary string) visibilit
 	cfg := fleet.Config{Binary: binary, Election: faultElection, Namespace: v.ns, LockType: "leases", TTL: c.ttl}
 	if !c.watch {
 		cfg.Extra = []string{"-watch=false"}
+	}
+	if c.sameSecond {
+		cfg.Extra = append(cfg.Extra, "-renew-interval="+elector.DefaultTimings(c.ttl).RetryPeriod.String())
 	}
 	v.plainCfg = fleet.Config{Binary: plainBinary, Election: faultElection, Namespace: v.ns, LockType: "leases", TTL: c.ttl}
 	if c.plain {
@@ -217,7 +236,7 @@ func (v *visibilityFleet) attempt(n int, l *fleet.Elector) (margin time.Duration
 		t.Fatalf("attempt %d: %s answers %+v, want is_leader=true: the fleet had settled on it", n, l.ID, held.Status)
 	}
 
-	prev, cur := v.sameSecondRenewal(l, 4*v.c.ttl+faultSlack)
+	prev, cur := v.nextRenewal(l, 4*v.c.ttl+faultSlack)
 	v.proxy(l).Blackhole()
 	kill := time.Now()
 	if err := l.Signal(syscall.SIGSTOP); err != nil {
@@ -231,7 +250,7 @@ func (v *visibilityFleet) attempt(n int, l *fleet.Elector) (margin time.Duration
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.mark("attempt %d: %s renewed at %s and at %s, one wall-clock second: blackhole and SIGSTOP it (stopped %s after the kill)",
+	v.mark("attempt %d: %s renewed at %s and at %s: blackhole and SIGSTOP it (stopped %s after the kill)",
 		n, l.ID, micros(prev), micros(cur), stopped.Sub(kill).Round(100*time.Microsecond))
 
 	limit := v.c.ttl + jittered + faultSlack
@@ -307,10 +326,11 @@ func (v *visibilityFleet) attempt(n int, l *fleet.Elector) (margin time.Duration
 	return margin, healed
 }
 
-// sameSecondRenewal watches the election's Lease until l renews in the same
-// UTC wall-clock second as its previous renewal, and returns both renew
-// times (on l's clock, which is the test's).
-func (v *visibilityFleet) sameSecondRenewal(l *fleet.Elector, limit time.Duration) (prev, cur time.Time) {
+// nextRenewal watches the election's Lease until l renews (in the same UTC
+// wall-clock second as its previous renewal, in the same-second
+// scenarios), and returns both renew times (on l's clock, which is the
+// test's).
+func (v *visibilityFleet) nextRenewal(l *fleet.Elector, limit time.Duration) (prev, cur time.Time) {
 	t := v.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
@@ -346,7 +366,7 @@ func (v *visibilityFleet) sameSecondRenewal(l *fleet.Elector, limit time.Duratio
 			if cur.IsZero() {
 				t.Fatalf("lease %s/%s names %q while waiting for renewals by %s, want %s", v.ns, faultElection, ptrString(lease.Spec.HolderIdentity), l.ID, l.ID)
 			}
-			if !prev.IsZero() && cur.After(prev) && cur.Unix() == prev.Unix() {
+			if !prev.IsZero() && cur.After(prev) && (cur.Unix() == prev.Unix() || !v.c.sameSecond) {
 				return prev, cur
 			}
 			prev = cur
@@ -488,7 +508,8 @@ func (v *visibilityFleet) retire(e *fleet.Elector) {
 func logVisibility(t *testing.T, results []visibilityResult) {
 	slices.SortFunc(results, func(a, b visibilityResult) int { return strings.Compare(a.c.name(), b.c.name()) })
 	var b strings.Builder
-	for _, scenario := range []string{"freeze after a same-second renewal", "freeze after a same-second renewal with client-go followers"} {
+	for _, sc := range visibilityScenarios {
+		scenario := sc.name
 		var all visibilityResult
 		for _, r := range results {
 			if r.c.scenario != scenario {
