@@ -67,6 +67,17 @@ type registry struct {
 	timeout   time.Duration
 	log       logr.Logger
 
+	// The kind of Lease it keeps: a candidate's, or a Group member's
+	// (group.go), which stands for the member in each of the Group's
+	// elections.
+	label    string        // the label key, whose value is election
+	renewal  time.Duration // how often it writes its own Lease
+	leaseTTL time.Duration // the lease duration its Lease says
+	// members, in a Group, are the Group's member Leases: the candidates
+	// of every election of the Group. The registry then keeps no Lease of
+	// its own and opens no watch.
+	members *memberTable
+
 	kicks    chan struct{}
 	leadC    chan bool
 	finished chan struct{}
@@ -80,25 +91,26 @@ type registry struct {
 func newRegistry(leases coordinationv1client.LeaseInterface, clientset any, election, id string, priority int,
 	ready func() bool, timeout time.Duration, log logr.Logger) *registry {
 	return &registry{
-		leases: leases, clientset: clientset, name: candidateName(election, id), election: labelValue(election),
+		leases: leases, clientset: clientset, name: leaseName(election, "candidate", id), election: labelValue(election),
 		id: id, priority: priority, ready: ready, timeout: timeout, log: log,
+		label: candidateLabel, renewal: candidateRenewal, leaseTTL: candidateTTL,
 		kicks: make(chan struct{}, 1), leadC: make(chan bool, 1), finished: make(chan struct{}),
 	}
 }
 
-// candidateName is the name of the candidate Lease of id in election: the
-// two joined if that is a valid name, else with a hash for the ID, or for
-// both.
-func candidateName(election, id string) string {
-	if name := election + "-candidate-" + id; len(validation.IsDNS1123Subdomain(name)) == 0 {
+// leaseName is the name of the Lease of kind ("candidate", "member") of
+// id in election (or group): the election, the kind and the ID joined if
+// that is a valid name, else with a hash for the ID, or for both.
+func leaseName(election, kind, id string) string {
+	if name := election + "-" + kind + "-" + id; len(validation.IsDNS1123Subdomain(name)) == 0 {
 		return name
 	}
 	sum := sha256.Sum256([]byte(id))
-	if name := election + "-candidate-" + hex.EncodeToString(sum[:8]); len(validation.IsDNS1123Subdomain(name)) == 0 {
+	if name := election + "-" + kind + "-" + hex.EncodeToString(sum[:8]); len(validation.IsDNS1123Subdomain(name)) == 0 {
 		return name
 	}
 	sum = sha256.Sum256([]byte(election + "\x00" + id))
-	return "k8s-elector-candidate-" + hex.EncodeToString(sum[:16])
+	return "k8s-elector-" + kind + "-" + hex.EncodeToString(sum[:16])
 }
 
 // labelValue is election as a label value: itself if valid, else a hash.
@@ -227,7 +239,7 @@ func (r *registry) run(ctx context.Context) {
 		switch {
 		case err == nil:
 			own, wroteReady, readySince = lease, ready, since
-			timer.Reset(candidateRenewal + rand.N(candidateRenewal/10))
+			timer.Reset(r.renewal + rand.N(r.renewal/10))
 		case apierrors.IsForbidden(err):
 			disabled = true
 			r.log.Info("no permission for candidate Leases: graceful releases name no successor; "+
@@ -256,11 +268,11 @@ func (r *registry) write(ctx context.Context, own *coordinationv1.Lease, ready b
 		}
 	}
 	now := metav1.NewMicroTime(time.Now())
-	ttl := int32(candidateTTL / time.Second)
+	ttl := int32(r.leaseTTL / time.Second)
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   r.name,
-			Labels: map[string]string{candidateLabel: r.election},
+			Labels: map[string]string{r.label: r.election},
 			Annotations: map[string]string{
 				readyAnnotation:   strconv.FormatBool(ready),
 				priorityAnnotaton: strconv.Itoa(r.priority),
@@ -344,10 +356,11 @@ func (r *registry) refuse(id string, now time.Time) string {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.others == nil {
+	others := r.view()
+	if others == nil {
 		return "this leader knows no candidates: it cannot read their candidate Leases (see deploy/base's Role)"
 	}
-	for _, l := range r.others {
+	for _, l := range others {
 		if ptrValue(l.Spec.HolderIdentity) != id {
 			continue
 		}
@@ -361,6 +374,16 @@ func (r *registry) refuse(id string, now time.Time) string {
 		return ""
 	}
 	return fmt.Sprintf("no candidate %s in this election", id)
+}
+
+// view returns the other candidates' Leases by name: those the watch
+// delivered while leading, or a Group's members; nil if none are known.
+// r.mu is held.
+func (r *registry) view() map[string]*coordinationv1.Lease {
+	if r.members != nil {
+		return r.members.leases()
+	}
+	return r.others
 }
 
 // candidateEntry is another candidate as its candidate Lease says.
@@ -377,7 +400,7 @@ func (r *registry) readyOthers(now time.Time) []candidateEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var cands []candidateEntry
-	for _, l := range r.others {
+	for _, l := range r.view() {
 		id := ptrValue(l.Spec.HolderIdentity)
 		if id == "" || id == r.id || l.Annotations[readyAnnotation] != "true" || l.Spec.RenewTime == nil {
 			continue

@@ -123,21 +123,30 @@ func New(election string, opts ...Option) (*Elector, error) {
 	if err := o.validate(election); err != nil {
 		errs = append(errs, err)
 	}
+	if o.spread && o.group == nil {
+		errs = append(errs, errors.New("elector: WithSpread spreads the elections of a Group: pass it to NewGroup"))
+	}
+	if o.group != nil && !o.watch {
+		errs = append(errs, errors.New("elector: a Group's elections share its watches: WithWatch(false) does not apply to them"))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
-	}
-	client, err := o.lockClient()
-	if err != nil {
-		return nil, errors.Join(err) // joined like every other error of New
 	}
 	vs := newViews(o.id)
 	e := &Elector{
 		election: election,
 		o:        o,
-		client:   client,
 		views:    vs,
-		metrics:  newMetrics(o.namespace+"/"+election, o.id, vs, o.gate != nil),
 		inbox:    newInbox(),
+	}
+	if g := o.group; g != nil {
+		e.client, e.metrics = g.client, g.metrics.add(o.namespace+"/"+election, vs, o.gate != nil)
+	} else {
+		client, err := o.lockClient()
+		if err != nil {
+			return nil, errors.Join(err) // joined like every other error of New
+		}
+		e.client, e.metrics = client, newMetrics(o.namespace+"/"+election, o.id, vs, o.gate != nil)
 	}
 	if o.gate != nil {
 		e.gate = newGate(o.gate, o.gateFailures, o.retryPeriod, o.requestTimeout(), e.inbox, vs, e.metrics)
@@ -362,6 +371,9 @@ func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, []func(co
 			default:
 			}
 		}}
+		if o.group != nil {
+			watches.shared = o.group.shared
+		}
 	}
 	l.rec = &observed{
 		lock: newObjectLock(o.lockType, o.namespace, e.election, o.id, e.client, watches),
@@ -374,7 +386,12 @@ func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, []func(co
 	}
 	l.registry = newRegistry(e.client.CoordinationV1().Leases(o.namespace), e.client, e.election, o.id, o.priority,
 		ready, o.requestTimeout(), log)
-	bg := []backgroundWorker{l.registry}
+	var bg []backgroundWorker
+	if o.group != nil {
+		l.registry.members = o.group.members // the Group's member Lease stands for this candidate
+	} else {
+		bg = append(bg, l.registry)
+	}
 	if o.events {
 		l.events = newEventRecorder(e.client, o, log)
 		bg = append(bg, l.events)

@@ -130,6 +130,7 @@ type candidate struct {
 	// onUpdate, when set, sees each update before it is applied.
 	onUpdate atomic.Pointer[func(k8stesting.Action)]
 	log      *callbackLog
+	group    *Group // the Group it runs as, in forEachLock's group mode
 	cancel   context.CancelFunc
 	done     chan error
 }
@@ -180,12 +181,33 @@ func startFaulted(t *testing.T, c *electortest.Cluster, id string, lock LockType
 		return false, nil, nil
 	})
 	all := append([]Option{WithClient(cand.client), WithID(id), WithLockType(lock), WithTTL(testTTL)}, cand.log.options()...)
+	ctx, cancel := context.WithCancel(context.Background())
+	if slices.ContainsFunc(opts, isViaGroup) {
+		// The candidate is a Group of one election, as a process that runs
+		// many would be: the election goes through the Group's shared
+		// watch and member Lease.
+		var o options
+		for _, opt := range opts {
+			opt.apply(&o)
+		}
+		g, err := NewGroup("group", WithClient(cand.client), WithID(id), WithLockType(lock), WithTTL(testTTL), WithPriority(o.priority))
+		if err != nil {
+			t.Fatalf("NewGroup(%s): %v", id, err)
+		}
+		if cand.e, err = g.Add(testElection, append(all[1:], opts...)...); err != nil {
+			t.Fatalf("Group.Add(%s): %v", id, err)
+		}
+		cand.group = g
+		cand.cancel = cancel
+		go func() { cand.done <- g.Run(ctx) }()
+		t.Cleanup(func() { cand.stop(t) })
+		return cand
+	}
 	e, err := New(testElection, append(all, opts...)...)
 	if err != nil {
 		t.Fatalf("New(%s): %v", id, err)
 	}
 	cand.e = e
-	ctx, cancel := context.WithCancel(context.Background())
 	cand.cancel = cancel
 	go func() { cand.done <- e.Run(ctx) }()
 	t.Cleanup(func() { cand.stop(t) })
@@ -193,15 +215,24 @@ func startFaulted(t *testing.T, c *electortest.Cluster, id string, lock LockType
 }
 
 // candidateWrite reports whether a is a write of a candidate Lease (the
-// registry's), which the faults aimed at the lock leave alone.
+// registry's) or of a Group's member Lease, which the faults aimed at the
+// lock leave alone.
 func candidateWrite(a k8stesting.Action) bool {
 	o, ok := a.(interface{ GetObject() runtime.Object })
 	if !ok {
 		return false
 	}
 	m, err := meta.Accessor(o.GetObject())
-	return err == nil && m.GetLabels()[candidateLabel] != ""
+	return err == nil && (m.GetLabels()[candidateLabel] != "" || m.GetLabels()[memberLabel] != "")
 }
+
+// viaGroup is the test option that makes start run the candidate as a
+// Group of one election.
+type viaGroup struct{}
+
+func (viaGroup) apply(*options) {}
+
+func isViaGroup(o Option) bool { _, ok := o.(viaGroup); return ok }
 
 // stop cancels the candidate and waits for Run to return; Run must return nil.
 func (c *candidate) stop(t *testing.T) {
@@ -310,13 +341,17 @@ func migrating(lock LockType) (LockType, bool) {
 // kit is one case of forEachLock: a lock type and an election mode. Its
 // start helpers start candidates in that mode.
 type kit struct {
-	lock LockType
-	poll bool // WithWatch(false)
+	lock  LockType
+	poll  bool // WithWatch(false)
+	group bool // a Group of one election: the shared watch
 }
 
 func (k kit) opts(opts []Option) []Option {
-	if k.poll {
+	switch {
+	case k.poll:
 		return append([]Option{WithWatch(false)}, opts...)
+	case k.group:
+		return append([]Option{viaGroup{}}, opts...)
 	}
 	return opts
 }
@@ -336,20 +371,27 @@ func (k kit) startFaulted(t *testing.T, c *electortest.Cluster, id string, work 
 	return startFaulted(t, c, id, k.lock, work, fault, k.opts(opts)...)
 }
 
-// forEachLock runs f for every lock type, in watch mode and polling mode,
-// each in a synctest bubble.
+// forEachLock runs f for every lock type, in watch mode, polling mode and
+// through a Group's shared watch, each in a synctest bubble.
 func forEachLock(t *testing.T, f func(t *testing.T, k kit)) {
 	for _, lock := range lockTypes() {
-		for _, poll := range []bool{false, true} {
-			name := string(lock) + "/watch"
-			if poll {
-				name = string(lock) + "/poll"
-			}
-			t.Run(name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) { f(t, kit{lock: lock, poll: poll}) })
+		for _, k := range []kit{{lock: lock}, {lock: lock, poll: true}, {lock: lock, group: true}} {
+			t.Run(string(lock)+"/"+k.mode(), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) { f(t, k) })
 			})
 		}
 	}
+}
+
+// mode names the kit's mode.
+func (k kit) mode() string {
+	switch {
+	case k.poll:
+		return "poll"
+	case k.group:
+		return "group"
+	}
+	return "watch"
 }
 
 func TestExactlyOneLeaderAndAllAgree(t *testing.T) {

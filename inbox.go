@@ -18,6 +18,9 @@ type inbox struct {
 
 	mu     sync.Mutex
 	resign *resignRequest
+	// successor is the candidate to name when Run's context ends, if it is
+	// not empty: a Group that spreads leadership chooses it.
+	successor string
 }
 
 // resignRequest asks the loop to step down; it answers nil once the lock
@@ -48,6 +51,23 @@ func (b *inbox) ask(req *resignRequest) *resignRequest {
 	b.resign = req
 	b.poke()
 	return req
+}
+
+// handOff sets the successor to name when Run's context ends.
+func (b *inbox) handOff(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.successor = id
+}
+
+// handOffTo returns the successor to name when Run's context ends, and
+// forgets it.
+func (b *inbox) handOffTo() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id := b.successor
+	b.successor = ""
+	return id
 }
 
 // take returns the pending request, if any.

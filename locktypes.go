@@ -95,7 +95,11 @@ func newObjectLock(t LockType, ns, name, id string, client client, w *lockWatche
 func newKindLock[T any, P objectPtr[T]](w *lockWatches, ns, name string, gr schema.GroupResource,
 	client objectClient[T], codec recordCodec[P], list listFunc, watchFn watchFunc) *kindLock[T, P] {
 	l := &kindLock[T, P]{namespace: ns, name: name, client: client, codec: codec}
-	if w != nil {
+	switch {
+	case w != nil && w.shared != nil:
+		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}
+		w.runs = append(w.runs, func(ctx context.Context) { l.cache.follow(ctx, w.shared, ns, list, watchFn) })
+	case w != nil:
 		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}
 		w.runs = append(w.runs, func(ctx context.Context) { l.cache.run(ctx, w.clientset, list, watchFn) })
 	}

@@ -108,7 +108,7 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			l.log.Info("stopping")
-			l.stepDown(ctx, l.o.releaseOnCancel, true, "")
+			l.stepDown(ctx, l.o.releaseOnCancel, true, l.inbox.handOffTo())
 			return nil
 		}
 		if req := l.inbox.take(); req != nil {
@@ -440,6 +440,9 @@ func (l *loop) wrote(ctx context.Context, rec resourcelock.LeaderElectionRecord,
 	t.extend(since, lease, validUntil)
 	l.term = t
 	l.registry.lead(true)
+	if f := l.o.termChanged; f != nil {
+		f()
+	}
 	l.metrics.transitions.Inc()
 	l.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
 	l.publish()
@@ -466,6 +469,9 @@ func (l *loop) endTerm() {
 	}
 	l.term = nil
 	l.registry.lead(false)
+	if f := l.o.termChanged; f != nil {
+		f()
+	}
 	t.expire.Stop()
 	t.cancel()
 	l.publish()

@@ -246,6 +246,9 @@ type options struct {
 	gate            func(context.Context) error
 	gateFailures    int
 	priority        int
+	spread          bool
+	group           *Group // set by Group.Add
+	termChanged     func() // set by Group.Add: a term of this candidate started or ended
 }
 
 // defaults returns every default in one place. The ID defaults to the
@@ -441,6 +444,22 @@ func WithOnStoppedLeading(f func()) Option {
 // Default: none.
 func WithOnNewLeader(f func(identity string)) Option {
 	return optionFunc(func(o *options) { o.onNewLeader = f })
+}
+
+// WithSpread, an option of NewGroup only, spreads the leadership of the
+// Group's elections evenly over its members, the processes that run the
+// Group under one ID each: with K members alive and N elections, each
+// member leads at most ⌈N/K⌉ once they are stable. A member that leads
+// more hands the excess over, gracefully and one write each, to the
+// members that lead the fewest: so a member that joins takes its share
+// within milliseconds of the others seeing it, and one that stops hands
+// its elections to the others, spread evenly. A member that crashes loses
+// its elections when their leases run out, as any leader does, and the
+// others, which take them at once, spread them again. Leadership only
+// moves from a member above its share to one below it, so it settles.
+// Default: false.
+func WithSpread(enabled bool) Option {
+	return optionFunc(func(o *options) { o.spread = enabled })
 }
 
 // maxPriority is the highest priority WithPriority accepts.

@@ -22,6 +22,9 @@ type lockWatches struct {
 	// changed is called after each change a watch shows.
 	changed   func()
 	clientset any // the clientset: a fake one says it cannot stream lists
+	// shared, in a Group, are the Group's informers, which the lock
+	// objects follow instead of watching each on its own.
+	shared *sharedWatches
 }
 
 // Watch-driven election (WithWatch, on by default).
@@ -58,10 +61,10 @@ type lockCache[T any, P objectPtr[T]] struct {
 	// changed is called after each change the watch shows.
 	changed func()
 
-	mu       sync.Mutex
-	informer cache.Controller
-	obj      P         // nil while absent
-	at       time.Time // when obj arrived
+	mu     sync.Mutex
+	synced func() bool // whether the watch has delivered a complete list; nil before it starts
+	obj    P           // nil while absent
+	at     time.Time   // when obj arrived
 	// refresh makes the next read go to the API server: the first of a
 	// Run, and the first after a failed request.
 	refresh bool
@@ -97,9 +100,51 @@ func (c *lockCache[T, P]) run(ctx context.Context, client any, list listFunc, wa
 		},
 	})
 	c.mu.Lock()
-	c.informer = informer
+	c.synced = informer.HasSynced
 	c.mu.Unlock()
 	informer.RunWithContext(ctx)
+}
+
+// follow follows the object through the Group's shared informer of its
+// namespace and resource until ctx ends; list and watchFn list and watch
+// every object of the resource in the namespace. Without a running Group,
+// reads go to the API server.
+func (c *lockCache[T, P]) follow(ctx context.Context, s *sharedWatches, namespace string, list listFunc, watchFn watchFunc) {
+	in := s.informer(sharedKey{namespace: namespace, resource: c.gr}, P(new(T)), list, watchFn)
+	if in == nil {
+		return
+	}
+	synced, stop := in.follow(c.name, c.delivered, c.initial)
+	defer stop()
+	c.mu.Lock()
+	c.synced = synced
+	c.mu.Unlock()
+	<-ctx.Done()
+}
+
+// initial takes the object as a synced shared informer holds it when this
+// cache starts to follow it: the first read needs no request.
+func (c *lockCache[T, P]) initial(obj any, present bool) {
+	o, ok := obj.(P)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.refresh {
+		// A read of ours is in the cache: only a later version of the
+		// object replaces it.
+		if present && ok && c.obj != nil && older(c.obj, o) {
+			c.obj, c.at = o, time.Now()
+		}
+		return
+	}
+	switch {
+	case !present:
+		c.obj = nil
+	case ok:
+		c.obj = o
+	default:
+		return
+	}
+	c.at, c.refresh = time.Now(), false
 }
 
 // delivered takes an object from the watch.
@@ -149,7 +194,7 @@ func (c *lockCache[T, P]) get() (obj P, at time.Time, ok bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.refresh || c.informer == nil || !c.informer.HasSynced() {
+	if c.refresh || c.synced == nil || !c.synced() {
 		return nil, time.Time{}, false
 	}
 	if c.obj == nil {
