@@ -43,6 +43,13 @@
 // stopped before any follower can acquire. Report adds the state of work
 // that runs beside the election to the Status.
 //
+// # Many elections in one process
+//
+// A Group runs many elections in one process, as one candidate in each,
+// on one watch per namespace and lock kind and one member Lease for all of
+// them; WithSpread spreads their leadership evenly over the processes that
+// run the Group.
+//
 // # Features built on the Elector
 //
 // Packages beside this one use nothing but its exported API: command runs a
