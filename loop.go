@@ -79,6 +79,12 @@ type loop struct {
 // adds kickSpread/(followers+1) to a graceful failover on average.
 const kickSpread = 50 * time.Millisecond
 
+// passOverSpread bounds the random wait of a follower that passes over a
+// successor which has not taken the lock by the end of its window: half of
+// kickSpread, so that another candidate leads by the window's end plus
+// 25ms and a write, within the 50ms the handover promises.
+const passOverSpread = kickSpread / 2
+
 // run runs the election until ctx ends; it steps down before it returns.
 func (l *loop) run(ctx context.Context) error {
 	l.publish()
@@ -257,7 +263,11 @@ func (l *loop) acquireAt(now time.Time) (time.Time, bool) {
 			freeSince = r.goneSince
 		}
 		if !l.spreadFor.Equal(freeSince) {
-			l.spread, l.spreadFor = rand.N(kickSpread), freeSince
+			bound := kickSpread
+			if !r.gone && r.successor != "" {
+				bound = passOverSpread
+			}
+			l.spread, l.spreadFor = rand.N(bound), freeSince
 		}
 		at = at.Add(l.spread)
 	}
