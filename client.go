@@ -8,6 +8,7 @@ import (
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 )
 
 // lockClient returns the client for the configured options. It does no I/O.
@@ -18,6 +19,16 @@ func (o *options) lockClient() (client, error) {
 	cfg := *o.restConfig
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "k8s-elector"
+	}
+	if o.groupClient {
+		if cfg.QPS == 0 && cfg.RateLimiter == nil {
+			// A Group's leaders renew many locks on one client: at the
+			// default TTL, 1,000 leaders renew 300 times a second, and
+			// client-go's default limit of 5 a second would make them
+			// lose their leases. The API server's priority and fairness
+			// limits them instead.
+			cfg.RateLimiter = flowcontrol.NewFakeAlwaysRateLimiter()
+		}
 	}
 	if lockTypeOf(o.lockType).deprecated && cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
 		cfg.WarningHandlerWithContext = endpointsWarningFilter{}

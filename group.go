@@ -39,6 +39,10 @@ import (
 // members of the Group (the processes that run it, with one ID each) spread
 // leadership evenly: see WithSpread.
 //
+// Built from WithRESTConfig with no QPS or RateLimiter in it, the Group's
+// client has no client-side rate limit: its leaders' renewals would outrun
+// client-go's default of 5 requests a second.
+//
 // Every member of a Group must run it with the same name, and be a
 // candidate in the same elections: a leader names its successor among the
 // Group's members, whichever elections each runs. A successor that does
@@ -111,6 +115,7 @@ func NewGroup(name string, opts ...Option) (*Group, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	o.groupClient = true
 	c, err := o.lockClient()
 	if err != nil {
 		return nil, errors.Join(err)

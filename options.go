@@ -249,6 +249,7 @@ type options struct {
 	spread          bool
 	group           *Group // set by Group.Add
 	termChanged     func() // set by Group.Add: a term of this candidate started or ended
+	groupClient     bool   // set by NewGroup: the client serves many elections
 }
 
 // defaults returns every default in one place. The ID defaults to the
