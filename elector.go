@@ -224,10 +224,13 @@ func (e *Elector) Run(ctx context.Context) error {
 	// are stopped.
 	var w workers
 	l, bg, watches := e.newLoop(log)
-	w.start(ctx, false, func(context.Context) { l.queue.Run() }, l.queue.Close)
+	w.stops = append(w.stops, l.queue.Close) // its worker runs only while callbacks wait
 	flushBy := w.background(ctx, bg)
-	for _, run := range watches {
+	for _, run := range watches.runs {
 		w.start(cgCtxFor(ctx, log), false, run, nil)
+	}
+	for _, follow := range watches.follows {
+		w.stops = append(w.stops, follow())
 	}
 	if e.gate != nil {
 		w.start(ctx, true, func(ctx context.Context) { e.gate.run(ctx, log) }, nil)
@@ -360,7 +363,7 @@ func (e *Elector) Metrics() prometheus.Gatherer { return e.metrics.registry }
 
 // newLoop builds the election loop of one Run and the parts it drives; it
 // starts nothing.
-func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, []func(context.Context)) {
+func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, lockWatches) {
 	o := &e.o
 	l := &loop{
 		id: o.id, o: o, log: log, queue: serial.New(), views: e.views, metrics: e.metrics,
@@ -403,11 +406,10 @@ func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, []func(co
 		l.events = newEventRecorder(e.client, o, log)
 		bg = append(bg, l.events)
 	}
-	var runs []func(context.Context)
-	if watches != nil {
-		runs = watches.runs
+	if watches == nil {
+		return l, bg, lockWatches{}
 	}
-	return l, bg, runs
+	return l, bg, *watches
 }
 
 // logJoining logs the start of a Run.

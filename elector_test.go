@@ -585,7 +585,6 @@ func TestFollowerGetsNoTermCallbacks(t *testing.T) {
 // Run around it, for tests of its steps.
 func testLoop(t *testing.T, id string, lock LockType, client client) *loop {
 	q := serial.New()
-	go q.Run()
 	t.Cleanup(q.Close)
 	o := defaults()
 	o.id, o.lockType, o.ttl, o.renewDeadline, o.retryPeriod = id, lock, testTTL, testTTL/renewDeadlineDivisor, testRetry

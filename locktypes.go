@@ -98,7 +98,7 @@ func newKindLock[T any, P objectPtr[T]](w *lockWatches, ns, name string, gr sche
 	switch {
 	case w != nil && w.shared != nil:
 		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}
-		w.runs = append(w.runs, func(ctx context.Context) { l.cache.follow(ctx, w.shared, ns, list, watchFn) })
+		w.follows = append(w.follows, func() func() { return l.cache.follow(w.shared, ns, list, watchFn) })
 	case w != nil:
 		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}
 		w.runs = append(w.runs, func(ctx context.Context) { l.cache.run(ctx, w.clientset, list, watchFn) })

@@ -19,6 +19,9 @@ import (
 // to start; nil means the lock reads from the API server every time.
 type lockWatches struct {
 	runs []func(context.Context)
+	// follows start following a Group's shared informers, each returning
+	// the function that stops it: no goroutine of their own.
+	follows []func() (stop func())
 	// changed is called after each change a watch shows.
 	changed   func()
 	clientset any // the clientset: a fake one says it cannot stream lists
@@ -106,20 +109,19 @@ func (c *lockCache[T, P]) run(ctx context.Context, client any, list listFunc, wa
 }
 
 // follow follows the object through the Group's shared informer of its
-// namespace and resource until ctx ends; list and watchFn list and watch
-// every object of the resource in the namespace. Without a running Group,
-// reads go to the API server.
-func (c *lockCache[T, P]) follow(ctx context.Context, s *sharedWatches, namespace string, list listFunc, watchFn watchFunc) {
+// namespace and resource until the returned function is called; list and
+// watchFn list and watch every object of the resource in the namespace.
+// Without a running Group, reads go to the API server.
+func (c *lockCache[T, P]) follow(s *sharedWatches, namespace string, list listFunc, watchFn watchFunc) (stop func()) {
 	in := s.informer(sharedKey{namespace: namespace, resource: c.gr}, P(new(T)), list, watchFn)
 	if in == nil {
-		return
+		return func() {}
 	}
 	synced, stop := in.follow(c.name, c.delivered, c.initial)
-	defer stop()
 	c.mu.Lock()
 	c.synced = synced
 	c.mu.Unlock()
-	<-ctx.Done()
+	return stop
 }
 
 // initial takes the object as a synced shared informer holds it when this

@@ -1,6 +1,7 @@
 package serial
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,9 +13,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestRunsInOrderWithoutOverlap(t *testing.T) {
 	q := New()
-	done := make(chan struct{})
-	go func() { defer close(done); q.Run() }()
-
 	var got []int
 	var running atomic.Int32
 	var overlap atomic.Bool
@@ -32,7 +30,6 @@ func TestRunsInOrderWithoutOverlap(t *testing.T) {
 	}
 	wg.Wait()
 	q.Close()
-	<-done
 	if overlap.Load() {
 		t.Fatal("queued functions ran concurrently")
 	}
@@ -51,19 +48,43 @@ func TestCloseDrainsThenStops(t *testing.T) {
 	ran := 0
 	q.Push(func() { ran++ })
 	q.Push(func() { ran++ })
-	q.Close()
+	q.Close()                     // returns: closed and drained
 	q.Push(func() { ran += 100 }) // dropped: after Close
-	q.Run()                       // returns: closed and drained
+	q.Close()
 	if ran != 2 {
 		t.Fatalf("ran = %d, want 2", ran)
 	}
 }
 
 func TestPushNeverBlocks(t *testing.T) {
-	q := New() // nobody runs it
+	q := New()
+	block := make(chan struct{})
+	q.Push(func() { <-block }) // the worker is busy
 	for range 10000 {
 		q.Push(func() {})
 	}
+	close(block)
 	q.Close()
-	q.Run()
+}
+
+// TestIdleQueueHasNoGoroutine: the worker ends once the queue is empty, and
+// the next Push starts another.
+func TestIdleQueueHasNoGoroutine(t *testing.T) {
+	q := New()
+	ran := make(chan struct{})
+	q.Push(func() { close(ran) })
+	<-ran
+	for {
+		q.mu.Lock()
+		idle := q.drained == nil
+		q.mu.Unlock()
+		if idle {
+			break
+		}
+		runtime.Gosched()
+	}
+	again := make(chan struct{})
+	q.Push(func() { close(again) })
+	<-again
+	q.Close()
 }
