@@ -23,8 +23,9 @@ func newLogSummary() *logSummary { return &logSummary{counts: map[string]int{}} 
 
 func (s *logSummary) logger() logr.Logger { return logr.New(summarySink{s: s}) }
 
-// names are the elections' lock names in URLs and messages.
-var names = regexp.MustCompile(`[a-z]+-(watch|poll)-\d+`)
+// names are the elections' lock names in URLs and messages: the bench's
+// prefixes are scale-<mode> and scale-<implementation>.
+var names = regexp.MustCompile(`[a-z]+-(watch|poll|elector|clientgo)-\d+`)
 
 func (s *logSummary) add(level int, msg string, err error, kvs ...[]any) {
 	line := fmt.Sprintf("V(%d) %q", level, msg)
