@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
+)
+
+// workerProgress is one line of the scale program's progress:
+// "<leading> <total> <terms>".
+type workerProgress struct {
+	leading int // elections led by one of the program's candidates
+	total   int // all its elections
+	terms   int // terms started so far, by every candidate
+}
+
+// parseProgress reads one line of the scale program's progress.
+func parseProgress(line string) (workerProgress, error) {
+	var p workerProgress
+	if _, err := fmt.Sscan(line, &p.leading, &p.total, &p.terms); err != nil {
+		return workerProgress{}, fmt.Errorf("scale program progress %q: %w", line, err)
+	}
+	return p, nil
+}
+
+// workerProc is a running scale program (cmd/bench/internal/scaleworker).
+type workerProc struct {
+	cmd      *exec.Cmd
+	started  time.Time
+	stderr   *fleet.SyncBuffer
+	progress chan workerProgress // the latest line not yet read; closed when stdout ends
+	stopOnce sync.Once
+	stopped  workerExit
+}
+
+// workerExit is how the scale program stopped.
+type workerExit struct {
+	took   time.Duration // from SIGTERM to its exit, or to the SIGKILL
+	killed bool          // it did not exit within the bound, and was killed
+	err    error         // its exit status, or why it was killed
+}
+
+// startWorker starts the scale program with args. It dies with the bench.
+func (b *bench) startWorker(ctx context.Context, args ...string) (*workerProc, error) {
+	cmd := exec.CommandContext(ctx, b.worker, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return cmd.Process.Kill() }
+	w := &workerProc{cmd: cmd, stderr: &fleet.SyncBuffer{}, progress: make(chan workerProgress, 1)}
+	cmd.Stderr = w.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	w.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the scale program: %w", err)
+	}
+	go w.read(out)
+	return w, nil
+}
+
+// read keeps the latest line of progress in w.progress until out ends.
+func (w *workerProc) read(out io.Reader) {
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		p, err := parseProgress(sc.Text())
+		if err != nil {
+			continue
+		}
+		select {
+		case <-w.progress:
+		default:
+		}
+		w.progress <- p
+	}
+	close(w.progress)
+}
+
+// next returns the next line of progress; false if the program exited.
+func (w *workerProc) next() (workerProgress, bool) {
+	p, ok := <-w.progress
+	return p, ok
+}
+
+// waitLeading waits until all n elections have a leader, logging the
+// progress every 10s, and returns how long that took from the start.
+func (w *workerProc) waitLeading(ctx context.Context, n int, limit time.Duration, logf func(string, ...any)) (time.Duration, error) {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	last, lastLog := 0, time.Now()
+	for last < n {
+		select {
+		case p, ok := <-w.progress:
+			if !ok {
+				return 0, fmt.Errorf("the scale program exited:\n%s", w.tail())
+			}
+			last = p.leading
+			if time.Since(lastLog) > 10*time.Second {
+				logf("%d of %d elections lead", p.leading, n)
+				lastLog = time.Now()
+			}
+		case <-deadline.C:
+			return 0, fmt.Errorf("only %d of %d elections lead after %s:\n%s", last, n, limit, w.tail())
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	return time.Since(w.started), nil
+}
+
+// stop sends the program SIGTERM and waits up to limit for it to exit, then
+// kills it. Only the first call stops it; every call returns how.
+func (w *workerProc) stop(limit time.Duration) workerExit {
+	w.stopOnce.Do(func() {
+		t0 := time.Now()
+		_ = w.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- w.cmd.Wait() }()
+		select {
+		case err := <-done:
+			w.stopped = workerExit{took: time.Since(t0), err: err}
+		case <-time.After(limit):
+			_ = w.cmd.Process.Kill()
+			w.stopped = workerExit{took: time.Since(t0), killed: true,
+				err: fmt.Errorf("the scale program did not stop within %s of SIGTERM: killed", limit)}
+			<-done
+		}
+	})
+	return w.stopped
+}
+
+// tail returns the last lines the program wrote on stderr.
+func (w *workerProc) tail() string { return tail(w.stderr.String(), 20) }
+
+// summary returns the lines of the program's closing summary on stderr: its
+// Electors' lock request counters and its count of log lines.
+func (w *workerProc) summary() []string {
+	var lines []string
+	for line := range strings.Lines(w.stderr.String()) {
+		if strings.HasPrefix(line, "lock requests") || strings.HasPrefix(line, "log ") {
+			lines = append(lines, strings.TrimSpace(line))
+		}
+	}
+	return lines
+}
