@@ -78,6 +78,7 @@ type plan struct {
 	bigReps     int           // handovers of each kind in an election with many candidates
 	candidates  []int         // the sizes of those elections; the first in every mode, the others in watch mode
 	elections   int           // elections in the library scale test
+	scale       scalePlan     // the elections of several candidates, k8s-elector beside client-go
 	loadConns   int           // concurrent keep-alive connections for GET /
 	loadFor     time.Duration // how long GET / is loaded
 	loadOneFor  time.Duration // how long GET / is loaded on one connection
@@ -94,9 +95,11 @@ func newPlan(quick bool) plan {
 		cmdReps:     5,
 		failoverTTL: []time.Duration{3 * time.Second, 10 * time.Second},
 		steadyTTL:   []time.Duration{3 * time.Second, 10 * time.Second},
+		scale:       scalePlan{elections: 1000, candidates: 3, ttl: defaultTTL, window: 60 * time.Second},
 	}
 	if quick {
 		p.window, p.idle = 20*time.Second, 15*time.Second
+		p.scale.window = 20 * time.Second
 		p.firstReps, p.gracefulRep, p.crashReps, p.bigReps, p.cmdReps = 3, 3, 3, 1, 3
 		p.candidates = []int{50}
 		// The default TTL only: each steady state costs two windows.
@@ -112,11 +115,12 @@ type bench struct {
 	hasWatch    bool     // the binary has -watch
 	hasCommand  bool     // the binary runs a command after -- (it has -exec-grace)
 	binary      string
-	child       string // the command the command experiments run (benchchild)
-	tmp         string // the run's scratch directory
-	worker      string // the library scale program
-	minimal     string // the reference program, client-go's leaderelection alone
-	kubecfg     string // kubeconfig file for the electors
+	child       string                     // the command the command experiments run (benchchild)
+	tmp         string                     // the run's scratch directory
+	cp          *controlplane.ControlPlane // the local control plane; nil with -kubeconfig
+	worker      string                     // the library scale program
+	minimal     string                     // the reference program, client-go's leaderelection alone
+	kubecfg     string                     // kubeconfig file for the electors
 	admin       *rest.Config
 	client      kubernetes.Interface
 	namespace   string
@@ -128,7 +132,9 @@ type bench struct {
 	began       time.Time
 	loadStart   string          // /proc/loadavg when the run began
 	only        map[string]bool // -only, nil for all
-	pin         pinning         // for the GET / load
+	tickOnce    sync.Once
+	clockTick   int64   // CLK_TCK: see tick
+	pin         pinning // for the GET / load
 	logw        io.Writer
 }
 
@@ -155,9 +161,13 @@ func parseArgs(args []string) (options, error) {
 		binary     = fs.String("binary", "", "The k8s-elector binary to measure (default: build it stripped from this repository).")
 		kubeconfig = fs.String("kubeconfig", "", "Measure on this cluster instead of a local control plane. Its user must read /metrics and create namespaces.")
 		out        = fs.String("out", "", "Also write the table, with its header and footer, to this markdown file.")
-		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, reference, load, candidates, elections, command), for development.")
+		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, reference, load, candidates, elections, command, scale), for development.")
 		candidates = fs.String("candidates", "", "Sizes of the one-election scale experiment, comma-separated: the first is measured in every mode, the others in watch mode only (default 50,500; 50 with -quick).")
 		window     = fs.Duration("window", 0, "Length of each API request window (default 60s, 20s with -quick; a multiple of 10s keeps the API server's own lease renewals even).")
+		scaleN     = fs.Int("scale-elections", 0, "Elections in the scale experiment (default 1000).")
+		scaleC     = fs.Int("scale-candidates", 0, "Candidates of each election in the scale experiment, all in one process (default 3).")
+		scaleTTL   = fs.Duration("scale-ttl", 0, "TTL of the scale experiment's elections (default 10s).")
+		scaleWin   = fs.Duration("scale-window", 0, "Length of the scale experiment's window (default -window: 60s, 20s with -quick).")
 	)
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -182,6 +192,10 @@ func parseArgs(args []string) (options, error) {
 	if *window > 0 {
 		o.window = *window
 		o.idle = min(o.idle, *window)
+		o.scale.window = *window
+	}
+	if err := o.scale.set(*scaleN, *scaleC, *scaleTTL, *scaleWin); err != nil {
+		return options{}, err
 	}
 	for m := range strings.SplitSeq(*modes, ",") {
 		switch m = strings.TrimSpace(m); m {
@@ -255,7 +269,7 @@ func run(ctx context.Context, args []string) error {
 				b.logf("stopping the control plane: %v", err)
 			}
 		}()
-		b.admin, b.kubecfg = cp.Admin, cp.AdminKubeconfig
+		b.admin, b.kubecfg, b.cp = cp.Admin, cp.AdminKubeconfig, cp
 	} else {
 		if b.admin, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig); err != nil {
 			wg.Wait()
@@ -350,6 +364,8 @@ func (b *bench) measure(ctx context.Context) error {
 		{"candidates", fmt.Sprintf("%v candidates", b.candidates), b.manyCandidates},
 		{"elections", fmt.Sprintf("%d elections in one process", b.elections), b.manyElections},
 		{"command", "command under k8s-elector", b.commands},
+		// Last: it loads the API server the most, and leaves most behind.
+		{"scale", b.scale.String(), b.scaleFleet},
 	}
 	for _, s := range steps {
 		if b.only != nil && !b.only[s.key] {
