@@ -29,6 +29,16 @@ const (
 // before it is killed.
 const scaleStopLimit = time.Minute
 
+// The start-up of thousands of candidates at once is a herd: requests time
+// out, and k8s-elector retries a failed write of a candidate Lease a minute
+// later, all in the same second. The steady window starts once no candidate
+// has logged a failure for scaleQuiet, longer than that minute, or after
+// scaleQuietLimit in any case (the failures in the window are then shown).
+const (
+	scaleQuiet      = 65 * time.Second
+	scaleQuietLimit = 5 * time.Minute
+)
+
 // scalePlan is the shape of the scale experiment: many elections of several
 // candidates each, every candidate with a client of its own, all in one
 // process.
@@ -89,6 +99,9 @@ func thousands(n int) string {
 // scaleResult is what one run of the scale experiment measured.
 type scaleResult struct {
 	allLead   time.Duration // from the start of the process until every election has a leader
+	startup   time.Duration // from the start of the process until the window
+	quiet     bool          // no failure was logged for scaleQuiet before the window
+	failures  int           // failures logged during the window
 	rates     rates         // API requests on leases per minute over the window, less the baseline
 	watches   float64       // open lease watches at the window's end, less the baseline's
 	apiserver cpuFigure     // kube-apiserver's CPU over the window
@@ -150,6 +163,15 @@ func (b *bench) scaleRun(ctx context.Context, impl string) (*scaleResult, error)
 	if err := sleep(ctx, settle(p.ttl)+2*time.Second); err != nil {
 		return nil, err
 	}
+	if r.quiet, err = w.waitQuiet(ctx, scaleQuiet, scaleQuietLimit); err != nil {
+		return nil, err
+	}
+	r.startup = time.Since(w.started)
+	if !r.quiet {
+		b.logf("%s: the candidates still log failures %s after the start: measuring all the same", impl, r.startup.Round(time.Second))
+	} else {
+		b.logf("%s: no failure logged for %s, %s after the start", impl, scaleQuiet, r.startup.Round(time.Second))
+	}
 	pid := w.cmd.Process.Pid
 	before, _ := w.next()
 	cpu := startCPU(append(b.serverProbes(), cpuProbe{name: "the process", pid: func() (int, error) { return pid, nil }})...)
@@ -161,13 +183,14 @@ func (b *bench) scaleRun(ctx context.Context, impl string) (*scaleResult, error)
 	r.apiserver, r.etcd, r.worker = figs[0], figs[1], figs[2]
 	after, _ := w.next()
 	r.terms = after.terms - before.terms
+	r.failures = after.failures - before.failures
 	r.rates = win.rates.plus(-1, b.baseline)
 	r.watches = win.watches - b.baseWatches
 	if r.rss, err = fleet.ProcRSS(pid); err != nil {
 		return nil, err
 	}
-	b.logf("%s: %.1f API requests/s (%s), %.0f open lease watches; CPU kube-apiserver %s, etcd %s, the process %s; RSS %s; %d terms started in the window, %d of %d elections lead at its end",
-		impl, r.rates.total()/60, r.rates, r.watches, r.apiserver, r.etcd, r.worker, fmtMB(r.rss), r.terms, after.leading, p.elections)
+	b.logf("%s: %.1f API requests/s (%s), %.0f open lease watches; CPU kube-apiserver %s, etcd %s, the process %s; RSS %s; %d terms started and %d failures logged in the window, %d of %d elections lead at its end",
+		impl, r.rates.total()/60, r.rates, r.watches, r.apiserver, r.etcd, r.worker, fmtMB(r.rss), r.terms, r.failures, after.leading, p.elections)
 	r.exit = w.stop(scaleStopLimit)
 	if r.exit.err != nil {
 		b.logf("%s: %v\n%s", impl, r.exit.err, w.tail())
@@ -307,6 +330,12 @@ func scaleRowsOf(verbs []string) []scaleMetric {
 		{"time until every election has a leader", func(s *scaleResult) cell {
 			return cell{s.allLead.Seconds(), fmtSeconds(s.allLead.Seconds())}
 		}},
+		{fmt.Sprintf("start → window (every election led, then no failure logged for %s)", scaleQuiet), func(s *scaleResult) cell {
+			if !s.quiet {
+				return cell{s.startup.Seconds(), fmt.Sprintf("%s, still failing", fmtSeconds(s.startup.Seconds()))}
+			}
+			return cell{s.startup.Seconds(), fmtSeconds(s.startup.Seconds())}
+		}},
 		{"API requests/s", func(s *scaleResult) cell { return perSecond(s.rates.total()) }},
 	}
 	for _, v := range verbs {
@@ -321,6 +350,9 @@ func scaleRowsOf(verbs []string) []scaleMetric {
 		scaleMetric{"CPU s/min of the process", func(s *scaleResult) cell { return cpuCell(s.worker) }},
 		scaleMetric{"terms started in the window (leadership lost and regained)", func(s *scaleResult) cell {
 			return cell{float64(s.terms), strconv.Itoa(s.terms)}
+		}},
+		scaleMetric{"failures logged in the window (failed requests, mostly)", func(s *scaleResult) cell {
+			return cell{float64(s.failures), strconv.Itoa(s.failures)}
 		}},
 		scaleMetric{"SIGTERM → exit of the process", func(s *scaleResult) cell {
 			if s.exit.killed {
@@ -350,8 +382,8 @@ func (b *bench) scaleNotes() []string {
 	notes := []string{
 		fmt.Sprintf("Scale, %s: one process (cmd/bench/internal/scaleworker, stripped) runs %s candidates, %d in each of %s elections on Leases of one namespace, every candidate with a clientset of its own built from the kubeconfig, on an HTTP transport and so a connection of its own, as separate Pods have (client-go would otherwise share one transport in a process). Two runs, one after the other: k8s-elector (elector.New with WithClient, WithNamespace, WithID, WithTTL, WithLogger: watch mode, its default; candidate Leases included) in the watch column, and in the %s column client-go's leaderelection.LeaderElector with a resourcelock.LeaseLock, LeaseDuration %s, %s (k8s-elector's defaults), ReleaseOnCancel; a client-go candidate whose term ends starts a fresh LeaderElector, as a restarted Pod would. Each run has Leases of its own name prefix, deleted after it. The candidates authenticate as the bench's admin (system:masters), which API Priority and Fairness exempts from its queues.",
 			p, thousands(p.elections*p.candidates), p.candidates, thousands(p.elections), refColumn, p.ttl, t),
-		fmt.Sprintf("Scale, how: once every election has a leader (the program reports each election led by one of its candidates every 250 ms; limit %s) and a retry period and 2 s after, one %s window: API requests per second on leases from apiserver_request_total as above, less the baseline, by verb, with the 409 answers among them; open lease watches (apiserver_longrunning_requests{verb=\"WATCH\"}) at its end less the baseline's; CPU seconds per minute of kube-apiserver, etcd and the program from utime+stime in /proc/<pid>/stat sampled at its start and end (CLK_TCK %d ticks a second, from getconf), n/a against a cluster of -kubeconfig; the program's VmRSS at its end; the terms its candidates started during it. Then SIGTERM, and its exit is timed (limit %s, then SIGKILL).",
-			p.leadLimit().Round(time.Second), p.window, b.tick(), scaleStopLimit),
+		fmt.Sprintf("Scale, how: once every election has a leader (the program reports each election led by one of its candidates every 250 ms; limit %s), a retry period and 2 s after, and once its candidates have logged no failure (an error, or a line with an err value) for %s (k8s-elector retries a candidate Lease write that failed in the start-up herd a minute later; limit %s, after which it measures all the same and says so), one %s window: API requests per second on leases from apiserver_request_total as above, less the baseline, by verb, with the 409 answers among them; open lease watches (apiserver_longrunning_requests{verb=\"WATCH\"}) at its end less the baseline's; CPU seconds per minute of kube-apiserver, etcd and the program from utime+stime in /proc/<pid>/stat sampled at its start and end (CLK_TCK %d ticks a second, from getconf), n/a against a cluster of -kubeconfig; the program's VmRSS at its end; the terms its candidates started and the failures they logged during it. Then SIGTERM, and its exit is timed (limit %s, then SIGKILL).",
+			p.leadLimit().Round(time.Second), scaleQuiet, scaleQuietLimit, p.window, b.tick(), scaleStopLimit),
 	}
 	return notes
 }

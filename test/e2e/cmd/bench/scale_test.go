@@ -43,14 +43,14 @@ func scaleBench() *bench {
 	b.clockTick = 100
 	b.tickOnce.Do(func() {})
 	b.result(modeWatch).scale = &scaleResult{
-		allLead: 4200 * time.Millisecond,
+		allLead: 4200 * time.Millisecond, startup: 72 * time.Second, quiet: true, failures: 0,
 		rates:   rates{verbs: map[string]float64{"PUT": 7200, "POST": 0.01, "GET": 30}, conflicts: 6},
 		watches: 800, apiserver: cpuFigure{perMin: 21.456}, etcd: cpuFigure{perMin: 4.5}, worker: cpuFigure{perMin: 12},
 		rss: 412_300_000, terms: 0, exit: workerExit{took: 1500 * time.Millisecond},
 	}
 	na := "-kubeconfig: not local"
 	b.ref.scale = &scaleResult{
-		allLead:   15 * time.Second,
+		allLead: 15 * time.Second, startup: 312 * time.Second, quiet: false, failures: 14,
 		rates:     rates{verbs: map[string]float64{"PUT": 7300, "GET": 14500}, conflicts: 0},
 		apiserver: cpuFigure{na: na}, etcd: cpuFigure{na: na}, worker: cpuFigure{perMin: 30},
 		rss: 380_000_000, terms: 3, exit: workerExit{took: time.Minute, killed: true},
@@ -66,6 +66,7 @@ func TestScaleRows(t *testing.T) {
 		watch, ref string
 	}{
 		{"time until every election has a leader", "4.20 s", "15.00 s"},
+		{"start → window (every election led, then no failure logged for 1m5s)", "72.00 s", "312.00 s, still failing"},
 		{"API requests/s", "120.5", "363.3"},
 		// A verb that either run saw; POST, noise in both, has no row.
 		{"  · GET", "0.5", "241.7"},
@@ -77,6 +78,7 @@ func TestScaleRows(t *testing.T) {
 		{"RSS of the process", "412.3 MB", "380.0 MB"},
 		{"CPU s/min of the process", "12.00", "30.00"},
 		{"terms started in the window (leadership lost and regained)", "0", "3"},
+		{"failures logged in the window (failed requests, mostly)", "0", "14"},
 		{"SIGTERM → exit of the process", "1.50 s", "killed after 1m0s"},
 	} {
 		t.Run(tc.metric, func(t *testing.T) {
@@ -93,8 +95,8 @@ func TestScaleRows(t *testing.T) {
 			scaleRows = append(scaleRows, rest)
 		}
 	}
-	if len(scaleRows) != 12 {
-		t.Errorf("scale rows: got %q, want the 12 above", scaleRows)
+	if len(scaleRows) != 14 {
+		t.Errorf("scale rows: got %q, want the 14 above", scaleRows)
 	}
 }
 
@@ -125,6 +127,7 @@ func TestScaleNotes(t *testing.T) {
 		"CLK_TCK 100 ticks a second",
 		"limit 2m18s",
 		"limit 1m0s, then SIGKILL",
+		"no failure (an error, or a line with an err value) for 1m5s",
 	} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)

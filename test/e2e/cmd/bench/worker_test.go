@@ -16,10 +16,10 @@ func TestParseProgress(t *testing.T) {
 		want    workerProgress
 		wantErr string
 	}{
-		{"998 1000 1003", workerProgress{998, 1000, 1003}, ""},
-		{"0 3 0\n", workerProgress{0, 3, 0}, ""},
-		{"1 2", workerProgress{}, `scale program progress "1 2": EOF`},
-		{"a b c", workerProgress{}, `scale program progress "a b c": expected integer`},
+		{"998 1000 1003 12", workerProgress{998, 1000, 1003, 12}, ""},
+		{"0 3 0 0\n", workerProgress{0, 3, 0, 0}, ""},
+		{"1 2 3", workerProgress{}, `scale program progress "1 2 3": EOF`},
+		{"a b c d", workerProgress{}, `scale program progress "a b c d": expected integer`},
 	} {
 		got, err := parseProgress(tc.line)
 		if got != tc.want || errString(err) != tc.wantErr {
@@ -43,7 +43,7 @@ func shellWorker(t *testing.T, script string) *workerProc {
 func TestWorkerWaitLeading(t *testing.T) {
 	nolog := func(string, ...any) {}
 	// Like the program, it exits 0 on SIGTERM.
-	w := shellWorker(t, `trap "exit 0" TERM; echo "1 3 1"; echo noise; echo "3 3 4"; while :; do sleep 0.05; done`)
+	w := shellWorker(t, `trap "exit 0" TERM; echo "1 3 1 0"; echo noise; echo "3 3 4 0"; while :; do sleep 0.05; done`)
 	if _, err := w.waitLeading(context.Background(), 3, 10*time.Second, nolog); err != nil {
 		t.Fatalf("waitLeading: %v", err)
 	}
@@ -51,22 +51,43 @@ func TestWorkerWaitLeading(t *testing.T) {
 		t.Errorf("stop: got %+v, want an exit on SIGTERM", x)
 	}
 
-	w = shellWorker(t, `echo "1 3 1"; echo "it broke" >&2; exit 1`)
+	w = shellWorker(t, `echo "1 3 1 0"; echo "it broke" >&2; exit 1`)
 	_, err := w.waitLeading(context.Background(), 3, 10*time.Second, nolog)
 	if want := "the scale program exited:\nit broke"; errString(err) != want {
 		t.Errorf("waitLeading of a program that exits: got %v, want %q", err, want)
 	}
 
-	w = shellWorker(t, `echo "1 3 1"; exec sleep 30`)
+	w = shellWorker(t, `echo "1 3 1 0"; exec sleep 30`)
 	_, err = w.waitLeading(context.Background(), 3, 100*time.Millisecond, nolog)
 	if want := "only 1 of 3 elections lead after 100ms:\n"; errString(err) != want {
 		t.Errorf("waitLeading past its limit: got %v, want %q", err, want)
 	}
 }
 
+func TestWorkerWaitQuiet(t *testing.T) {
+	// Failures grow for about 0.3 s, then stay.
+	w := shellWorker(t, `for f in 1 2 3 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4; do echo "1 1 1 $f"; sleep 0.1; done; exec sleep 30`)
+	t0 := time.Now()
+	quiet, err := w.waitQuiet(context.Background(), 500*time.Millisecond, 10*time.Second)
+	if took := time.Since(t0); !quiet || err != nil || took < 700*time.Millisecond || took > 5*time.Second {
+		t.Errorf("waitQuiet: got %v, %v after %s, want true after about 0.8 s", quiet, err, took)
+	}
+
+	// Failures keep growing.
+	w = shellWorker(t, `f=0; while :; do f=$((f+1)); echo "1 1 1 $f"; sleep 0.05; done`)
+	if quiet, err := w.waitQuiet(context.Background(), 500*time.Millisecond, 300*time.Millisecond); quiet || err != nil {
+		t.Errorf("waitQuiet while failing: got %v, %v, want false", quiet, err)
+	}
+
+	w = shellWorker(t, `echo "1 1 1 1"; echo "it broke" >&2; exit 1`)
+	if _, err := w.waitQuiet(context.Background(), 5*time.Second, 10*time.Second); errString(err) != "the scale program exited:\nit broke" {
+		t.Errorf("waitQuiet of a program that exits: got %v", err)
+	}
+}
+
 func TestWorkerStopKillsWithinTheLimit(t *testing.T) {
 	// SIGTERM stays ignored across exec.
-	w := shellWorker(t, `trap "" TERM; echo "1 1 1"; exec sleep 30`)
+	w := shellWorker(t, `trap "" TERM; echo "1 1 1 0"; exec sleep 30`)
 	if _, ok := w.next(); !ok {
 		t.Fatal("no progress")
 	}

@@ -29,6 +29,11 @@ func TestLogSummary(t *testing.T) {
 	if diff := cmp.Diff(want, s.counts); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
 	}
+	// Errors, and lines with an err value: all but "became leader" (and the
+	// V(2) line, not counted at all).
+	if got := s.failures.Load(); got != 5 {
+		t.Errorf("failures: got %d, want 5", got)
+	}
 }
 
 func TestLogSummaryString(t *testing.T) {

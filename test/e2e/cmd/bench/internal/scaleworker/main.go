@@ -2,9 +2,10 @@
 // (cmd/bench) to measure its memory and API load: -n elections of
 // -candidates candidates each, through the elector library (-impl=elector)
 // or plain client-go's leaderelection (-impl=clientgo). Every 250ms it prints
-// "<leading> <total> <terms>" on stdout: the elections led by one of its
-// candidates, all of them, and the terms started so far (more than total once
-// leadership was lost and regained). SIGTERM or SIGINT stops every candidate
+// "<leading> <total> <terms> <failures>" on stdout: the elections led by one
+// of its candidates, all of them, the terms started so far (more than total
+// once leadership was lost and regained), and the log lines so far that
+// report an error (a failed request, mostly). SIGTERM or SIGINT stops every candidate
 // (each leader releases its lock), prints on stderr, for the elector library,
 // the Electors' own lock request counters summed over all candidates, then a
 // count of the log lines (up to V(1)), and exits.
@@ -102,7 +103,7 @@ func run(ctx context.Context) error {
 		case err := <-errs:
 			return err
 		case <-tick.C:
-			fmt.Printf("%d %d %d\n", leading(elections), len(elections), c.terms.Load())
+			fmt.Printf("%d %d %d %d\n", leading(elections), len(elections), c.terms.Load(), logs.failures.Load())
 		}
 	}
 	wg.Wait()
