@@ -149,13 +149,22 @@ func (b *bench) scaleRun(ctx context.Context, impl string) (*scaleResult, error)
 	if err != nil {
 		return nil, err
 	}
+	r := &scaleResult{}
+	// Also when the run fails: its log tells why.
 	defer func() {
-		w.stop(scaleStopLimit)
+		r.exit = w.stop(scaleStopLimit)
+		if r.exit.err != nil {
+			b.logf("%s: %v\n%s", impl, r.exit.err, w.tail())
+		} else {
+			b.logf("%s: the process exited %s after SIGTERM", impl, fmtSeconds(r.exit.took.Seconds()))
+		}
+		for _, line := range w.summary() {
+			b.logf("%s: %s", impl, line)
+		}
 		if err := b.deleteLeases(context.WithoutCancel(ctx), prefix+"-"); err != nil {
 			b.logf("%s: deleting the Leases: %v", impl, err)
 		}
 	}()
-	r := &scaleResult{}
 	if r.allLead, err = w.waitLeading(ctx, p.elections, p.leadLimit(), b.logf); err != nil {
 		return nil, err
 	}
@@ -191,15 +200,6 @@ func (b *bench) scaleRun(ctx context.Context, impl string) (*scaleResult, error)
 	}
 	b.logf("%s: %.1f API requests/s (%s), %.0f open lease watches; CPU kube-apiserver %s, etcd %s, the process %s; RSS %s; %d terms started and %d failures logged in the window, %d of %d elections lead at its end",
 		impl, r.rates.total()/60, r.rates, r.watches, r.apiserver, r.etcd, r.worker, fmtMB(r.rss), r.terms, r.failures, after.leading, p.elections)
-	r.exit = w.stop(scaleStopLimit)
-	if r.exit.err != nil {
-		b.logf("%s: %v\n%s", impl, r.exit.err, w.tail())
-	} else {
-		b.logf("%s: the process exited %s after SIGTERM", impl, fmtSeconds(r.exit.took.Seconds()))
-	}
-	for _, line := range w.summary() {
-		b.logf("%s: %s", impl, line)
-	}
 	return r, nil
 }
 

@@ -126,7 +126,7 @@ func (w *workerProc) waitLeading(ctx context.Context, n int, limit time.Duration
 			}
 			last = p.leading
 			if time.Since(lastLog) > 10*time.Second {
-				logf("%d of %d elections lead", p.leading, n)
+				logf("%d of %d elections lead; %d failures logged so far", p.leading, n, p.failures)
 				lastLog = time.Now()
 			}
 		case <-deadline.C:
