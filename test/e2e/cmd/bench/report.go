@@ -690,7 +690,7 @@ func verbName(v string) string {
 // by the lease watches the API server saw open: an elector in watch mode
 // holds one, a polling elector none.
 func (b *bench) modeWarnings() []string {
-	w := b.commandWarnings()
+	w := append(b.commandWarnings(), b.scaleWarnings()...)
 	for _, mode := range b.active() {
 		for _, ttl := range b.steadyTTL {
 			s, ok := b.res[mode].steady[ttl]

@@ -98,6 +98,7 @@ func thousands(n int) string {
 
 // scaleResult is what one run of the scale experiment measured.
 type scaleResult struct {
+	failed    string        // why the run has no steady window: not every election got a leader
 	allLead   time.Duration // from the start of the process until every election has a leader
 	startup   time.Duration // from the start of the process until the window
 	quiet     bool          // no failure was logged for scaleQuiet before the window
@@ -166,7 +167,14 @@ func (b *bench) scaleRun(ctx context.Context, impl string) (*scaleResult, error)
 		}
 	}()
 	if r.allLead, err = w.waitLeading(ctx, p.elections, p.leadLimit(), b.logf); err != nil {
-		return nil, err
+		// A result of its own: the table says so, and the bench goes on.
+		var nl *notLeadingError
+		if !errors.As(err, &nl) {
+			return nil, err
+		}
+		r.failed = nl.summary()
+		b.logf("%s: %s: no steady state to measure", impl, r.failed)
+		return r, nil
 	}
 	b.logf("%s: all %d elections have a leader after %s", impl, p.elections, r.allLead.Round(time.Millisecond))
 	if err := sleep(ctx, settle(p.ttl)+2*time.Second); err != nil {
@@ -269,22 +277,42 @@ func (b *bench) deleteLeases(ctx context.Context, prefix string) error {
 	return errors.Join(errs...)
 }
 
+// scaleWarnings name the runs of the scale experiment that measured no
+// steady state.
+func (b *bench) scaleWarnings() []string {
+	var w []string
+	for _, run := range []struct {
+		name string
+		r    *scaleResult
+	}{{"k8s-elector", b.ourScale()}, {refColumn, b.ref.scale}} {
+		switch {
+		case run.r == nil:
+		case run.r.failed != "":
+			w = append(w, fmt.Sprintf("scale, %s: %s, so the run has no steady window", run.name, run.r.failed))
+		case !run.r.quiet:
+			w = append(w, fmt.Sprintf("scale, %s: the candidates still logged failures %s after the start, so its window is not a steady state",
+				run.name, run.r.startup.Round(time.Second)))
+		}
+	}
+	return w
+}
+
 // scaleRows adds the rows of the scale experiment: k8s-elector's figures
 // in the watch column, client-go's beside them.
 func (b *bench) scaleRows(t *table) {
 	label := b.scale.String() + ": "
-	row := func(metric string, get func(*scaleResult) cell) {
+	row := func(metric string, get func(*scaleResult) (cell, bool)) {
 		t.add(label+metric, func(r *modeResult) (cell, bool) {
 			if r.scale == nil {
 				return cell{}, false
 			}
-			return get(r.scale), true
+			return get(r.scale)
 		}, target{})
 		t.withRef(func(r *refResult) (cell, bool) {
 			if r.scale == nil {
 				return cell{}, false
 			}
-			return get(r.scale), true
+			return get(r.scale)
 		})
 	}
 	for _, r := range scaleRowsOf(b.scaleVerbs()) {
@@ -319,14 +347,40 @@ func (b *bench) scaleVerbs() []string {
 // scaleMetric is one row of the scale experiment.
 type scaleMetric struct {
 	metric string
-	get    func(*scaleResult) cell
+	get    func(*scaleResult) (cell, bool)
 }
 
 // scaleRowsOf returns the rows of the scale experiment, with one for each
-// of verbs.
+// of verbs. A run that failed shows why in the first and has no other
+// figure.
 func scaleRowsOf(verbs []string) []scaleMetric {
+	var rows []scaleMetric
+	for i, f := range scaleFigures(verbs) {
+		rows = append(rows, scaleMetric{f.metric, func(s *scaleResult) (cell, bool) {
+			switch {
+			case s.failed == "":
+				return f.get(s), true
+			case i == 0:
+				return cell{-1, s.failed}, true
+			}
+			return cell{}, false
+		}})
+	}
+	return rows
+}
+
+// scaleFigure is one figure of a run of the scale experiment that did not
+// fail.
+type scaleFigure struct {
+	metric string
+	get    func(*scaleResult) cell
+}
+
+// scaleFigures returns the figures of the scale experiment, with one for
+// each of verbs.
+func scaleFigures(verbs []string) []scaleFigure {
 	perSecond := func(v float64) cell { return rateCell(v / 60) }
-	rows := []scaleMetric{
+	rows := []scaleFigure{
 		{"time until every election has a leader", func(s *scaleResult) cell {
 			return cell{s.allLead.Seconds(), fmtSeconds(s.allLead.Seconds())}
 		}},
@@ -339,22 +393,22 @@ func scaleRowsOf(verbs []string) []scaleMetric {
 		{"API requests/s", func(s *scaleResult) cell { return perSecond(s.rates.total()) }},
 	}
 	for _, v := range verbs {
-		rows = append(rows, scaleMetric{"  · " + verbName(v), func(s *scaleResult) cell { return perSecond(s.rates.verbs[v]) }})
+		rows = append(rows, scaleFigure{"  · " + verbName(v), func(s *scaleResult) cell { return perSecond(s.rates.verbs[v]) }})
 	}
 	rows = append(rows,
-		scaleMetric{"  409 conflicts/s", func(s *scaleResult) cell { return perSecond(s.rates.conflicts) }},
-		scaleMetric{"open lease watches", func(s *scaleResult) cell { return cell{s.watches, fmt.Sprintf("%.0f", s.watches)} }},
-		scaleMetric{"kube-apiserver CPU s/min", func(s *scaleResult) cell { return cpuCell(s.apiserver) }},
-		scaleMetric{"etcd CPU s/min", func(s *scaleResult) cell { return cpuCell(s.etcd) }},
-		scaleMetric{"RSS of the process", func(s *scaleResult) cell { return cell{float64(s.rss), fmtMB(s.rss)} }},
-		scaleMetric{"CPU s/min of the process", func(s *scaleResult) cell { return cpuCell(s.worker) }},
-		scaleMetric{"terms started in the window (leadership lost and regained)", func(s *scaleResult) cell {
+		scaleFigure{"  409 conflicts/s", func(s *scaleResult) cell { return perSecond(s.rates.conflicts) }},
+		scaleFigure{"open lease watches", func(s *scaleResult) cell { return cell{s.watches, fmt.Sprintf("%.0f", s.watches)} }},
+		scaleFigure{"kube-apiserver CPU s/min", func(s *scaleResult) cell { return cpuCell(s.apiserver) }},
+		scaleFigure{"etcd CPU s/min", func(s *scaleResult) cell { return cpuCell(s.etcd) }},
+		scaleFigure{"RSS of the process", func(s *scaleResult) cell { return cell{float64(s.rss), fmtMB(s.rss)} }},
+		scaleFigure{"CPU s/min of the process", func(s *scaleResult) cell { return cpuCell(s.worker) }},
+		scaleFigure{"terms started in the window (leadership lost and regained)", func(s *scaleResult) cell {
 			return cell{float64(s.terms), strconv.Itoa(s.terms)}
 		}},
-		scaleMetric{"failures logged in the window (failed requests, mostly)", func(s *scaleResult) cell {
+		scaleFigure{"failures logged in the window (failed requests, mostly)", func(s *scaleResult) cell {
 			return cell{float64(s.failures), strconv.Itoa(s.failures)}
 		}},
-		scaleMetric{"SIGTERM → exit of the process", func(s *scaleResult) cell {
+		scaleFigure{"SIGTERM → exit of the process", func(s *scaleResult) cell {
 			if s.exit.killed {
 				return cell{-1, "killed after " + s.exit.took.Round(time.Second).String()}
 			}

@@ -134,3 +134,38 @@ func TestScaleNotes(t *testing.T) {
 		}
 	}
 }
+
+func TestScaleRowsOfAFailedRun(t *testing.T) {
+	b := scaleBench()
+	b.result(modeWatch).scale = &scaleResult{failed: "only 48 of 200 elections lead after 2m18s (at most 399 at once)"}
+	tb := b.rows()
+	label := "200 elections × 3 candidates, TTL 10s: "
+	first := rowOf(t, tb, label+"time until every election has a leader")
+	if got, want := first.cells[modeWatch], "only 48 of 200 elections lead after 2m18s (at most 399 at once)"; got != want {
+		t.Errorf("first row: got %q, want %q", got, want)
+	}
+	if first.ref != "15.00 s" {
+		t.Errorf("first row, client-go: got %q, want its figure", first.ref)
+	}
+	for _, metric := range []string{"API requests/s", "  · PUT (update)", "kube-apiserver CPU s/min", "RSS of the process"} {
+		if r := rowOf(t, tb, label+metric); r.cells[modeWatch] != "–" || r.ref == "" {
+			t.Errorf("%s: got %q beside %q, want – beside client-go's figure", metric, r.cells[modeWatch], r.ref)
+		}
+	}
+}
+
+func TestScaleWarnings(t *testing.T) {
+	b := scaleBench()
+	if got, want := b.scaleWarnings(), []string{
+		"scale, client-go: the candidates still logged failures 5m12s after the start, so its window is not a steady state",
+	}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	b.result(modeWatch).scale.failed = "only 0 of 200 elections lead after 2m18s (at most 13 at once)"
+	b.ref.scale = nil
+	b.result(modePoll) // as every active mode has one after a run
+	want := "scale, k8s-elector: only 0 of 200 elections lead after 2m18s (at most 13 at once), so the run has no steady window"
+	if got := b.modeWarnings(); !slices.Contains(got, want) {
+		t.Errorf("modeWarnings: got %q, want %q among them", got, want)
+	}
+}

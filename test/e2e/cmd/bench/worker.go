@@ -117,20 +117,20 @@ func (w *workerProc) next() (workerProgress, bool) {
 func (w *workerProc) waitLeading(ctx context.Context, n int, limit time.Duration, logf func(string, ...any)) (time.Duration, error) {
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
-	last, lastLog := 0, time.Now()
+	last, most, lastLog := 0, 0, time.Now()
 	for last < n {
 		select {
 		case p, ok := <-w.progress:
 			if !ok {
 				return 0, w.exitedEarly()
 			}
-			last = p.leading
+			last, most = p.leading, max(most, p.leading)
 			if time.Since(lastLog) > 10*time.Second {
 				logf("%d of %d elections lead; %d failures logged so far", p.leading, n, p.failures)
 				lastLog = time.Now()
 			}
 		case <-deadline.C:
-			return 0, fmt.Errorf("only %d of %d elections lead after %s:\n%s", last, n, limit, w.tail())
+			return 0, &notLeadingError{led: last, most: most, n: n, limit: limit, tail: w.tail()}
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
@@ -162,6 +162,21 @@ func (w *workerProc) waitQuiet(ctx context.Context, quiet, limit time.Duration) 
 			return false, ctx.Err()
 		}
 	}
+}
+
+// notLeadingError is waitLeading's error when not every election had a
+// leader in time.
+type notLeadingError struct {
+	led, most, n int // elections led at the end, at most at once, all
+	limit        time.Duration
+	tail         string // of the program's stderr
+}
+
+func (e *notLeadingError) Error() string { return e.summary() + ":\n" + e.tail }
+
+// summary is the error without the program's stderr.
+func (e *notLeadingError) summary() string {
+	return fmt.Sprintf("only %d of %d elections lead after %s (at most %d at once)", e.led, e.n, e.limit, e.most)
 }
 
 // stop sends the program SIGTERM and waits up to limit for it to exit, then
