@@ -3,16 +3,19 @@
 // (-watch=false) side by side, with the ratio between them and the targets of
 // the performance issue. It is what `make bench` runs; it is not part of CI.
 //
-//	cd test/e2e && go run ./cmd/bench            # full run, about 29 minutes
-//	cd test/e2e && go run ./cmd/bench -quick     # shorter windows, fewer repetitions: about 11 minutes
+//	cd test/e2e && go run ./cmd/bench            # full run, about 29 minutes before the scale experiment
+//	cd test/e2e && go run ./cmd/bench -quick     # shorter windows, fewer repetitions: about 11 minutes before it
 //	go run ./cmd/bench -modes=poll -out=bench.md # one mode; a markdown copy
 //	go run ./cmd/bench -quick -only=command      # the rows of k8s-elector -- command alone: about 2 minutes (4 without -quick)
+//	go run ./cmd/bench -only=scale               # 1,000 elections × 3 candidates, k8s-elector then client-go: about 10 minutes
+//	go run ./cmd/bench -only=scale -scale-elections=200 # the same at 200 elections: about 6 minutes
 //
 // Without -kubeconfig it starts the local control plane (kube-apiserver and
 // etcd, see internal/controlplane). It builds k8s-elector stripped
 // (CGO_ENABLED=0, -ldflags=-s -w) unless -binary names one, and a small
-// program that runs many elections through the library in one process. A
-// binary without the -watch flag is measured in polling mode only.
+// program that runs many elections through the library, or through plain
+// client-go, in one process. A binary without the -watch flag is measured in
+// polling mode only.
 //
 // Every figure is measured in the run; the footer of the table says how.
 // Progress goes to stderr, the table to stdout.
