@@ -169,3 +169,18 @@ func TestScaleWarnings(t *testing.T) {
 		t.Errorf("modeWarnings: got %q, want %q among them", got, want)
 	}
 }
+
+func TestServerProbesWithoutLocalControlPlane(t *testing.T) {
+	// With -kubeconfig: no local process to read, and a reason.
+	b := testBench()
+	probes := b.serverProbes()
+	if len(probes) != 2 || probes[0].name != "kube-apiserver" || probes[1].name != "etcd" {
+		t.Fatalf("probes: got %+v, want kube-apiserver and etcd", probes)
+	}
+	figs := startCPU(probes...).end(100)
+	for i, f := range figs {
+		if want := "-kubeconfig: the API server is not a process of this bench"; f.na != want {
+			t.Errorf("%s: got %+v, want n/a %q", probes[i].name, f, want)
+		}
+	}
+}
