@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"maps"
@@ -398,98 +397,38 @@ func (b *bench) getLoad(ctx context.Context, mode string) error {
 func (b *bench) manyElections(ctx context.Context, mode string) error {
 	r := b.result(mode)
 	ttl := defaultTTL
-	cmd := exec.CommandContext(ctx, b.worker,
+	w, err := b.startWorker(ctx,
 		"-kubeconfig="+b.kubecfg, "-namespace="+b.namespace, "-n="+strconv.Itoa(b.elections),
 		"-ttl="+ttl.String(), "-watch="+strconv.FormatBool(mode == modeWatch), "-prefix=scale-"+mode)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return cmd.Process.Kill() }
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
+	defer w.stop(time.Minute)
+	if r.scaleAllLead, err = w.waitLeading(ctx, b.elections, 5*time.Minute, b.logf); err != nil {
 		return err
 	}
-	// Every line is "<leading> <total> <terms>".
-	type progress struct{ leading, terms int }
-	leading := make(chan progress, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var p progress
-			var total int
-			if _, err := fmt.Sscan(sc.Text(), &p.leading, &total, &p.terms); err == nil {
-				select {
-				case <-leading:
-				default:
-				}
-				leading <- p
-			}
-		}
-		close(leading)
-	}()
-	stop := func() error {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(time.Minute):
-			_ = cmd.Process.Kill()
-			return fmt.Errorf("the scale program did not stop within a minute of SIGTERM")
-		}
-	}
-	deadline := time.After(5 * time.Minute)
-	last, lastLog := 0, time.Now()
-	for last < b.elections {
-		select {
-		case p, ok := <-leading:
-			if !ok {
-				_ = stop()
-				return fmt.Errorf("the scale program exited:\n%s", tail(stderr.String(), 20))
-			}
-			last = p.leading
-			if time.Since(lastLog) > 10*time.Second {
-				b.logf("%d of %d elections lead", p.leading, b.elections)
-				lastLog = time.Now()
-			}
-		case <-deadline:
-			_ = stop()
-			return fmt.Errorf("only %d of %d elections lead after 5 minutes:\n%s", last, b.elections, tail(stderr.String(), 20))
-		}
-	}
-	r.scaleAllLead = time.Since(t0)
 	b.logf("all %d elections lead after %s", b.elections, r.scaleAllLead.Round(time.Millisecond))
 	if err := sleep(ctx, settle(ttl)+2*time.Second); err != nil {
-		_ = stop()
 		return err
 	}
-	before := <-leading
-	w, err := b.measureWindow(ctx, b.window)
+	before, _ := w.next()
+	win, err := b.measureWindow(ctx, b.window)
 	if err != nil {
-		_ = stop()
 		return err
 	}
-	after := <-leading
+	after, _ := w.next()
 	r.scaleLost = after.terms - before.terms
-	if r.scaleRSS, err = fleet.ProcRSS(cmd.Process.Pid); err != nil {
-		_ = stop()
+	if r.scaleRSS, err = fleet.ProcRSS(w.cmd.Process.Pid); err != nil {
 		return err
 	}
-	r.scalePerElection = w.rates.plus(-1, b.baseline).times(1 / float64(b.elections))
+	r.scalePerElection = win.rates.plus(-1, b.baseline).times(1 / float64(b.elections))
 	b.logf("%d elections: RSS %.1f MB; per election %s; %d terms started during the window (lost and regained leadership); %d lead at its end",
 		b.elections, float64(r.scaleRSS)/1e6, r.scalePerElection, r.scaleLost, after.leading)
-	if err := stop(); err != nil {
-		return fmt.Errorf("%w\n%s", err, tail(stderr.String(), 20))
+	if x := w.stop(time.Minute); x.err != nil {
+		return fmt.Errorf("%w\n%s", x.err, w.tail())
 	}
-	for line := range strings.Lines(stderr.String()) {
-		if strings.HasPrefix(line, "lock requests") || strings.HasPrefix(line, "log ") {
-			b.logf("%d elections, %s", b.elections, strings.TrimSpace(line))
-		}
+	for _, line := range w.summary() {
+		b.logf("%d elections, %s", b.elections, line)
 	}
 	return nil
 }

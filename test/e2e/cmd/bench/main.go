@@ -3,16 +3,19 @@
 // (-watch=false) side by side, with the ratio between them and the targets of
 // the performance issue. It is what `make bench` runs; it is not part of CI.
 //
-//	cd test/e2e && go run ./cmd/bench            # full run, about 29 minutes
-//	cd test/e2e && go run ./cmd/bench -quick     # shorter windows, fewer repetitions: about 11 minutes
+//	cd test/e2e && go run ./cmd/bench            # full run, about 29 minutes before the scale experiment
+//	cd test/e2e && go run ./cmd/bench -quick     # shorter windows, fewer repetitions: about 11 minutes before it
 //	go run ./cmd/bench -modes=poll -out=bench.md # one mode; a markdown copy
 //	go run ./cmd/bench -quick -only=command      # the rows of k8s-elector -- command alone: about 2 minutes (4 without -quick)
+//	go run ./cmd/bench -only=scale               # 1,000 elections × 3 candidates, k8s-elector then client-go: about 10 minutes
+//	go run ./cmd/bench -only=scale -scale-elections=200 # the same at 200 elections: about 6 minutes
 //
 // Without -kubeconfig it starts the local control plane (kube-apiserver and
 // etcd, see internal/controlplane). It builds k8s-elector stripped
 // (CGO_ENABLED=0, -ldflags=-s -w) unless -binary names one, and a small
-// program that runs many elections through the library in one process. A
-// binary without the -watch flag is measured in polling mode only.
+// program that runs many elections through the library, or through plain
+// client-go, in one process. A binary without the -watch flag is measured in
+// polling mode only.
 //
 // Every figure is measured in the run; the footer of the table says how.
 // Progress goes to stderr, the table to stdout.
@@ -78,6 +81,7 @@ type plan struct {
 	bigReps     int           // handovers of each kind in an election with many candidates
 	candidates  []int         // the sizes of those elections; the first in every mode, the others in watch mode
 	elections   int           // elections in the library scale test
+	scale       scalePlan     // the elections of several candidates, k8s-elector beside client-go
 	loadConns   int           // concurrent keep-alive connections for GET /
 	loadFor     time.Duration // how long GET / is loaded
 	loadOneFor  time.Duration // how long GET / is loaded on one connection
@@ -94,9 +98,11 @@ func newPlan(quick bool) plan {
 		cmdReps:     5,
 		failoverTTL: []time.Duration{3 * time.Second, 10 * time.Second},
 		steadyTTL:   []time.Duration{3 * time.Second, 10 * time.Second},
+		scale:       scalePlan{elections: 1000, candidates: 3, ttl: defaultTTL, window: 60 * time.Second},
 	}
 	if quick {
 		p.window, p.idle = 20*time.Second, 15*time.Second
+		p.scale.window = 20 * time.Second
 		p.firstReps, p.gracefulRep, p.crashReps, p.bigReps, p.cmdReps = 3, 3, 3, 1, 3
 		p.candidates = []int{50}
 		// The default TTL only: each steady state costs two windows.
@@ -112,11 +118,12 @@ type bench struct {
 	hasWatch    bool     // the binary has -watch
 	hasCommand  bool     // the binary runs a command after -- (it has -exec-grace)
 	binary      string
-	child       string // the command the command experiments run (benchchild)
-	tmp         string // the run's scratch directory
-	worker      string // the library scale program
-	minimal     string // the reference program, client-go's leaderelection alone
-	kubecfg     string // kubeconfig file for the electors
+	child       string                     // the command the command experiments run (benchchild)
+	tmp         string                     // the run's scratch directory
+	cp          *controlplane.ControlPlane // the local control plane; nil with -kubeconfig
+	worker      string                     // the library scale program
+	minimal     string                     // the reference program, client-go's leaderelection alone
+	kubecfg     string                     // kubeconfig file for the electors
 	admin       *rest.Config
 	client      kubernetes.Interface
 	namespace   string
@@ -128,7 +135,9 @@ type bench struct {
 	began       time.Time
 	loadStart   string          // /proc/loadavg when the run began
 	only        map[string]bool // -only, nil for all
-	pin         pinning         // for the GET / load
+	tickOnce    sync.Once
+	clockTick   int64   // CLK_TCK: see tick
+	pin         pinning // for the GET / load
 	logw        io.Writer
 }
 
@@ -155,9 +164,13 @@ func parseArgs(args []string) (options, error) {
 		binary     = fs.String("binary", "", "The k8s-elector binary to measure (default: build it stripped from this repository).")
 		kubeconfig = fs.String("kubeconfig", "", "Measure on this cluster instead of a local control plane. Its user must read /metrics and create namespaces.")
 		out        = fs.String("out", "", "Also write the table, with its header and footer, to this markdown file.")
-		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, reference, load, candidates, elections, command), for development.")
+		only       = fs.String("only", "", "Run only these experiments (comma-separated: first, failover, steady, reference, load, candidates, elections, command, scale), for development.")
 		candidates = fs.String("candidates", "", "Sizes of the one-election scale experiment, comma-separated: the first is measured in every mode, the others in watch mode only (default 50,500; 50 with -quick).")
 		window     = fs.Duration("window", 0, "Length of each API request window (default 60s, 20s with -quick; a multiple of 10s keeps the API server's own lease renewals even).")
+		scaleN     = fs.Int("scale-elections", 0, "Elections in the scale experiment (default 1000).")
+		scaleC     = fs.Int("scale-candidates", 0, "Candidates of each election in the scale experiment, all in one process (default 3).")
+		scaleTTL   = fs.Duration("scale-ttl", 0, "TTL of the scale experiment's elections (default 10s).")
+		scaleWin   = fs.Duration("scale-window", 0, "Length of the scale experiment's window (default -window: 60s, 20s with -quick).")
 	)
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -182,6 +195,10 @@ func parseArgs(args []string) (options, error) {
 	if *window > 0 {
 		o.window = *window
 		o.idle = min(o.idle, *window)
+		o.scale.window = *window
+	}
+	if err := o.scale.set(*scaleN, *scaleC, *scaleTTL, *scaleWin); err != nil {
+		return options{}, err
 	}
 	for m := range strings.SplitSeq(*modes, ",") {
 		switch m = strings.TrimSpace(m); m {
@@ -255,7 +272,7 @@ func run(ctx context.Context, args []string) error {
 				b.logf("stopping the control plane: %v", err)
 			}
 		}()
-		b.admin, b.kubecfg = cp.Admin, cp.AdminKubeconfig
+		b.admin, b.kubecfg, b.cp = cp.Admin, cp.AdminKubeconfig, cp
 	} else {
 		if b.admin, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig); err != nil {
 			wg.Wait()
@@ -350,6 +367,8 @@ func (b *bench) measure(ctx context.Context) error {
 		{"candidates", fmt.Sprintf("%v candidates", b.candidates), b.manyCandidates},
 		{"elections", fmt.Sprintf("%d elections in one process", b.elections), b.manyElections},
 		{"command", "command under k8s-elector", b.commands},
+		// Last: it loads the API server the most, and leaves most behind.
+		{"scale", b.scale.String(), b.scaleFleet},
 	}
 	for _, s := range steps {
 		if b.only != nil && !b.only[s.key] {

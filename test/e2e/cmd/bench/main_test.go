@@ -17,6 +17,7 @@ func TestNewPlan(t *testing.T) {
 		cmdReps:     5,
 		failoverTTL: []time.Duration{3 * time.Second, 10 * time.Second},
 		steadyTTL:   []time.Duration{3 * time.Second, 10 * time.Second},
+		scale:       scalePlan{elections: 1000, candidates: 3, ttl: 10 * time.Second, window: time.Minute},
 	}
 	quick := full
 	quick.quick = true
@@ -24,11 +25,12 @@ func TestNewPlan(t *testing.T) {
 	quick.firstReps, quick.gracefulRep, quick.crashReps, quick.bigReps, quick.cmdReps = 3, 3, 3, 1, 3
 	quick.steadyTTL = []time.Duration{10 * time.Second}
 	quick.candidates = []int{50}
+	quick.scale.window = 20 * time.Second
 	for _, tc := range []struct {
 		quick bool
 		want  plan
 	}{{false, full}, {true, quick}} {
-		if diff := cmp.Diff(tc.want, newPlan(tc.quick), cmp.AllowUnexported(plan{})); diff != "" {
+		if diff := cmp.Diff(tc.want, newPlan(tc.quick), cmp.AllowUnexported(plan{}, scalePlan{})); diff != "" {
 			t.Errorf("newPlan(%v) (-want +got):\n%s", tc.quick, diff)
 		}
 	}
@@ -77,12 +79,29 @@ func TestParseArgs(t *testing.T) {
 		{name: "not a number", args: []string{"-candidates=fifty"}, wantErr: `invalid -candidates entry "fifty": want a number of 3 or more`},
 		{
 			name: "a shorter window shortens the idle time", args: []string{"-window=30s"},
-			want: with(false, func(o *options) { o.window, o.idle = 30*time.Second, 30*time.Second }),
+			want: with(false, func(o *options) { o.window, o.idle, o.scale.window = 30*time.Second, 30*time.Second, 30*time.Second }),
 		},
 		{
 			name: "a longer one does not lengthen it", args: []string{"-quick", "-window=40s"},
-			want: with(true, func(o *options) { o.window = 40 * time.Second }),
+			want: with(true, func(o *options) { o.window, o.scale.window = 40*time.Second, 40*time.Second }),
 		},
+		{
+			name: "the scale experiment", args: []string{"-quick", "-scale-elections=200", "-scale-candidates=2", "-scale-ttl=20s", "-scale-window=30s"},
+			want: with(true, func(o *options) {
+				o.scale = scalePlan{elections: 200, candidates: 2, ttl: 20 * time.Second, window: 30 * time.Second}
+			}),
+		},
+		{
+			name: "-scale-window over -window", args: []string{"-window=30s", "-scale-window=90s"},
+			want: with(false, func(o *options) {
+				o.window, o.idle, o.scale.window = 30*time.Second, 30*time.Second, 90*time.Second
+			}),
+		},
+		{name: "no elections", args: []string{"-scale-elections=-1"}, wantErr: "invalid -scale-elections=-1: want 1 or more"},
+		{name: "no candidates", args: []string{"-scale-candidates=-3"}, wantErr: "invalid -scale-candidates=-3: want 1 or more"},
+		{name: "a TTL of part seconds", args: []string{"-scale-ttl=2500ms"}, wantErr: "invalid -scale-ttl=2.5s: want whole seconds, 2s or more"},
+		{name: "a TTL too short", args: []string{"-scale-ttl=1s"}, wantErr: "invalid -scale-ttl=1s: want whole seconds, 2s or more"},
+		{name: "a negative window", args: []string{"-scale-window=-1s"}, wantErr: "invalid -scale-window=-1s: want a positive duration"},
 		{name: "no window is the default", args: []string{"-window=0s"}, want: with(false, nil)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,7 +112,7 @@ func TestParseArgs(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(options{}, plan{})); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(options{}, plan{}, scalePlan{})); diff != "" {
 				t.Errorf("parseArgs(%q) (-want +got):\n%s", tc.args, diff)
 			}
 		})

@@ -55,6 +55,7 @@ type modeResult struct {
 	scaleRSS               int64
 	scaleLost              int // terms started during the window: leadership lost and regained
 	scalePerElection       rates
+	scale                  *scaleResult  // the elections of several candidates; watch mode only
 	cmd                    commandResult // the command experiments
 }
 
@@ -81,6 +82,7 @@ type refResult struct {
 	crash, crashPast map[time.Duration]dist // as modeResult's
 	graceful         dist                   // SIGTERM handover in a group of 3, at the default TTL
 	big              map[int]*bigResult     // as modeResult's
+	scale            *scaleResult           // the elections of several candidates
 }
 
 func newRefResult() refResult {
@@ -390,6 +392,7 @@ func (b *bench) rows() *table {
 	for _, n := range b.candidates {
 		b.bigRows(t, n)
 	}
+	b.scaleRows(t)
 	b.commandRows(t)
 	return t
 }
@@ -646,6 +649,7 @@ func (b *bench) report() report {
 		"Targets are those of the performance issues; ✓/✗ check the max of repeated measurements unless the target names the median, and 2.2×RP is client-go's longest jittered retry wait.",
 	}
 	notes = slices.Insert(notes, len(notes)-1, b.commandNotes()...)
+	notes = slices.Insert(notes, len(notes)-1, b.scaleNotes()...)
 	if d := b.writeRTT; len(d) > 0 {
 		notes = slices.Insert(notes, len(notes)-1, fmt.Sprintf("The floor of a graceful handover: it is two Lease writes, the release and the successor's acquisition, with a watch delivery between them. A Lease update's round trip from the bench's own client, one after another, took %s median (max %s) of %d.", fmtSeconds(d.median()), fmtSeconds(d.max()), len(d)))
 	}
@@ -686,7 +690,7 @@ func verbName(v string) string {
 // by the lease watches the API server saw open: an elector in watch mode
 // holds one, a polling elector none.
 func (b *bench) modeWarnings() []string {
-	w := b.commandWarnings()
+	w := append(b.commandWarnings(), b.scaleWarnings()...)
 	for _, mode := range b.active() {
 		for _, ttl := range b.steadyTTL {
 			s, ok := b.res[mode].steady[ttl]

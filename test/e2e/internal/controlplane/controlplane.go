@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,6 +142,77 @@ func (c *ControlPlane) RestartEtcd(down time.Duration) error {
 		return fmt.Errorf("starting etcd again: %w", err)
 	}
 	return nil
+}
+
+// APIServerPID returns the process ID of the running kube-apiserver: the
+// child of this process that runs its binary on its secure port. It changes
+// only if the API server is started again.
+func (c *ControlPlane) APIServerPID() (int, error) {
+	api := c.env.ControlPlane.APIServer
+	return childPID(api.Path, "--secure-port="+api.SecureServing.Port)
+}
+
+// EtcdPID returns the process ID of the running etcd: the child of this
+// process that runs its binary on its data directory. RestartEtcd changes it.
+func (c *ControlPlane) EtcdPID() (int, error) {
+	etcd := c.env.ControlPlane.Etcd
+	return childPID(etcd.Path, "--data-dir="+etcd.DataDir)
+}
+
+// childPID returns the process ID of the one child of this process that runs
+// the binary at path with arg among its arguments, from /proc.
+func childPID(path, arg string) (int, error) {
+	want, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return 0, fmt.Errorf("finding the process of %s: %w", path, err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("finding the process of %s: %w", path, err)
+	}
+	var found []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || parentPID(pid) != os.Getpid() {
+			continue
+		}
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || exe != want {
+			continue
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && slices.Contains(strings.Split(string(cmdline), "\x00"), arg) {
+			found = append(found, pid)
+		}
+	}
+	if len(found) != 1 {
+		return 0, fmt.Errorf("finding the process of %s with %s: %d children of process %d run it, want 1", want, arg, len(found), os.Getpid())
+	}
+	return found[0], nil
+}
+
+// parentPID returns the parent of pid from /proc/<pid>/stat, or -1 if it
+// cannot be read (the process exited meanwhile). The fields after the
+// command name, which is in parentheses and may hold spaces, start with the
+// state and the parent.
+func parentPID(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return -1
+	}
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return ppid
 }
 
 // AdminClient returns a clientset for Admin.

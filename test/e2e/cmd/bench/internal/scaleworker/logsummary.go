@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 )
@@ -15,19 +16,22 @@ import (
 // by message and error, so that the bench can report what went wrong across
 // hundreds of elections in a few lines.
 type logSummary struct {
-	mu     sync.Mutex
-	counts map[string]int
+	mu       sync.Mutex
+	counts   map[string]int
+	failures atomic.Int64 // the lines that report an error
 }
 
 func newLogSummary() *logSummary { return &logSummary{counts: map[string]int{}} }
 
 func (s *logSummary) logger() logr.Logger { return logr.New(summarySink{s: s}) }
 
-// names are the elections' lock names in URLs and messages.
-var names = regexp.MustCompile(`[a-z]+-(watch|poll)-\d+`)
+// names are the elections' lock names in URLs and messages: the bench's
+// prefixes are scale-<mode> and scale-<implementation>.
+var names = regexp.MustCompile(`[a-z]+-(watch|poll|elector|clientgo)-\d+`)
 
 func (s *logSummary) add(level int, msg string, err error, kvs ...[]any) {
 	line := fmt.Sprintf("V(%d) %q", level, msg)
+	failed := level < 0 || err != nil
 	if err != nil {
 		line += " err=" + err.Error()
 	}
@@ -35,8 +39,12 @@ func (s *logSummary) add(level int, msg string, err error, kvs ...[]any) {
 		for i := 0; i+1 < len(kv); i += 2 {
 			if kv[i] == "err" {
 				line += fmt.Sprintf(" err=%v", kv[i+1])
+				failed = true
 			}
 		}
+	}
+	if failed {
+		s.failures.Add(1)
 	}
 	line = names.ReplaceAllString(line, "<election>")
 	s.mu.Lock()

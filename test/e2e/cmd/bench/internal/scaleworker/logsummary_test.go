@@ -17,16 +17,22 @@ func TestLogSummary(t *testing.T) {
 		logger.V(1).Info("retrying", "err", errors.New("get lease ns/scale-poll-7: timeout"))
 	}
 	logger.Error(errors.New("update lease ns/scale-watch-001: conflict"), "renew failed")
+	logger.Error(errors.New("update lease ns/scale-clientgo-0999: conflict"), "renew failed")
 	logger.WithValues("err", "from WithValues").WithValues("holder", "b").V(1).Info("blocked")
 	logger.V(2).Info("renewed") // above V(1): not counted
 	want := map[string]int{
 		`V(0) "became leader"`:                                          3,
 		`V(1) "retrying" err=get lease ns/<election>: timeout`:          2,
-		`V(-1) "renew failed" err=update lease ns/<election>: conflict`: 1,
+		`V(-1) "renew failed" err=update lease ns/<election>: conflict`: 2,
 		`V(1) "blocked" err=from WithValues`:                            1,
 	}
 	if diff := cmp.Diff(want, s.counts); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
+	}
+	// Errors, and lines with an err value: all but "became leader" (and the
+	// V(2) line, not counted at all).
+	if got := s.failures.Load(); got != 5 {
+		t.Errorf("failures: got %d, want 5", got)
 	}
 }
 

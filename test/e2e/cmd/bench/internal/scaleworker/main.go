@@ -1,11 +1,14 @@
-// Command scaleworker runs many elections through the elector library in one
-// process, one candidate each, for the benchmark (cmd/bench) to measure its
-// memory and API load. Every 250ms it prints "<leading> <total> <terms>" on
-// stdout: the elections this process leads, all of them, and the terms
-// started so far (more than total once leadership was lost and regained).
-// SIGTERM or SIGINT stops every election (each releases its lock), prints the
-// Electors' own lock request counters summed over all elections and a count
-// of their log lines (up to V(1)) on stderr, and exits.
+// Command scaleworker runs many elections in one process for the benchmark
+// (cmd/bench) to measure its memory and API load: -n elections of
+// -candidates candidates each, through the elector library (-impl=elector)
+// or plain client-go's leaderelection (-impl=clientgo). Every 250ms it prints
+// "<leading> <total> <terms> <failures>" on stdout: the elections led by one
+// of its candidates, all of them, the terms started so far (more than total
+// once leadership was lost and regained), and the log lines so far that
+// report an error (a failed request, mostly). SIGTERM or SIGINT stops every candidate
+// (each leader releases its lock), prints on stderr, for the elector library,
+// the Electors' own lock request counters summed over all candidates, then a
+// count of the log lines (up to V(1)), and exits.
 package main
 
 import (
@@ -22,10 +25,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/clientcmd"
 
 	elector "github.com/k8s-elector/elector"
@@ -46,40 +49,51 @@ func run(ctx context.Context) error {
 		kubeconfig = fs.String("kubeconfig", "", "The kubeconfig file.")
 		namespace  = fs.String("namespace", "default", "The namespace of the elections.")
 		n          = fs.Int("n", 500, "The number of elections.")
+		candidates = fs.Int("candidates", 1, "The candidates of each election, all in this process.")
+		impl       = fs.String("impl", implElector, "Who campaigns: elector (the elector library) or clientgo (client-go's leaderelection with a LeaseLock).")
+		ownClients = fs.Bool("own-clients", false, "Give each candidate a clientset of its own, on a connection of its own, as separate Pods have (default: one client for all).")
 		ttl        = fs.Duration("ttl", elector.DefaultTimings(0).TTL, "The TTL of every election.")
-		watch      = fs.Bool("watch", true, "Watch the lock objects (elector.WithWatch).")
+		watch      = fs.Bool("watch", true, "Watch the lock objects (elector.WithWatch; the elector library only).")
 		prefix     = fs.String("prefix", "scale", "The elections are named <prefix>-<number>.")
 	)
 	_ = fs.Parse(os.Args[1:])
+	if *impl != implElector && *impl != implClientGo {
+		return fmt.Errorf("invalid -impl=%s: want %s or %s", *impl, implElector, implClientGo)
+	}
+	if *n < 1 || *candidates < 1 {
+		return fmt.Errorf("invalid -n=%d -candidates=%d: want 1 or more of each", *n, *candidates)
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
 		return err
 	}
 	logs := newLogSummary()
-	var terms atomic.Int64
-	electors := make([]*elector.Elector, *n)
-	for i := range electors {
-		electors[i], err = elector.New(fmt.Sprintf("%s-%03d", *prefix, i),
-			elector.WithRESTConfig(cfg),
-			elector.WithNamespace(*namespace),
-			elector.WithID("scaleworker"),
-			elector.WithTTL(*ttl),
-			elector.WithWatch(*watch),
-			elector.WithLogger(logs.logger()),
-			elector.WithOnStartedLeading(func(context.Context) { terms.Add(1) }),
-		)
-		if err != nil {
-			return err
+	c := campaign{
+		namespace: *namespace, ttl: *ttl, watch: *watch,
+		clients: newClients(cfg, *ownClients), logger: logs.logger(),
+	}
+	elections := make([][]candidate, *n)
+	for i := range elections {
+		name := fmt.Sprintf("%s-%03d", *prefix, i)
+		for j := range *candidates {
+			cand, err := c.candidate(*impl, name, candidateID(j, *candidates))
+			if err != nil {
+				return err
+			}
+			elections[i] = append(elections[i], cand)
 		}
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, len(electors))
-	for _, e := range electors {
-		wg.Go(func() {
-			if err := e.Run(ctx); err != nil {
-				errs <- err
-			}
-		})
+	errs := make(chan error, *n**candidates)
+	runCtx := logr.NewContext(ctx, logs.logger()) // client-go logs through it
+	for _, cands := range elections {
+		for _, cand := range cands {
+			wg.Go(func() {
+				if err := cand.run(runCtx); err != nil {
+					errs <- err
+				}
+			})
+		}
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -89,19 +103,35 @@ func run(ctx context.Context) error {
 		case err := <-errs:
 			return err
 		case <-tick.C:
-			leading := 0
-			for _, e := range electors {
-				if e.Status().IsLeader {
-					leading++
-				}
-			}
-			fmt.Printf("%d %d %d\n", leading, len(electors), terms.Load())
+			fmt.Printf("%d %d %d %d\n", leading(elections), len(elections), c.terms.Load(), logs.failures.Load())
 		}
 	}
 	wg.Wait()
-	fmt.Fprintln(os.Stderr, "lock requests (the Electors' own counters, all elections):", lockRequests(electors))
+	if *impl == implElector {
+		fmt.Fprintln(os.Stderr, "lock requests (the Electors' own counters, all elections):", lockRequests(electors(elections)))
+	}
 	fmt.Fprint(os.Stderr, logs)
 	return nil
+}
+
+// candidateID is the identity of the j-th of n candidates of an election:
+// "scaleworker" when it is the only one.
+func candidateID(j, n int) string {
+	if n == 1 {
+		return "scaleworker"
+	}
+	return fmt.Sprintf("scaleworker-%d", j+1)
+}
+
+// leading returns how many elections one of their candidates leads.
+func leading(elections [][]candidate) int {
+	n := 0
+	for _, cands := range elections {
+		if slices.ContainsFunc(cands, candidate.leads) {
+			n++
+		}
+	}
+	return n
 }
 
 // lockRequests sums k8s_elector_lock_requests_total by operation and result
