@@ -207,6 +207,9 @@ func (g *Group) Electors() map[string]*Elector {
 	return m
 }
 
+// ID returns this member's ID, its candidate ID in every election.
+func (g *Group) ID() string { return g.o.id }
+
 // Metrics returns the metrics of every election of the Group, each series
 // labelled with its election.
 func (g *Group) Metrics() prometheus.Gatherer { return g.metrics.registry }

@@ -56,6 +56,8 @@ type modeResult struct {
 	scaleLost              int // terms started during the window: leadership lost and regained
 	scalePerElection       rates
 	scale                  *scaleResult  // the elections of several candidates; watch mode only
+	scaleGroups            *scaleResult  // the same as one elector.Group per candidate; watch mode only
+	groupOne               *scaleResult  // the elections in one elector.Group, one candidate each; watch mode only
 	cmd                    commandResult // the command experiments
 }
 

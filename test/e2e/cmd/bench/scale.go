@@ -16,12 +16,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	elector "github.com/k8s-elector/elector"
 	"github.com/k8s-elector/elector/test/e2e/internal/fleet"
 )
 
 // The campaigners of the scale experiment: the scale program's -impl.
 const (
 	implElector  = "elector"
+	implGroup    = "group"
 	implClientGo = "clientgo"
 )
 
@@ -118,18 +120,26 @@ type scaleResult struct {
 // client-go, one run after the other in the same shape.
 func (b *bench) scaleFleet(ctx context.Context, mode string) error {
 	if mode == modeWatch {
-		res, err := b.scaleRun(ctx, implElector)
-		if err != nil {
+		r := b.result(mode)
+		var err error
+		if r.scale, err = b.scaleRun(ctx, implElector, b.scale.candidates); err != nil {
 			return fmt.Errorf("k8s-elector: %w", err)
 		}
-		b.result(mode).scale = res
+		// The same shape as Groups, one per candidate, as replicas that
+		// shard their work run it; then one Group alone.
+		if r.scaleGroups, err = b.scaleRun(ctx, implGroup, b.scale.candidates); err != nil {
+			return fmt.Errorf("k8s-elector Groups: %w", err)
+		}
+		if r.groupOne, err = b.scaleRun(ctx, implGroup, 1); err != nil {
+			return fmt.Errorf("k8s-elector, one Group: %w", err)
+		}
 	} else {
 		b.logf("k8s-elector's elections run in watch mode, the default, only")
 	}
 	if a := b.active(); mode != a[len(a)-1] {
 		return nil
 	}
-	res, err := b.scaleRun(ctx, implClientGo)
+	res, err := b.scaleRun(ctx, implClientGo, b.scale.candidates)
 	if err != nil {
 		return fmt.Errorf("client-go: %w", err)
 	}
@@ -137,16 +147,19 @@ func (b *bench) scaleFleet(ctx context.Context, mode string) error {
 	return nil
 }
 
-// scaleRun runs the scale program with impl, waits until every election has
-// a leader, measures one window, stops the program and deletes its Leases.
-func (b *bench) scaleRun(ctx context.Context, impl string) (*scaleResult, error) {
+// scaleRun runs the scale program with impl and candidates candidates per
+// election, waits until every election has a leader, measures one window,
+// stops the program and deletes its Leases.
+func (b *bench) scaleRun(ctx context.Context, impl string, candidates int) (*scaleResult, error) {
 	p := b.scale
-	prefix := "scale-" + impl
+	p.candidates = candidates
+	prefix := fmt.Sprintf("scale-%s%d", impl, candidates)
+	impl = fmt.Sprintf("%s ×%d", impl, candidates)
 	b.logf("%s: %s, starting %s candidates in one process", impl, p, thousands(p.elections*p.candidates))
 	w, err := b.startWorker(ctx,
 		"-kubeconfig="+b.kubecfg, "-namespace="+b.namespace, "-prefix="+prefix,
 		"-n="+strconv.Itoa(p.elections), "-candidates="+strconv.Itoa(p.candidates),
-		"-impl="+impl, "-own-clients", "-ttl="+p.ttl.String())
+		"-impl="+strings.Fields(impl)[0], "-own-clients", "-ttl="+p.ttl.String())
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +297,8 @@ func (b *bench) scaleWarnings() []string {
 	for _, run := range []struct {
 		name string
 		r    *scaleResult
-	}{{"k8s-elector", b.ourScale()}, {refColumn, b.ref.scale}} {
+	}{{"k8s-elector", b.ourScale()}, {"k8s-elector Groups", b.ourRun(func(r *modeResult) *scaleResult { return r.scaleGroups })},
+		{"one k8s-elector Group", b.ourRun(func(r *modeResult) *scaleResult { return r.groupOne })}, {refColumn, b.ref.scale}} {
 		switch {
 		case run.r == nil:
 		case run.r.failed != "":
@@ -318,6 +332,60 @@ func (b *bench) scaleRows(t *table) {
 	for _, r := range scaleRowsOf(b.scaleVerbs()) {
 		row(r.metric, r.get)
 	}
+	groups := fmt.Sprintf("%s as %d elector.Groups, one per candidate: ", b.scale, b.scale.candidates)
+	for _, r := range scaleRowsOf(b.scaleVerbs()) {
+		t.add(groups+r.metric, func(m *modeResult) (cell, bool) {
+			if m.scaleGroups == nil {
+				return cell{}, false
+			}
+			return r.get(m.scaleGroups)
+		}, target{})
+	}
+	b.groupOneRows(t)
+}
+
+// groupOneRows adds the rows of the elections in one Group, one candidate
+// each, with the targets: the RSS, one watch for the namespace's
+// Leases, and no request but the leaders' renewals.
+func (b *bench) groupOneRows(t *table) {
+	label := fmt.Sprintf("%s elections in 1 process (one elector.Group), TTL %s: ", thousands(b.scale.elections), b.scale.ttl)
+	of := func(get func(*scaleResult) (cell, bool)) func(*modeResult) (cell, bool) {
+		return func(m *modeResult) (cell, bool) {
+			if m.groupOne == nil || m.groupOne.failed != "" {
+				return cell{}, false
+			}
+			return get(m.groupOne)
+		}
+	}
+	check := func(ok func(*scaleResult) bool) func(string, *modeResult) (bool, bool) {
+		return only(watchOnly, func(m *modeResult) bool { return m.groupOne != nil && m.groupOne.failed == "" && ok(m.groupOne) })
+	}
+	t.add(label+"RSS", of(func(s *scaleResult) (cell, bool) { return cell{float64(s.rss), fmtMB(s.rss)}, true }),
+		target{text: "≤ 60 MB", check: check(func(s *scaleResult) bool { return s.rss <= 60e6 })})
+	t.add(label+"open watches on the API server (apiserver_longrunning_requests, less the baseline)",
+		of(func(s *scaleResult) (cell, bool) { return cell{s.watches, fmt.Sprintf("%.0f", s.watches)}, true }),
+		target{text: "1 (Leases, one namespace)", check: check(func(s *scaleResult) bool { return s.watches <= 1 })})
+	renewals := 60 / elector.DefaultTimings(b.scale.ttl).RenewInterval.Seconds() * float64(b.scale.elections)
+	t.add(label+"API requests/min", of(func(s *scaleResult) (cell, bool) {
+		return cell{s.rates.total(), s.rates.String()}, true
+	}), target{
+		text: fmt.Sprintf("the leaders' renewals only: PUT ≈ %.0f", renewals),
+		check: check(func(s *scaleResult) bool {
+			return s.rates.total()-s.rates.verbs["PUT"] < 1 && s.rates.verbs["PUT"] <= renewals*1.02
+		}),
+	})
+	t.add(label+"time until every election has a leader",
+		of(func(s *scaleResult) (cell, bool) {
+			return cell{s.allLead.Seconds(), fmtSeconds(s.allLead.Seconds())}, true
+		}), target{})
+}
+
+// ourRun returns a run of the scale experiment in watch mode, nil if none.
+func (b *bench) ourRun(get func(*modeResult) *scaleResult) *scaleResult {
+	if r := b.res[modeWatch]; r != nil {
+		return get(r)
+	}
+	return nil
 }
 
 // ourScale returns k8s-elector's run of the scale experiment, nil if none.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 // The implementations a candidate can campaign with (-impl).
 const (
 	implElector  = "elector"
+	implGroup    = "group"
 	implClientGo = "clientgo"
 )
 
@@ -40,6 +42,29 @@ type campaign struct {
 	clients   *clients
 	logger    logr.Logger
 	terms     atomic.Int64 // terms started, by every candidate
+	// groups are, with -impl=group, one Group per candidate index: the
+	// j-th candidate of every election is an election of the j-th Group.
+	groups []*elector.Group
+}
+
+// newGroups returns n Groups, each with a client of its own if the
+// candidates have one each. A Group built from a REST config has no
+// client-side rate limit: its leaders renew many locks.
+func (c *campaign) newGroups(n int) ([]*elector.Group, error) {
+	var gs []*elector.Group
+	for j := range n {
+		cfg := c.clients.cfg
+		if c.clients.own {
+			cfg = ownTransport(cfg)
+		}
+		g, err := elector.NewGroup("scale", elector.WithRESTConfig(cfg), elector.WithNamespace(c.namespace),
+			elector.WithID(candidateID(j, n)), elector.WithTTL(c.ttl), elector.WithLogger(c.logger))
+		if err != nil {
+			return nil, err
+		}
+		gs = append(gs, g)
+	}
+	return gs, nil
 }
 
 // candidate returns a candidate named id in election, campaigning with impl.
@@ -50,6 +75,14 @@ func (c *campaign) candidate(impl, election, id string) (candidate, error) {
 			return nil, err
 		}
 		return &clientGoCandidate{campaign: c, election: election, id: id, client: cs}, nil
+	}
+	if impl == implGroup {
+		j := slices.IndexFunc(c.groups, func(g *elector.Group) bool { return candidateIDOf(g) == id })
+		e, err := c.groups[j].Add(election, elector.WithOnStartedLeading(func(context.Context) { c.terms.Add(1) }))
+		if err != nil {
+			return nil, err
+		}
+		return groupCandidate{electorCandidate{e}}, nil
 	}
 	opts := []elector.Option{
 		elector.WithNamespace(c.namespace),
@@ -105,6 +138,15 @@ func ownTransport(cfg *rest.Config) *rest.Config {
 	c.Proxy = http.ProxyFromEnvironment
 	return c
 }
+
+// groupCandidate is an election of a Group, which runs it: its run returns
+// at once.
+type groupCandidate struct{ electorCandidate }
+
+func (groupCandidate) run(context.Context) error { return nil }
+
+// candidateIDOf returns the ID of a Group of the scale program.
+func candidateIDOf(g *elector.Group) string { return g.ID() }
 
 // electorCandidate campaigns with the elector library.
 type electorCandidate struct{ e *elector.Elector }

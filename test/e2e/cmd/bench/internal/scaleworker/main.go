@@ -50,15 +50,15 @@ func run(ctx context.Context) error {
 		namespace  = fs.String("namespace", "default", "The namespace of the elections.")
 		n          = fs.Int("n", 500, "The number of elections.")
 		candidates = fs.Int("candidates", 1, "The candidates of each election, all in this process.")
-		impl       = fs.String("impl", implElector, "Who campaigns: elector (the elector library) or clientgo (client-go's leaderelection with a LeaseLock).")
+		impl       = fs.String("impl", implElector, "Who campaigns: elector (an Elector per candidate), group (an elector.Group per candidate index, each running every election) or clientgo (client-go's leaderelection with a LeaseLock).")
 		ownClients = fs.Bool("own-clients", false, "Give each candidate a clientset of its own, on a connection of its own, as separate Pods have (default: one client for all).")
 		ttl        = fs.Duration("ttl", elector.DefaultTimings(0).TTL, "The TTL of every election.")
 		watch      = fs.Bool("watch", true, "Watch the lock objects (elector.WithWatch; the elector library only).")
 		prefix     = fs.String("prefix", "scale", "The elections are named <prefix>-<number>.")
 	)
 	_ = fs.Parse(os.Args[1:])
-	if *impl != implElector && *impl != implClientGo {
-		return fmt.Errorf("invalid -impl=%s: want %s or %s", *impl, implElector, implClientGo)
+	if *impl != implElector && *impl != implClientGo && *impl != implGroup {
+		return fmt.Errorf("invalid -impl=%s: want %s, %s or %s", *impl, implElector, implGroup, implClientGo)
 	}
 	if *n < 1 || *candidates < 1 {
 		return fmt.Errorf("invalid -n=%d -candidates=%d: want 1 or more of each", *n, *candidates)
@@ -72,6 +72,12 @@ func run(ctx context.Context) error {
 		namespace: *namespace, ttl: *ttl, watch: *watch,
 		clients: newClients(cfg, *ownClients), logger: logs.logger(),
 	}
+	if *impl == implGroup {
+		var err error
+		if c.groups, err = c.newGroups(*candidates); err != nil {
+			return err
+		}
+	}
 	elections := make([][]candidate, *n)
 	for i := range elections {
 		name := fmt.Sprintf("%s-%03d", *prefix, i)
@@ -84,8 +90,15 @@ func run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, *n**candidates)
+	errs := make(chan error, *n**candidates+len(c.groups))
 	runCtx := logr.NewContext(ctx, logs.logger()) // client-go logs through it
+	for _, g := range c.groups {
+		wg.Go(func() {
+			if err := g.Run(runCtx); err != nil {
+				errs <- err
+			}
+		})
+	}
 	for _, cands := range elections {
 		for _, cand := range cands {
 			wg.Go(func() {
@@ -107,8 +120,16 @@ func run(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
-	if *impl == implElector {
+	switch *impl {
+	case implElector:
 		fmt.Fprintln(os.Stderr, "lock requests (the Electors' own counters, all elections):", lockRequests(electors(elections)))
+	case implGroup:
+		// Each Elector of a Group serves the Group's registry: one each.
+		var one []*elector.Elector
+		for j := range c.groups {
+			one = append(one, elections[0][j].(groupCandidate).e)
+		}
+		fmt.Fprintln(os.Stderr, "lock requests (the Groups' own counters, all elections):", lockRequests(one))
 	}
 	fmt.Fprint(os.Stderr, logs)
 	return nil
