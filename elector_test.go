@@ -126,7 +126,11 @@ type candidate struct {
 	// loseAnswer, when set, applies the next update and then fails it, as
 	// a connection lost before the answer arrived.
 	loseAnswer atomic.Bool
-	stall      atomic.Int64 // when set, this candidate's next update first sleeps this long
+	// loseRequests, when set, fails that many next updates without
+	// applying them, as requests lost on a broken connection: their
+	// outcome is unknown to the candidate.
+	loseRequests atomic.Int32
+	stall        atomic.Int64 // when set, this candidate's next update first sleeps this long
 	// onUpdate, when set, sees each update before it is applied.
 	onUpdate atomic.Pointer[func(k8stesting.Action)]
 	log      *callbackLog
@@ -175,6 +179,9 @@ func startFaulted(t *testing.T, c *electortest.Cluster, id string, lock LockType
 				if _, err := c.Client().Invokes(a, nil); err != nil {
 					return true, nil, err
 				}
+				return true, nil, errors.New("http2: client connection lost")
+			}
+			if n := cand.loseRequests.Load(); n > 0 && cand.loseRequests.CompareAndSwap(n, n-1) {
 				return true, nil, errors.New("http2: client connection lost")
 			}
 		}
@@ -1303,6 +1310,32 @@ func TestUnansweredRenewalIsNotASharedID(t *testing.T) {
 		if n := logs.ErrorsContaining("same ID"); n != 0 {
 			t.Errorf("a lost answer was reported as a shared ID:\n%s", logs.String())
 		}
+	})
+}
+
+// TestUnansweredRenewalsInARowAreNotASharedID: under load, a renewal lands
+// but its answer is lost, and the next ones are lost too, their outcome
+// unknown as well. The record then read is the first of them: still this
+// candidate's own write, not another process's with its ID, and it keeps
+// leading.
+func TestUnansweredRenewalsInARowAreNotASharedID(t *testing.T) {
+	forEachLock(t, func(t *testing.T, k kit) {
+		c := electortest.NewCluster()
+		var logs testkit.Log
+		a := k.start(t, c, "a", WithLogger(logs.Logger()))
+		waitLeader(t, testTTL, a)
+		a.loseAnswer.Store(true) // the next renewal lands, its answer lost
+		a.loseRequests.Store(2)  // the two after it are lost
+
+		time.Sleep(testTTL)
+		synctest.Wait()
+		if a.loseAnswer.Load() || a.loseRequests.Load() != 0 {
+			t.Fatal("the renewals were not attempted")
+		}
+		if n := logs.ErrorsContaining("same ID"); n != 0 {
+			t.Errorf("renewals whose answers were lost were reported as a shared ID:\n%s", logs.String())
+		}
+		waitLeader(t, testTTL, a)
 	})
 }
 

@@ -55,14 +55,34 @@ type observed struct {
 	successor string
 	// request is the handover request on the lock object as last seen.
 	request string
-	// unsure is the record of our last write whose outcome is unknown (it
-	// timed out or the connection broke), until a write succeeds, and the
-	// time it was sent.
-	unsure         *resourcelock.LeaderElectionRecord
-	unsureSent     time.Time
+	// unsure are our last writes whose outcome is unknown (they timed out
+	// or the connection broke), until a write succeeds, with the time each
+	// was sent: under load, several in a row may time out, and any of them
+	// may have landed.
+	unsure         []unsureWrite
 	failures       map[string]bool
 	deletedLogged  string // the holder of a deleted lock, once logged
 	sharedIDLogged bool
+}
+
+// unsureWrite is a write of ours whose outcome is unknown.
+type unsureWrite struct {
+	rec  resourcelock.LeaderElectionRecord
+	sent time.Time
+}
+
+// maxUnsure bounds the unsure writes remembered: the oldest is forgotten.
+const maxUnsure = 4
+
+// unsureOf returns the unsure write of ours whose record followers would
+// compare as visible, if any.
+func (o *observed) unsureOf(match func(resourcelock.LeaderElectionRecord) bool) (unsureWrite, bool) {
+	for i := len(o.unsure) - 1; i >= 0; i-- {
+		if match(o.unsure[i].rec) {
+			return o.unsure[i], true
+		}
+	}
+	return unsureWrite{}, false
 }
 
 // record returns the record as last seen, the UID of its object, and whether
@@ -86,7 +106,9 @@ func (o *observed) ours() bool {
 		return true
 	}
 	// Our own write whose answer we did not get.
-	return o.unsure != nil && record.Encode(*o.unsure) == record.Encode(*o.rec)
+	seen := record.Encode(*o.rec)
+	_, ok := o.unsureOf(func(rec resourcelock.LeaderElectionRecord) bool { return record.Encode(rec) == seen })
+	return ok
 }
 
 // expiry is when the lease of the record as last seen runs out for this
@@ -176,8 +198,10 @@ func (o *observed) remember(r lockRead) {
 	}
 	if !bytes.Equal(o.visible, r.visible) {
 		o.visible, o.since = r.visible, time.Time{}
-		if o.unsure != nil && bytes.Equal(o.lock.visibleOf(*o.unsure), r.visible) {
-			o.since = o.unsureSent // our own write, whose answer we did not get
+		if u, ok := o.unsureOf(func(rec resourcelock.LeaderElectionRecord) bool {
+			return bytes.Equal(o.lock.visibleOf(rec), r.visible)
+		}); ok {
+			o.since = u.sent // our own write, whose answer we did not get
 		}
 	}
 	rec := r.rec
@@ -234,7 +258,10 @@ func (o *observed) wrote(verb, op string, rec resourcelock.LeaderElectionRecord,
 	if err != nil {
 		if outcomeUnknown(err) {
 			// It may have landed: its record is ours if we read it later.
-			o.unsure, o.unsureSent = &rec, sent
+			o.unsure = append(o.unsure, unsureWrite{rec: rec, sent: sent})
+			if len(o.unsure) > maxUnsure {
+				o.unsure = o.unsure[1:]
+			}
 		}
 		return time.Time{}, o.failed(verb, err)
 	}
