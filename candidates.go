@@ -247,8 +247,10 @@ func (r *registry) run(ctx context.Context) {
 				"err", err.Error())
 		default:
 			r.log.V(1).Info("could not write the candidate Lease; retrying", "err", err.Error())
-			own = nil                                      // read it again
-			timer.Reset(time.Minute + rand.N(time.Minute)) // jittered: a herd of candidates that failed together does not retry together
+			own = nil // read it again
+			// Jittered: a herd of candidates that failed together does
+			// not retry together.
+			timer.Reset(time.Minute + rand.N(time.Minute))
 		}
 	}
 }
