@@ -92,10 +92,10 @@ type Timings struct {
 	// retries a failed renewal (WithRetryPeriod). Default: TTL/6.
 	RetryPeriod time.Duration
 	// RenewInterval is how often a leader renews while its renewals succeed
-	// (WithRenewInterval). Default: twice the retry period, and at least
-	// 1s, which halves plain client-go's renewal writes (it renews every
-	// retry period); the retry period if the lease cannot hold with that.
-	// 3.33s at the default TTL of 10s.
+	// (WithRenewInterval). Default: 2.1 retry periods, and at least 1s,
+	// which writes fewer than half of plain client-go's renewals (it renews
+	// every retry period plus a request's round trip); the retry period if
+	// the lease cannot hold with that. 3.5s at the default TTL of 10s.
 	RenewInterval time.Duration
 	// HoldSpan is the longest gap between the renewals that followers see,
 	// plus a retry period for a renewal's own latency: the renew interval,
@@ -174,17 +174,16 @@ func (t Timings) WithRenewInterval(d time.Duration) Timings {
 }
 
 // defaultRenewInterval is the renew interval for a TTL and a retry period
-// when WithRenewInterval is not given: twice the retry period and at least
-// 1s, or the retry period where the lease cannot hold with that.
+// when WithRenewInterval is not given: 2.1 retry periods and at least 1s,
+// or the retry period where the lease cannot hold with that. Plain
+// client-go renews a retry period after its last renewal returned, so
+// twice the retry period would come to a hair over half its writes.
 func defaultRenewInterval(ttl, retry time.Duration) time.Duration {
-	if interval := max(renewIntervalFactor*retry, time.Second); holdSpan(interval, retry) < ttl-driftMargin(ttl) {
+	if interval := max(retry*21/10, time.Second); holdSpan(interval, retry) < ttl-driftMargin(ttl) {
 		return interval
 	}
 	return retry
 }
-
-// renewIntervalFactor is the default renew interval in retry periods.
-const renewIntervalFactor = 2
 
 // holdSpan is Timings.HoldSpan: how long a lease must last to be held
 // without a gap with renewals every interval, and a retry period for a
@@ -320,8 +319,8 @@ func WithRetryPeriod(d time.Duration) Option {
 // deadline. It must be at least the retry period, and the lease must hold
 // with it: TTL − DriftMargin longer than Timings.HoldSpan. Zero means the
 // default. Plain client-go renews every retry period.
-// Default: twice the retry period, at least 1s (Timings.RenewInterval):
-// 3.33s at the default TTL of 10s, half of client-go's renewal writes.
+// Default: 2.1 retry periods, at least 1s (Timings.RenewInterval): 3.5s
+// at the default TTL of 10s, fewer than half of client-go's renewal writes.
 func WithRenewInterval(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.renewInterval = d })
 }
@@ -607,7 +606,7 @@ func (o *options) validate(election string) error {
 		o.retryPeriod = DefaultTimings(o.ttl).RetryPeriod
 	}
 	if o.renewInterval < 0 {
-		bad("renew interval %s is negative: want more than 0, or 0 for twice the retry period", o.renewInterval)
+		bad("renew interval %s is negative: want more than 0, or 0 for 2.1 retry periods", o.renewInterval)
 	}
 	if o.renewInterval == 0 && o.retryPeriod > 0 {
 		o.renewInterval = defaultRenewInterval(o.ttl, o.retryPeriod)

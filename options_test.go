@@ -65,7 +65,7 @@ func TestValidation(t *testing.T) {
 		{"ttl 1s", "e", []Option{WithTTL(time.Second)}, []string{"TTL 1s is too short: want a whole number of seconds, at least 2s (the lock records whole seconds"}},
 		{"ttl too short for the retry", "e", []Option{WithTTL(3 * time.Second), WithRenewDeadline(2500 * time.Millisecond), WithRetryPeriod(1500 * time.Millisecond)},
 			[]string{"TTL 3s is too short for a retry period of 1.5s: followers see at most one renewal a second, so the lease less its drift margin (2.94s) must outlast the longest gap between renewals that followers see and a retry period (3s)"}},
-		{"renew interval negative", "e", []Option{WithRenewInterval(-time.Second)}, []string{"renew interval -1s is negative: want more than 0, or 0 for twice the retry period"}},
+		{"renew interval negative", "e", []Option{WithRenewInterval(-time.Second)}, []string{"renew interval -1s is negative: want more than 0, or 0 for 2.1 retry periods"}},
 		{"renew interval below the retry period", "e", []Option{WithRenewInterval(time.Second)},
 			[]string{"renew interval 1s is shorter than the retry period 1.666666666s: want at least the retry period"}},
 		{"renew interval too long", "e", []Option{WithRenewInterval(9 * time.Second)},
@@ -116,13 +116,13 @@ func TestTimings(t *testing.T) {
 	got := DefaultTimings(10 * time.Second)
 	retry := 10 * time.Second / 6
 	want := Timings{TTL: 10 * time.Second, RenewDeadline: 10 * time.Second / 3, RetryPeriod: retry, RequestTimeout: 10 * time.Second / 6,
-		RenewInterval: 2 * retry, HoldSpan: 3 * retry,
-		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, MaxStopGrace: 10*time.Second - 400*time.Millisecond - 3*retry,
+		RenewInterval: retry * 21 / 10, HoldSpan: retry*21/10 + retry,
+		DriftMargin: 200 * time.Millisecond, ShutdownBudget: 10*time.Second/3 + time.Second, MaxStopGrace: 10*time.Second - 400*time.Millisecond - retry*21/10 - retry,
 		SuccessorWindow: time.Second}
 	if got != want {
 		t.Errorf("DefaultTimings(10s) = %+v, want %+v", got, want)
 	}
-	// At 2s, twice the retry period is under 1s: renewals every 1s, all
+	// At 2s, 2.1 retry periods are under 1s: renewals every 1s, all
 	// seen, and TTL/3 would outlast the gap between them.
 	two := DefaultTimings(2 * time.Second)
 	if two.RenewInterval != time.Second || two.HoldSpan != time.Second+2*time.Second/6 {
@@ -131,7 +131,7 @@ func TestTimings(t *testing.T) {
 	if g := two.MaxStopGrace; g != 2*time.Second-80*time.Millisecond-(time.Second+2*time.Second/6) {
 		t.Errorf("DefaultTimings(2s).MaxStopGrace = %s, want the longest the lease holds", g)
 	}
-	// Where twice the retry period cannot hold, the leader renews every
+	// Where 2.1 retry periods cannot hold, the leader renews every
 	// retry period, as client-go's does.
 	e, err := New("e", WithClient(fake.NewClientset()), WithTTL(3*time.Second), WithRetryPeriod(time.Second), WithRenewDeadline(2*time.Second))
 	if err != nil {

@@ -128,7 +128,7 @@ func holderOf(obj runtime.Object) string {
 // schedule, a plain client-go follower and an Elector follower must both
 // acquire no earlier than the old leader's valid_until plus the drift margin.
 //
-// The sweep runs at the default renew interval (twice the retry period, at
+// The sweep runs at the default renew interval (2.1 retry periods, at
 // least 1s), also with a renewal that fails and is retried a retry period
 // later, so that renewals come at both cadences; and at a renew interval of
 // one retry period, plain client-go's, where several renewals fall in one

@@ -85,8 +85,8 @@ type config struct {
 var renewIntervalHelp = func() string {
 	t := elector.DefaultTimings(0)
 	return fmt.Sprintf("How often the leader renews the lock while its renewals succeed; a failed renewal is retried every "+
-		"retry period (TTL/6) until the renew deadline (TTL/3). 0 means twice the retry period, at least 1s: %s at the "+
-		"default TTL of %s, half the renewal writes of plain client-go, which renews every retry period. At least the "+
+		"retry period (TTL/6) until the renew deadline (TTL/3). 0 means 2.1 retry periods, at least 1s: %s at the "+
+		"default TTL of %s, fewer than half the renewal writes of plain client-go, which renews every retry period. At least the "+
 		"retry period; at most what lets the lease hold (TTL less TTL/50, the drift margin, must outlast the interval "+
 		"plus a retry period, or 1s more for intervals under 1s). A crashed leader's followers take over after the TTL "+
 		"less the time since its last renewal.", t.RenewInterval.Round(time.Millisecond), t.TTL)

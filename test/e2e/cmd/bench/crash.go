@@ -35,14 +35,14 @@ type crashResult struct {
 // follower counts the lease from the last renewal it saw. Killing right
 // after a renewal would measure the longest failover, killing at a fixed
 // delay after the group settles whatever phase that delay happens to hit.
-func (b *bench) crash(ctx context.Context, lw *leaseWatch, ttl time.Duration, holds func(holder string) bool,
+func (b *bench) crash(ctx context.Context, lw *leaseWatch, ttl, cadence time.Duration, holds func(holder string) bool,
 	kill func(holder string) (time.Time, error)) (crashResult, error) {
 	r, err := lw.next(ctx, time.Now(), 3*ttl+30*time.Second, "a renewal by the leader",
 		func(s leaseState) bool { return holds(s.holder) })
 	if err != nil {
 		return crashResult{}, err
 	}
-	if err := sleep(ctx, time.Until(r.at.Add(rand.N(retryPeriod(ttl))))); err != nil {
+	if err := sleep(ctx, time.Until(r.at.Add(rand.N(cadence)))); err != nil {
 		return crashResult{}, err
 	}
 	t0, err := kill(r.holder)

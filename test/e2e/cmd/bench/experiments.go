@@ -25,6 +25,16 @@ const burstWindow = 5 * time.Second
 // retryPeriod is the elector's default retry period for ttl.
 func retryPeriod(ttl time.Duration) time.Duration { return elector.DefaultTimings(ttl).RetryPeriod }
 
+// renewInterval is how often the binary's leader renews at ttl: the renew
+// interval if it has -renew-interval, else the retry period, as older
+// binaries and plain client-go renew.
+func (b *bench) renewInterval(ttl time.Duration) time.Duration {
+	if b.hasRenewInterval {
+		return elector.DefaultTimings(ttl).RenewInterval
+	}
+	return retryPeriod(ttl)
+}
+
 // maxRetryWait is the longest a candidate waits between attempts: client-go
 // jitters the retry period by up to 1.2 times itself.
 func maxRetryWait(ttl time.Duration) time.Duration {
@@ -123,7 +133,7 @@ func (b *bench) failovers(ctx context.Context, mode string) error {
 					return err
 				}
 				if sig == syscall.SIGKILL {
-					c, err := b.crash(ctx, lw, ttl, func(h string) bool { return h == leader.e.ID }, func(string) (time.Time, error) {
+					c, err := b.crash(ctx, lw, ttl, b.renewInterval(ttl), func(h string) bool { return h == leader.e.ID }, func(string) (time.Time, error) {
 						t0, _, err := g.signal(leader, syscall.SIGKILL)
 						return t0, err
 					})
@@ -221,7 +231,7 @@ func (b *bench) clientGoCrashes(ctx context.Context) error {
 				if err := sleep(ctx, settle(ttl)); err != nil {
 					return err
 				}
-				c, err := b.crash(ctx, lw, ttl, holds, func(h string) (time.Time, error) {
+				c, err := b.crash(ctx, lw, ttl, retryPeriod(ttl), holds, func(h string) (time.Time, error) {
 					p := procs[h]
 					delete(procs, h)
 					return p.kill()
@@ -453,9 +463,13 @@ func (b *bench) reference(ctx context.Context, mode string) error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
-	if err := sleep(ctx, b.idle); err != nil {
+	// Its renewals over the idle time: plain client-go's leader alone.
+	win, err := b.measureWindow(ctx, b.idle)
+	if err != nil {
 		return err
 	}
+	b.ref.leader = win.rates.plus(-1, b.baseline)
+	b.logf("reference program: a leader alone, %s", b.ref.leader)
 	m, err := fleet.ReadProcMemory(cmd.Process.Pid)
 	if err != nil {
 		return fmt.Errorf("the reference program: %w", err)

@@ -114,31 +114,34 @@ func newPlan(quick bool) plan {
 // bench holds what every experiment shares.
 type bench struct {
 	plan
-	modes       []string // the modes measured, in column order
-	hasWatch    bool     // the binary has -watch
-	hasCommand  bool     // the binary runs a command after -- (it has -exec-grace)
-	binary      string
-	child       string                     // the command the command experiments run (benchchild)
-	tmp         string                     // the run's scratch directory
-	cp          *controlplane.ControlPlane // the local control plane; nil with -kubeconfig
-	worker      string                     // the library scale program
-	minimal     string                     // the reference program, client-go's leaderelection alone
-	kubecfg     string                     // kubeconfig file for the electors
-	admin       *rest.Config
-	client      kubernetes.Interface
-	namespace   string
-	baseline    rates   // API requests per minute without any elector
-	baseWatches float64 // open watches on leases without any elector
-	res         map[string]*modeResult
-	ref         refResult // the reference program's: plain client-go
-	writeRTT    dist      // round trips of the bench's own Lease updates, seconds
-	began       time.Time
-	loadStart   string          // /proc/loadavg when the run began
-	only        map[string]bool // -only, nil for all
-	tickOnce    sync.Once
-	clockTick   int64   // CLK_TCK: see tick
-	pin         pinning // for the GET / load
-	logw        io.Writer
+	modes      []string // the modes measured, in column order
+	hasWatch   bool     // the binary has -watch
+	hasCommand bool     // the binary runs a command after -- (it has -exec-grace)
+	// hasRenewInterval: the binary's leader renews every renew interval
+	// (it has -renew-interval), not every retry period.
+	hasRenewInterval bool
+	binary           string
+	child            string                     // the command the command experiments run (benchchild)
+	tmp              string                     // the run's scratch directory
+	cp               *controlplane.ControlPlane // the local control plane; nil with -kubeconfig
+	worker           string                     // the library scale program
+	minimal          string                     // the reference program, client-go's leaderelection alone
+	kubecfg          string                     // kubeconfig file for the electors
+	admin            *rest.Config
+	client           kubernetes.Interface
+	namespace        string
+	baseline         rates   // API requests per minute without any elector
+	baseWatches      float64 // open watches on leases without any elector
+	res              map[string]*modeResult
+	ref              refResult // the reference program's: plain client-go
+	writeRTT         dist      // round trips of the bench's own Lease updates, seconds
+	began            time.Time
+	loadStart        string          // /proc/loadavg when the run began
+	only             map[string]bool // -only, nil for all
+	tickOnce         sync.Once
+	clockTick        int64   // CLK_TCK: see tick
+	pin              pinning // for the GET / load
+	logw             io.Writer
 }
 
 // options are what the command line asks of a run.
@@ -299,6 +302,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	if b.hasWatch, err = fleet.HasFlag(b.binary, "watch"); err != nil {
+		return err
+	}
+	if b.hasRenewInterval, err = fleet.HasFlag(b.binary, "renew-interval"); err != nil {
 		return err
 	}
 	if b.hasCommand, err = fleet.HasFlag(b.binary, "exec-grace"); err != nil {

@@ -387,8 +387,8 @@ func TestRowsTargets(t *testing.T) {
 	const (
 		graceful10 = "graceful failover (SIGTERM → new leader), TTL 10s, median (max) of 5"
 		graceful3  = "graceful failover (SIGTERM → new leader), TTL 3s, median (max) of 5"
-		crash10    = "crash failover (SIGKILL → another holds the Lease), TTL 10s, median (max) of 7"
-		crash3     = "crash failover (SIGKILL → another holds the Lease), TTL 3s, median (max) of 7"
+		crash10    = "crash failover (SIGKILL at a random instant between renewals → another holds the Lease), TTL 10s, median (max) of 7"
+		crash3     = "crash failover (SIGKILL at a random instant between renewals → another holds the Lease), TTL 3s, median (max) of 7"
 		leaderPUT  = "  · PUT (update)" // the first PUT row: the leader's at TTL 3s
 		follower10 = "API req/min, each follower, TTL 10s"
 		rssLeader  = "idle RSS, leader, after ≥ 1m0s idle, TTL 10s"
@@ -408,6 +408,8 @@ func TestRowsTargets(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		metric      string
+		steadyTTL   time.Duration    // the only TTL of the steady state, if not 0
+		ref         func(*refResult) // sets client-go's figures, if not nil
 		watch, poll func(*modeResult)
 		want        string
 	}{
@@ -470,40 +472,44 @@ func TestRowsTargets(t *testing.T) {
 			name: "crash: median and max within", metric: crash10,
 			watch: func(r *modeResult) { r.crash[defaultTTL] = dist{9.0, 9.36, 10.2} },
 			poll:  func(r *modeResult) { r.crash[defaultTTL] = dist{20} },
-			want:  "watch: median ≤ TTL − RP/2 + 200 ms = 9.37 s, max ≤ TTL + 200 ms = 10.20 s: watch ✓",
+			want:  "watch: median ≤ TTL − renew interval/2 + 200 ms = 9.37 s, max ≤ TTL + 200 ms = 10.20 s: watch ✓",
 		},
 		{
 			name: "crash: median beyond", metric: crash10,
 			watch: func(r *modeResult) { r.crash[defaultTTL] = dist{9.0, 9.37, 9.5} },
-			want:  "watch: median ≤ TTL − RP/2 + 200 ms = 9.37 s, max ≤ TTL + 200 ms = 10.20 s: watch ✗",
+			want:  "watch: median ≤ TTL − renew interval/2 + 200 ms = 9.37 s, max ≤ TTL + 200 ms = 10.20 s: watch ✗",
 		},
 		{
 			name: "crash: max beyond", metric: crash10,
 			watch: func(r *modeResult) { r.crash[defaultTTL] = dist{9.0, 9.1, 10.21} },
-			want:  "watch: median ≤ TTL − RP/2 + 200 ms = 9.37 s, max ≤ TTL + 200 ms = 10.20 s: watch ✗",
+			want:  "watch: median ≤ TTL − renew interval/2 + 200 ms = 9.37 s, max ≤ TTL + 200 ms = 10.20 s: watch ✗",
 		},
 		{
 			// TTL 3s: RP 0.5 s, so the median's bound is 3 − 0.25 + 0.2.
 			name: "crash at TTL 3s", metric: crash3,
 			watch: func(r *modeResult) { r.crash[3*time.Second] = dist{2.9, 2.94, 3.19} },
-			want:  "watch: median ≤ TTL − RP/2 + 200 ms = 2.95 s, max ≤ TTL + 200 ms = 3.20 s: watch ✓",
+			want:  "watch: median ≤ TTL − renew interval/2 + 200 ms = 2.95 s, max ≤ TTL + 200 ms = 3.20 s: watch ✓",
 		},
 		{
-			name: "leader's PUTs: watch within 5% + 1 of poll", metric: leaderPUT,
-			watch: steadyAt(3*time.Second, steady{leader: put(22)}),
-			poll:  steadyAt(3*time.Second, steady{leader: put(20)}),
-			want:  "renews on client-go's cadence: watch ≤ poll: watch ✓",
+			name: "leader's PUTs: half of client-go's", metric: leaderPUT,
+			steadyTTL: defaultTTL,
+			watch:     steadyAt(defaultTTL, steady{leader: put(17.1)}),
+			poll:      steadyAt(defaultTTL, steady{leader: put(17.1)}),
+			ref:       func(r *refResult) { r.leader = put(35.9) },
+			want:      "PUT ≤ 0.5 × plain client-go's leader alone (the reference program): watch ✓, poll ✓",
 		},
 		{
-			name: "leader's PUTs: watch beyond", metric: leaderPUT,
-			watch: steadyAt(3*time.Second, steady{leader: put(22.1)}),
-			poll:  steadyAt(3*time.Second, steady{leader: put(20)}),
-			want:  "renews on client-go's cadence: watch ≤ poll: watch ✗",
+			name: "leader's PUTs: more than half", metric: leaderPUT,
+			steadyTTL: defaultTTL,
+			watch:     steadyAt(defaultTTL, steady{leader: put(18)}),
+			ref:       func(r *refResult) { r.leader = put(35.9) },
+			want:      "PUT ≤ 0.5 × plain client-go's leader alone (the reference program): watch ✗",
 		},
 		{
-			name: "leader's PUTs: no poll figure to compare with", metric: leaderPUT,
-			watch: steadyAt(3*time.Second, steady{leader: put(22.1)}),
-			want:  "renews on client-go's cadence: watch ≤ poll",
+			name: "leader's PUTs: no client-go figure to compare with", metric: leaderPUT,
+			steadyTTL: defaultTTL,
+			watch:     steadyAt(defaultTTL, steady{leader: put(17)}),
+			want:      "PUT ≤ 0.5 × plain client-go's leader alone (the reference program)",
 		},
 		{
 			name: "idle follower: 2 requests a minute", metric: follower10,
@@ -609,6 +615,12 @@ func TestRowsTargets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := testBench()
 			b.baseline = rates{verbs: map[string]float64{}}
+			if tc.steadyTTL != 0 {
+				b.steadyTTL = []time.Duration{tc.steadyTTL}
+			}
+			if tc.ref != nil {
+				tc.ref(&b.ref)
+			}
 			for mode, set := range map[string]func(*modeResult){modeWatch: tc.watch, modePoll: tc.poll} {
 				if set != nil {
 					set(b.result(mode))
@@ -649,9 +661,9 @@ func TestRowsCells(t *testing.T) {
 		metric string
 		want   tableRow
 	}{
-		{"crash failover (SIGKILL → another holds the Lease), TTL 10s, median (max) of 7", tableRow{
+		{"crash failover (SIGKILL at a random instant between renewals → another holds the Lease), TTL 10s, median (max) of 7", tableRow{
 			cells: map[string]string{modeWatch: "n/a", modePoll: "10.50 s (max 11.00 s)"}, ref: "9.60 s (max 9.70 s)", ratio: "–",
-			target: "watch: median ≤ TTL − RP/2 + 200 ms = 9.37 s, max ≤ TTL + 200 ms = 10.20 s"}},
+			target: "watch: median ≤ TTL − renew interval/2 + 200 ms = 9.37 s, max ≤ TTL + 200 ms = 10.20 s"}},
 		{"idle RSS, leader, after ≥ 1m0s idle, TTL 10s", tableRow{
 			cells: map[string]string{modeWatch: "n/a", modePoll: "15.0 MB"}, ref: "9.0 MB", ratio: "–", target: "≤ 20 MB: poll ✓"}},
 		{"  of which RssFile (file-backed: shared, reclaimable), leader / follower", tableRow{
