@@ -123,7 +123,7 @@ func NewGroup(name string, opts ...Option) (*Group, error) {
 	g := &Group{
 		name: name, o: o, opts: slices.Clone(opts), client: c,
 		shared:    newSharedWatches(c),
-		metrics:   newMetricFamilies(o.id),
+		metrics:   newMetricFamilies(o.id, false),
 		kicks:     make(chan struct{}, 1),
 		elections: map[string]*groupElection{},
 	}

@@ -11,12 +11,16 @@ import (
 // elections (a Group's), in a registry of their own: the library registers
 // nothing globally. Every series carries the election (namespace/name) as a
 // label and the identity as a constant label, so that the registries of
-// several Electors can be gathered together.
+// several Electors can be gathered together; but for the latency histogram
+// of a Group, which has one per operation for all its elections: a
+// histogram per election and operation would cost a Group of a thousand
+// elections several megabytes.
 type metricFamilies struct {
 	registry    *prometheus.Registry
 	transitions *prometheus.CounterVec
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
+	perElection bool // the latency histogram has the election label
 	gateChecks  *prometheus.CounterVec
 	gauges      *viewGauges
 }
@@ -32,10 +36,16 @@ type metrics struct {
 	gateChecks *prometheus.CounterVec
 }
 
-// newMetricFamilies returns the metric families of candidate id.
-func newMetricFamilies(id string) *metricFamilies {
+// newMetricFamilies returns the metric families of candidate id, with a
+// latency histogram per election if perElection.
+func newMetricFamilies(id string, perElection bool) *metricFamilies {
 	labels := prometheus.Labels{"identity": id}
+	latencyLabels := []string{"operation"}
+	if perElection {
+		latencyLabels = []string{"election", "operation"}
+	}
 	f := &metricFamilies{
+		perElection: perElection,
 		registry: prometheus.NewRegistry(),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "k8s_elector_leadership_transitions_total", ConstLabels: labels,
@@ -49,7 +59,7 @@ func newMetricFamilies(id string) *metricFamilies {
 			Name: "k8s_elector_lock_request_duration_seconds", ConstLabels: labels,
 			Help:    "Latency of requests on the lock object, by operation.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"election", "operation"}),
+		}, latencyLabels),
 		gateChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "k8s_elector_candidacy_checks_total", ConstLabels: labels,
 			Help: "Checks of the application's readiness, on which candidacy depends, by result (ready, not_ready).",
@@ -64,7 +74,7 @@ func newMetricFamilies(id string) *metricFamilies {
 // (namespace/name), whose gauges read vs; with gated, those of the
 // candidacy gate.
 func newMetrics(election, id string, vs *views, gated bool) *metrics {
-	return newMetricFamilies(id).add(election, vs, gated)
+	return newMetricFamilies(id, true).add(election, vs, gated)
 }
 
 // add returns the series of election, whose gauges read vs.
@@ -74,7 +84,10 @@ func (f *metricFamilies) add(election string, vs *views, gated bool) *metrics {
 		registry:    f.registry,
 		transitions: f.transitions.With(l),
 		requests:    f.requests.MustCurryWith(l),
-		latency:     f.latency.MustCurryWith(l),
+		latency:     f.latency,
+	}
+	if f.perElection {
+		m.latency = f.latency.MustCurryWith(l)
 	}
 	if gated {
 		m.gateChecks = f.gateChecks.MustCurryWith(l)
@@ -88,7 +101,9 @@ func (f *metricFamilies) remove(election string) {
 	l := prometheus.Labels{"election": election}
 	f.transitions.DeletePartialMatch(l)
 	f.requests.DeletePartialMatch(l)
-	f.latency.DeletePartialMatch(l)
+	if f.perElection {
+		f.latency.DeletePartialMatch(l)
+	}
 	f.gateChecks.DeletePartialMatch(l)
 	f.gauges.remove(election)
 }
