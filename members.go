@@ -115,6 +115,19 @@ func (m *memberTable) alive(now time.Time) []string {
 	return slices.Compact(ids)
 }
 
+// heardFrom returns the IDs of the members whose Lease this member saw
+// change within d before now, sorted.
+func (m *memberTable) heardFrom(now time.Time, d time.Duration) []string {
+	var ids []string
+	for _, l := range m.leases() {
+		if id := ptrValue(l.Spec.HolderIdentity); id != "" && now.Before(l.Spec.RenewTime.Add(d)) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
 // names returns the names of the member Leases, for tests and logs.
 func (m *memberTable) names() []string {
 	return slices.Sorted(maps.Keys(m.leases()))

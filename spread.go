@@ -24,12 +24,21 @@ import (
 // A member that stops leaves the Group first (it deletes its member
 // Lease), then names, for each election it leads, the member that leads
 // the fewest as its successor.
+//
+// Elections are handed only to members heard from within a renewal of
+// their member Lease and a retry period. A member that crashed counts as
+// alive until its member Lease runs out, up to a TTL after its last
+// renewal; its elections' Leases, renewed before that, run out earlier,
+// and the members that take them would otherwise hand them back to it,
+// the member that leads the fewest, leaving each without a leader for
+// the successor window.
 
 // load is how the leadership of a Group's elections lies, as this member
 // sees it.
 type load struct {
 	self   string
 	alive  []string       // the members alive, this one included, sorted
+	heard  []string       // the members to hand elections to: renewing, sorted
 	counts map[string]int // elections led, by member
 	mine   []*Elector     // the elections this member leads, by name
 	n      int            // elections
@@ -38,6 +47,7 @@ type load struct {
 // load counts the leaders of elections at now.
 func (g *Group) load(elections map[string]*Elector, now time.Time) load {
 	l := load{self: g.o.id, alive: g.members.alive(now), counts: map[string]int{}, n: len(elections)}
+	l.heard = g.members.heardFrom(now, g.o.renewInterval+g.o.retryPeriod)
 	if i, found := slices.BinarySearch(l.alive, l.self); !found {
 		l.alive = slices.Insert(l.alive, i, l.self) // before its own Lease is seen
 	}
@@ -61,12 +71,12 @@ func (l load) share() int {
 	return (l.n + k - 1) / k
 }
 
-// pick returns the alive member other than this one that leads the fewest
-// elections, fewer than limit, and counts one more for it; "" if there is
-// none.
+// pick returns the member heard from, other than this one, that leads
+// the fewest elections, fewer than limit, and counts one more for it; ""
+// if there is none.
 func (l *load) pick(limit int) string {
 	best := ""
-	for _, id := range l.alive {
+	for _, id := range l.heard {
 		if id == l.self || l.counts[id] >= limit {
 			continue
 		}
