@@ -249,8 +249,13 @@ func (r *registry) run(ctx context.Context) {
 			r.log.V(1).Info("could not write the candidate Lease; retrying", "err", err.Error())
 			own = nil // read it again
 			// Jittered: a herd of candidates that failed together does
-			// not retry together.
-			timer.Reset(time.Minute + rand.N(time.Minute))
+			// not retry together. A member Lease that spreads a Group's
+			// leadership lasts a TTL: it is retried at its renewal.
+			retry := time.Minute + rand.N(time.Minute)
+			if r.renewal < time.Minute {
+				retry = r.renewal
+			}
+			timer.Reset(retry)
 		}
 	}
 }

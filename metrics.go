@@ -46,7 +46,7 @@ func newMetricFamilies(id string, perElection bool) *metricFamilies {
 	}
 	f := &metricFamilies{
 		perElection: perElection,
-		registry: prometheus.NewRegistry(),
+		registry:    prometheus.NewRegistry(),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "k8s_elector_leadership_transitions_total", ConstLabels: labels,
 			Help: "Terms of leadership this candidate has started.",

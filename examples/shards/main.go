@@ -84,10 +84,9 @@ func run() error {
 	if err != nil {
 		return badFlags("no usable Kubernetes client configuration: %w", err)
 	}
-	// One client carries every shard's requests, and a leader renews up to
-	// once a second: client-go's default limit, 5 requests a second, would
-	// starve the renewals of more than a few shards. Allow twice that.
-	cfg.QPS, cfg.Burst = float32(2**shards), 2**shards
+	// The Group's one client carries every shard's requests: with no QPS
+	// or RateLimiter in cfg, it has no client-side rate limit, and the API
+	// server's priority and fairness limits it.
 	// NewGroup checks every option and does not touch the cluster.
 	g, err := elector.NewGroup(*group,
 		elector.WithRESTConfig(cfg), elector.WithNamespace(*namespace), elector.WithID(*id),
