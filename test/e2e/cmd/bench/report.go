@@ -58,6 +58,7 @@ type modeResult struct {
 	scale                  *scaleResult  // the elections of several candidates; watch mode only
 	scaleGroups            *scaleResult  // the same as one elector.Group per candidate; watch mode only
 	groupOne               *scaleResult  // the elections in one elector.Group, one candidate each; watch mode only
+	groupOneLimited        *scaleResult  // the same with a soft memory limit (GOMEMLIMIT)
 	cmd                    commandResult // the command experiments
 }
 

@@ -27,6 +27,10 @@ const (
 	implClientGo = "clientgo"
 )
 
+// groupMemoryLimitMiB is the Go runtime's soft memory limit of the second
+// run of one Group (GOMEMLIMIT): the RSS a user gets by setting one.
+const groupMemoryLimitMiB = 32
+
 // scaleStopLimit is how long the scale program has to exit after SIGTERM
 // before it is killed.
 const scaleStopLimit = time.Minute
@@ -133,6 +137,9 @@ func (b *bench) scaleFleet(ctx context.Context, mode string) error {
 		if r.groupOne, err = b.scaleRun(ctx, implGroup, 1); err != nil {
 			return fmt.Errorf("k8s-elector, one Group: %w", err)
 		}
+		if r.groupOneLimited, err = b.scaleRun(ctx, implGroup, 1, fmt.Sprintf("-memory-limit-mib=%d", groupMemoryLimitMiB)); err != nil {
+			return fmt.Errorf("k8s-elector, one Group with a memory limit: %w", err)
+		}
 	} else {
 		b.logf("k8s-elector's elections run in watch mode, the default, only")
 	}
@@ -150,16 +157,16 @@ func (b *bench) scaleFleet(ctx context.Context, mode string) error {
 // scaleRun runs the scale program with impl and candidates candidates per
 // election, waits until every election has a leader, measures one window,
 // stops the program and deletes its Leases.
-func (b *bench) scaleRun(ctx context.Context, impl string, candidates int) (*scaleResult, error) {
+func (b *bench) scaleRun(ctx context.Context, impl string, candidates int, extra ...string) (*scaleResult, error) {
 	p := b.scale
 	p.candidates = candidates
-	prefix := fmt.Sprintf("scale-%s%d", impl, candidates)
-	impl = fmt.Sprintf("%s ×%d", impl, candidates)
+	prefix := fmt.Sprintf("scale-%s%d%s", impl, candidates, strings.Repeat("x", len(extra)))
+	impl = strings.Join(append([]string{fmt.Sprintf("%s ×%d", impl, candidates)}, extra...), " ")
 	b.logf("%s: %s, starting %s candidates in one process", impl, p, thousands(p.elections*p.candidates))
-	w, err := b.startWorker(ctx,
-		"-kubeconfig="+b.kubecfg, "-namespace="+b.namespace, "-prefix="+prefix,
-		"-n="+strconv.Itoa(p.elections), "-candidates="+strconv.Itoa(p.candidates),
-		"-impl="+strings.Fields(impl)[0], "-own-clients", "-ttl="+p.ttl.String())
+	args := []string{"-kubeconfig=" + b.kubecfg, "-namespace=" + b.namespace, "-prefix=" + prefix,
+		"-n=" + strconv.Itoa(p.elections), "-candidates=" + strconv.Itoa(p.candidates),
+		"-impl=" + strings.Fields(impl)[0], "-own-clients", "-ttl=" + p.ttl.String()}
+	w, err := b.startWorker(ctx, append(args, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -362,6 +369,12 @@ func (b *bench) groupOneRows(t *table) {
 	}
 	t.add(label+"RSS", of(func(s *scaleResult) (cell, bool) { return cell{float64(s.rss), fmtMB(s.rss)}, true }),
 		target{text: "≤ 60 MB", check: check(func(s *scaleResult) bool { return s.rss <= 60e6 })})
+	t.add(label+fmt.Sprintf("RSS with GOMEMLIMIT=%dMiB", groupMemoryLimitMiB), func(m *modeResult) (cell, bool) {
+		if s := m.groupOneLimited; s != nil && s.failed == "" {
+			return cell{float64(s.rss), fmtMB(s.rss)}, true
+		}
+		return cell{}, false
+	}, target{})
 	t.add(label+"open watches on the API server (apiserver_longrunning_requests, less the baseline)",
 		of(func(s *scaleResult) (cell, bool) { return cell{s.watches, fmt.Sprintf("%.0f", s.watches)}, true }),
 		target{text: "1 (Leases, one namespace)", check: check(func(s *scaleResult) bool { return s.watches <= 1 })})

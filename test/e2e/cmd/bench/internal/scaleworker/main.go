@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,8 +56,12 @@ func run(ctx context.Context) error {
 		ttl        = fs.Duration("ttl", elector.DefaultTimings(0).TTL, "The TTL of every election.")
 		watch      = fs.Bool("watch", true, "Watch the lock objects (elector.WithWatch; the elector library only).")
 		prefix     = fs.String("prefix", "scale", "The elections are named <prefix>-<number>.")
+		memLimit   = fs.Int("memory-limit-mib", 0, "The Go runtime's soft memory limit in MiB (debug.SetMemoryLimit, as GOMEMLIMIT sets it); 0 for none.")
 	)
 	_ = fs.Parse(os.Args[1:])
+	if *memLimit > 0 {
+		debug.SetMemoryLimit(int64(*memLimit) << 20)
+	}
 	if *impl != implElector && *impl != implClientGo && *impl != implGroup {
 		return fmt.Errorf("invalid -impl=%s: want %s, %s or %s", *impl, implElector, implGroup, implClientGo)
 	}
