@@ -25,6 +25,9 @@ type bigResult struct {
 	// passedOver: the leader hands over to a successor that is stopped
 	// (SIGSTOP) → another leads, seconds. k8s-elector only.
 	passedOver dist
+	// fromRelease: the release → the new holder, both on the bench's watch
+	// of the Lease, seconds.
+	fromRelease dist
 }
 
 // bigOf returns the figures of the election of n candidates in m, creating
@@ -141,6 +144,7 @@ func (b *bench) ourCandidates(ctx context.Context, mode string, n int) error {
 		r.burst = append(r.burst, extra)
 		r.failover = append(r.failover, took.Seconds())
 		r.lockWrites = append(r.lockWrites, float64(lockWrites)+extra.conflicts)
+		r.fromRelease = append(r.fromRelease, held.at.Sub(released.at).Seconds())
 		b.logf("%d candidates: SIGTERM failover in %s (the bench's watch of the Lease: the release %s after SIGTERM, the new holder %s after the release); %d lock writes and %.0f conflicts; %s beyond the steady rate in the %s after SIGTERM",
 			n, took.Round(time.Millisecond), released.at.Sub(t0).Round(100*time.Microsecond), held.at.Sub(released.at).Round(100*time.Microsecond),
 			lockWrites, extra.conflicts, extra.counts(), burstWindow)
@@ -276,6 +280,10 @@ func (b *bench) clientGoHandovers(ctx context.Context, n, reps int, requests boo
 			return nil, fmt.Errorf("%w%s", err, describeRefs(procs))
 		}
 		res.failover = append(res.failover, nx.at.Sub(t0).Seconds())
+		if rel, err := lw.next(ctx, t0, time.Second, "the release after SIGTERM to "+cur.holder,
+			func(s leaseState) bool { return s.holder == "" }); err == nil && !rel.at.After(nx.at) {
+			res.fromRelease = append(res.fromRelease, nx.at.Sub(rel.at).Seconds())
+		}
 		lockWrites := lw.writes(t0, nx.at)
 		select {
 		case <-old.done:

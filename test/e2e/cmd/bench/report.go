@@ -432,6 +432,9 @@ func (b *bench) bigRows(t *table, n int) {
 		}),
 	})
 	ref(failover)
+	fromRelease := func(x *bigResult) (cell, bool) { return distCell(x.fromRelease) }
+	t.add(fmt.Sprintf("%s, the release → the new holder, on the bench's watch of the Lease, %s", big, reps(b.bigReps)), of(fromRelease), target{})
+	ref(fromRelease)
 	// Polling adds nothing to a handover: its figure is noise around 0, and
 	// a ratio to it means nothing.
 	// Requests on leases: the lock's, and k8s-elector's candidate Leases.
