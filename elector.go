@@ -211,12 +211,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		return errAlreadyRunning
 	}
 	defer e.running.Store(false)
-	log := e.o.logger
-	if log.GetSink() == nil {
-		log = logr.FromContextOrDiscard(ctx)
-	}
-	log = log.WithName("elector").WithValues("election", e.o.namespace+"/"+e.election, "identity", e.o.id)
-	ctx = logr.NewContext(ctx, log)
+	ctx, log := e.o.runLogger(ctx, "election", e.o.namespace+"/"+e.election)
 	// The parts start in this order and stop in the reverse one: the
 	// callbacks' queue, the background work (Events), the watches, the
 	// gate, then the loop. Those that must outlive Run's context (a
@@ -410,6 +405,18 @@ func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, lockWatch
 		return l, bg, lockWatches{}
 	}
 	return l, bg, *watches
+}
+
+// runLogger returns the logger of a Run, named "elector" and with kind (an
+// election or a group) and the identity, and ctx carrying it: WithLogger's,
+// or else ctx's.
+func (o *options) runLogger(ctx context.Context, kind, name string) (context.Context, logr.Logger) {
+	log := o.logger
+	if log.GetSink() == nil {
+		log = logr.FromContextOrDiscard(ctx)
+	}
+	log = log.WithName("elector").WithValues(kind, name, "identity", o.id)
+	return logr.NewContext(ctx, log), log
 }
 
 // logJoining logs the start of a Run.

@@ -228,12 +228,7 @@ func (g *Group) Run(ctx context.Context) error {
 		return errAlreadyRunning
 	}
 	defer g.running.Store(false)
-	log := g.o.logger
-	if log.GetSink() == nil {
-		log = logr.FromContextOrDiscard(ctx)
-	}
-	log = log.WithName("elector").WithValues("group", g.o.namespace+"/"+g.name, "identity", g.o.id)
-	ctx = logr.NewContext(ctx, log)
+	ctx, log := g.o.runLogger(ctx, "group", g.o.namespace+"/"+g.name)
 
 	// The watches outlive the elections, whose releases read the lock
 	// after a conflict; the member Lease outlives them too, unless the

@@ -96,14 +96,21 @@ func isMigrationLock(lock string) bool {
 // go test ./... of this one does not compile it.
 func buildOldClientGo(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "oldclientgo")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = "oldclientgo"
+	return buildProgram(t, "oldclientgo", ".", "oldclientgo")
+}
+
+// buildProgram builds the package pkg of the module in dir ("" for this
+// one) into a temporary directory, as name, one heavy build at a time.
+func buildProgram(t *testing.T, dir, pkg, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = dir
 	var out []byte
 	var err error
 	heavy(func() { out, err = cmd.CombinedOutput() })
 	if err != nil {
-		t.Fatalf("building oldclientgo: %v\n%s", err, out)
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -98,16 +97,7 @@ func TestShardSpread(t *testing.T) {
 // temporary directory.
 func buildShards(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "shards")
-	cmd := exec.Command("go", "build", "-o", bin, "./examples/shards")
-	cmd.Dir = controlplane.RepoRoot()
-	var out []byte
-	var err error
-	heavy(func() { out, err = cmd.CombinedOutput() })
-	if err != nil {
-		t.Fatalf("building examples/shards: %v\n%s", err, out)
-	}
-	return bin
+	return buildProgram(t, controlplane.RepoRoot(), "./examples/shards", "shards")
 }
 
 // shardFleet is the replicas of one run, the recorder of their answers,

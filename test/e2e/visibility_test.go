@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -130,15 +129,7 @@ func TestVisibility(t *testing.T) {
 // buildPlainFollower builds cmd/plainfollower into a temporary directory.
 func buildPlainFollower(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "plainfollower")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/plainfollower")
-	var out []byte
-	var err error
-	heavy(func() { out, err = cmd.CombinedOutput() })
-	if err != nil {
-		t.Fatalf("building cmd/plainfollower: %v\n%s", err, out)
-	}
-	return bin
+	return buildProgram(t, "", "./cmd/plainfollower", "plainfollower")
 }
 
 // visibilityFleet is a fault fleet whose leader, at every attempt, is a
