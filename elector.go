@@ -118,15 +118,7 @@ var errNotBuilt = errors.New("elector: the Elector was not built with New")
 // the value and what is accepted; it does not touch the cluster, and its only
 // I/O is reading the hostname (for the default ID).
 func New(election string, opts ...Option) (*Elector, error) {
-	o := defaults()
-	var errs []error
-	for i, opt := range opts {
-		if opt == nil {
-			errs = append(errs, fmt.Errorf("elector: option %d of %d is nil", i+1, len(opts)))
-			continue
-		}
-		opt.apply(&o)
-	}
+	o, errs := applyOptions(opts)
 	if err := o.validate(election); err != nil {
 		errs = append(errs, err)
 	}

@@ -87,15 +87,7 @@ type groupRun struct {
 // DNS-1123 subdomain. NewGroup validates every option, reports all
 // problems at once, and does not touch the cluster.
 func NewGroup(name string, opts ...Option) (*Group, error) {
-	o := defaults()
-	var errs []error
-	for i, opt := range opts {
-		if opt == nil {
-			errs = append(errs, fmt.Errorf("elector: option %d of %d is nil", i+1, len(opts)))
-			continue
-		}
-		opt.apply(&o)
-	}
+	o, errs := applyOptions(opts)
 	switch msgs := validation.IsDNS1123Subdomain(name); {
 	case name == "":
 		errs = append(errs, errors.New("elector: group name is required"))

@@ -251,6 +251,21 @@ type options struct {
 	groupClient     bool   // set by NewGroup: the client serves many elections
 }
 
+// applyOptions applies opts, in order, to the defaults, and reports the
+// nil ones.
+func applyOptions(opts []Option) (options, []error) {
+	o := defaults()
+	var errs []error
+	for i, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("elector: option %d of %d is nil", i+1, len(opts)))
+			continue
+		}
+		opt.apply(&o)
+	}
+	return o, errs
+}
+
 // defaults returns every default in one place. The ID defaults to the
 // kernel's hostname; if that cannot be read, validation reports it unless
 // WithID was given.

@@ -8,7 +8,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
@@ -103,12 +102,7 @@ func clientGoRenewals(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), logr.Discard()))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		le.Run(ctx)
-	}()
+	stop := runClientGo(le)
 	<-led
 	mu.Lock()
 	counted = true
@@ -117,8 +111,7 @@ func clientGoRenewals(t *testing.T) int {
 	mu.Lock()
 	n := writes
 	mu.Unlock()
-	cancel()
-	<-done
+	stop()
 	return n
 }
 

@@ -89,16 +89,22 @@ func plainFollower(t *testing.T, c *electortest.Cluster, lock LockType, id strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(runClientGo(le))
+}
+
+// runClientGo runs a plain client-go LeaderElector until the returned
+// function is called, which waits for it to return.
+func runClientGo(le *leaderelection.LeaderElector) (stop func()) {
 	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), logr.Discard()))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		le.Run(ctx)
 	}()
-	t.Cleanup(func() {
+	return func() {
 		cancel()
 		<-done
-	})
+	}
 }
 
 // holderOf returns the holder an object written to the fake records: of a
