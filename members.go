@@ -1,7 +1,6 @@
 package elector
 
 import (
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -126,9 +125,4 @@ func (m *memberTable) heardFrom(now time.Time, d time.Duration) []string {
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids)
-}
-
-// names returns the names of the member Leases, for tests and logs.
-func (m *memberTable) names() []string {
-	return slices.Sorted(maps.Keys(m.leases()))
 }

@@ -161,7 +161,6 @@ func (g *Group) handOff(running []*groupElection, now time.Time) {
 		elections[ge.e.o.namespace+"/"+ge.e.election] = ge.e
 	}
 	l := g.load(elections, now)
-	l.alive = slices.DeleteFunc(l.alive, func(id string) bool { return id == l.self })
 	for _, e := range l.mine {
 		if to := l.pick(l.n + 1); to != "" {
 			e.inbox.handOff(to)
