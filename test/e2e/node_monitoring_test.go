@@ -51,8 +51,8 @@ type monitoring struct {
 }
 
 // startMonitoring installs the Prometheus Operator's CRDs for PodMonitor
-// and PrometheusRule, applies deploy/monitoring server-side into namespace
-// "monitoring", and starts a Prometheus built from its Go module with the
+// and PrometheusRule, applies deploy/monitoring server-side into a namespace
+// of the test's own, and starts a Prometheus built from its Go module with the
 // configuration the operator generates from those objects, as the API
 // server stored them: the PodMonitor as a scrape job of Kubernetes Pod
 // discovery (a container port named as the PodMonitor says, its path), the
@@ -78,8 +78,9 @@ func startMonitoring(t *testing.T, nc *nodeCluster) *monitoring {
 	for _, crd := range crds {
 		waitEstablished(t, a, crd)
 	}
-	nc.namespace(t, "monitoring")
-	objs, err := manifests.Build(filepath.Join(controlplane.RepoRoot(), "deploy", "monitoring"), "monitoring")
+	// A namespace of the test's own: two node tests may monitor at once.
+	ns := nc.namespace(t, "monitoring-"+strings.ToLower(strings.TrimPrefix(t.Name(), "Test")))
+	objs, err := manifests.Build(filepath.Join(controlplane.RepoRoot(), "deploy", "monitoring"), ns)
 	if err != nil {
 		t.Fatal(err)
 	}
