@@ -73,10 +73,10 @@ type registry struct {
 	label    string        // the label key, whose value is election
 	renewal  time.Duration // how often it writes its own Lease
 	leaseTTL time.Duration // the lease duration its Lease says
-	// members, in a Group, are the Group's member Leases: the candidates
-	// of every election of the Group. The registry then keeps no Lease of
-	// its own and opens no watch.
-	members *memberTable
+	// members, in a Group, returns the Group's member Leases: the
+	// candidates of every election of the Group. The registry then keeps
+	// no Lease of its own and opens no watch.
+	members func() map[string]*coordinationv1.Lease
 
 	kicks    chan struct{}
 	leadC    chan bool
@@ -363,7 +363,7 @@ func (r *registry) refuse(id string, now time.Time) string {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	others := r.view()
+	others := r.peers()
 	if others == nil {
 		return "this leader knows no candidates: it cannot read their candidate Leases (see deploy/base's Role)"
 	}
@@ -383,12 +383,12 @@ func (r *registry) refuse(id string, now time.Time) string {
 	return fmt.Sprintf("no candidate %s in this election", id)
 }
 
-// view returns the other candidates' Leases by name: those the watch
+// peers returns the other candidates' Leases by name: those the watch
 // delivered while leading, or a Group's members; nil if none are known.
 // r.mu is held.
-func (r *registry) view() map[string]*coordinationv1.Lease {
+func (r *registry) peers() map[string]*coordinationv1.Lease {
 	if r.members != nil {
-		return r.members.leases()
+		return r.members()
 	}
 	return r.others
 }
@@ -407,7 +407,7 @@ func (r *registry) readyOthers(now time.Time) []candidateEntry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var cands []candidateEntry
-	for _, l := range r.view() {
+	for _, l := range r.peers() {
 		id := ptrValue(l.Spec.HolderIdentity)
 		if id == "" || id == r.id || l.Annotations[readyAnnotation] != "true" || l.Spec.RenewTime == nil {
 			continue

@@ -139,7 +139,7 @@ func New(election string, opts ...Option) (*Elector, error) {
 		inbox:    newInbox(),
 	}
 	if g := o.group; g != nil {
-		e.client, e.metrics = g.client, g.metrics.add(o.namespace+"/"+election, vs, o.gate != nil)
+		e.client, e.metrics = g.client, g.metrics(o.namespace+"/"+election, vs, o.gate != nil)
 	} else {
 		client, err := o.lockClient()
 		if err != nil {
@@ -369,7 +369,7 @@ func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, lockWatch
 			}
 		}}
 		if o.group != nil {
-			watches.shared = o.group.shared
+			watches.follow = o.group.follow
 		}
 	}
 	l.rec = &observed{

@@ -57,10 +57,7 @@ type Group struct {
 	members *memberTable
 	metrics *metricFamilies
 	running atomic.Bool
-	kicks   chan struct{} // wakes the spreading of leadership
-
-	handlerOnce sync.Once
-	handler     *groupHandler
+	spread  *spreader // with WithSpread; else nil
 
 	mu        sync.Mutex
 	elections map[string]*groupElection
@@ -116,10 +113,12 @@ func NewGroup(name string, opts ...Option) (*Group, error) {
 		name: name, o: o, opts: slices.Clone(opts), client: c,
 		shared:    newSharedWatches(c),
 		metrics:   newMetricFamilies(o.id, false),
-		kicks:     make(chan struct{}, 1),
 		elections: map[string]*groupElection{},
 	}
 	g.members = newMemberTable(name, g.kick)
+	if o.spread {
+		g.spread = newSpreader(g.members, o)
+	}
 	return g, nil
 }
 
@@ -130,7 +129,8 @@ func NewGroup(name string, opts ...Option) (*Group, error) {
 // WithWatch, WithPriority and WithSpread are the Group's.
 func (g *Group) Add(election string, opts ...Option) (*Elector, error) {
 	all := append(slices.Clone(g.opts), opts...)
-	all = append(all, optionFunc(func(o *options) { o.group, o.termChanged = g, g.kick }))
+	parts := &groupParts{client: g.client, metrics: g.metrics.add, follow: g.shared.follow, members: g.members.leases, termChanged: g.kick}
+	all = append(all, optionFunc(func(o *options) { o.group = parts }))
 	e, err := New(election, all...)
 	if err != nil {
 		return nil, err
@@ -229,9 +229,9 @@ func (g *Group) Run(ctx context.Context) error {
 	wctx, stopWatches := context.WithCancel(context.WithoutCancel(ctx))
 	g.shared.start(wctx)
 	leases := g.client.CoordinationV1().Leases(g.o.namespace)
-	in := g.shared.informer(sharedKey{namespace: g.o.namespace, resource: coordinationv1.Resource("leases")}, &coordinationv1.Lease{},
-		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return leases.List(ctx, o) }, leases.Watch)
-	_, unfollow := in.follow("", g.members.deliver, g.members.initial)
+	_, unfollow := g.shared.follow(g.o.namespace, coordinationv1.Resource("leases"), &coordinationv1.Lease{},
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return leases.List(ctx, o) }, leases.Watch,
+		"", g.members.deliver, g.members.initial)
 
 	g.mu.Lock()
 	g.run = &groupRun{ctx: ctx, log: log}
@@ -247,8 +247,8 @@ func (g *Group) Run(ctx context.Context) error {
 	member := g.memberRegistry(leases, log)
 	leave := startBackground(ctx, []backgroundWorker{member})
 	var w workers
-	if g.o.spread {
-		w.start(ctx, true, func(ctx context.Context) { g.spread(ctx, log) }, nil)
+	if g.spread != nil {
+		w.start(ctx, true, func(ctx context.Context) { g.spread.run(ctx, g.Electors, log) }, nil)
 	}
 
 	<-ctx.Done()
@@ -260,8 +260,12 @@ func (g *Group) Run(ctx context.Context) error {
 	g.run = nil
 	running := slices.Collect(maps.Values(g.elections))
 	g.mu.Unlock()
-	if g.o.spread {
-		g.handOff(running, time.Now())
+	if g.spread != nil {
+		elections := make([]*Elector, 0, len(running))
+		for _, ge := range running {
+			elections = append(elections, ge.e)
+		}
+		g.spread.handOff(elections, time.Now())
 	}
 	var wg sync.WaitGroup
 	for _, ge := range running {
@@ -318,10 +322,9 @@ func (g *Group) stopElection(ge *groupElection) {
 	<-done
 }
 
-// kick wakes the spreading of leadership.
+// kick wakes the spreading of leadership, if the Group spreads it.
 func (g *Group) kick() {
-	select {
-	case g.kicks <- struct{}{}:
-	default:
+	if g.spread != nil {
+		g.spread.kick()
 	}
 }

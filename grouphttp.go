@@ -26,8 +26,7 @@ type groupHandler struct{ g *Group }
 // /{election}/resign with WithResignEndpoint(true). An election the Group
 // does not have gets 404.
 func (g *Group) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g.handlerOnce.Do(func() { g.handler = &groupHandler{g: g} })
-	g.handler.ServeHTTP(w, r)
+	(&groupHandler{g: g}).ServeHTTP(w, r)
 }
 
 func (h *groupHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -10,9 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// lockType is one row of the table of lock types: everything that differs
+// lockRow is one row of the table of lock types: everything that differs
 // between them.
-type lockType struct {
+type lockRow struct {
 	kind string // as kubectl names it, for messages
 	// ref is the object that holds the record (the old one, for a
 	// migration type): what Events are recorded on.
@@ -30,9 +30,9 @@ type lockType struct {
 }
 
 // lockTypeOf returns the row of t; validate accepts no other type.
-func lockTypeOf(t LockType) lockType {
+func lockTypeOf(t LockType) lockRow {
 	var (
-		lease = lockType{
+		lease = lockRow{
 			kind:     "lease",
 			ref:      corev1.ObjectReference{Kind: "Lease", APIVersion: "coordination.k8s.io/v1"},
 			resource: coordinationv1.Resource("leases"),
@@ -42,7 +42,7 @@ func lockTypeOf(t LockType) lockType {
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
 			},
 		}
-		configMap = lockType{
+		configMap = lockRow{
 			kind:     "configmap",
 			ref:      corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1"},
 			resource: corev1.Resource("configmaps"),
@@ -52,7 +52,7 @@ func lockTypeOf(t LockType) lockType {
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
 			},
 		}
-		endpoints = lockType{
+		endpoints = lockRow{
 			kind:       "endpoints",
 			ref:        corev1.ObjectReference{Kind: "Endpoints", APIVersion: "v1"},
 			resource:   corev1.Resource("endpoints"),
@@ -64,7 +64,7 @@ func lockTypeOf(t LockType) lockType {
 			},
 		}
 	)
-	migration := func(old LockType, row lockType) lockType {
+	migration := func(old LockType, row lockRow) lockRow {
 		row.kind, row.old, row.open = row.kind+"+lease", old, nil
 		return row
 	}
@@ -96,9 +96,9 @@ func newKindLock[T any, P objectPtr[T]](w *lockWatches, ns, name string, gr sche
 	client objectClient[T], codec recordCodec[P], list listFunc, watchFn watchFunc) *kindLock[T, P] {
 	l := &kindLock[T, P]{namespace: ns, name: name, client: client, codec: codec}
 	switch {
-	case w != nil && w.shared != nil:
+	case w != nil && w.follow != nil:
 		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}
-		w.follows = append(w.follows, func() func() { return l.cache.follow(w.shared, ns, list, watchFn) })
+		w.follows = append(w.follows, func() func() { return l.cache.follow(w.follow, ns, list, watchFn) })
 	case w != nil:
 		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}
 		w.runs = append(w.runs, func(ctx context.Context) { l.cache.run(ctx, w.clientset, list, watchFn) })

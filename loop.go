@@ -450,8 +450,8 @@ func (l *loop) wrote(ctx context.Context, rec resourcelock.LeaderElectionRecord,
 	t.extend(since, lease, validUntil)
 	l.term = t
 	l.registry.lead(true)
-	if f := l.o.termChanged; f != nil {
-		f()
+	if g := l.o.group; g != nil {
+		g.termChanged()
 	}
 	l.metrics.transitions.Inc()
 	l.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
@@ -479,8 +479,8 @@ func (l *loop) endTerm() {
 	}
 	l.term = nil
 	l.registry.lead(false)
-	if f := l.o.termChanged; f != nil {
-		f()
+	if g := l.o.group; g != nil {
+		g.termChanged()
 	}
 	t.expire.Stop()
 	t.cancel()

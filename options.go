@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
@@ -246,9 +247,25 @@ type options struct {
 	gateFailures    int
 	priority        int
 	spread          bool
-	group           *Group // set by Group.Add
-	termChanged     func() // set by Group.Add: a term of this candidate started or ended
-	groupClient     bool   // set by NewGroup: the client serves many elections
+	group           *groupParts // set by Group.Add
+	groupClient     bool        // set by NewGroup: the client serves many elections
+}
+
+// groupParts are what a Group lends each of its elections (group.go):
+// what they share, and a hook. Nothing the election package does below
+// group.go names the Group itself.
+type groupParts struct {
+	client client
+	// metrics returns the election's series in the Group's metric
+	// families, labelled with election.
+	metrics func(election string, vs *views, gated bool) *metrics
+	// follow follows a lock object through the Group's shared informers.
+	follow followFunc
+	// members returns the Group's member Leases, which stand for its
+	// members as candidates in every election.
+	members func() map[string]*coordinationv1.Lease
+	// termChanged is called when a term of this candidate starts or ends.
+	termChanged func()
 }
 
 // applyOptions applies opts, in order, to the defaults, and reports the

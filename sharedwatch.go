@@ -123,6 +123,17 @@ func (s *sharedWatches) informer(key sharedKey, obj runtime.Object, list listFun
 	return in
 }
 
+// follow is a followFunc: it follows the object through the informer of
+// its namespace and resource, started on first use.
+func (s *sharedWatches) follow(namespace string, resource schema.GroupResource, obj runtime.Object, list listFunc, watchFn watchFunc,
+	name string, deliver func(obj any, deleted bool), initial func(obj any, present bool)) (synced func() bool, stop func()) {
+	in := s.informer(sharedKey{namespace: namespace, resource: resource}, obj, list, watchFn)
+	if in == nil {
+		return nil, func() {}
+	}
+	return in.follow(name, deliver, initial)
+}
+
 // hand gives a delivery to the followers of its object and of every object.
 func (in *sharedInformer) hand(obj any, deleted bool) {
 	o := obj

@@ -33,9 +33,35 @@ import (
 // the member that leads the fewest, leaving each without a leader for
 // the successor window.
 
-// load is how the leadership of a Group's elections lies, as this member
+// spreader spreads the leadership of a Group's elections over its
+// members: it is the Group's when WithSpread is on.
+type spreader struct {
+	self    string // this member's ID
+	members *memberTable
+	// heardWithin is how recently a member must have renewed its member
+	// Lease to be handed elections: a renewal and a retry period.
+	heardWithin time.Duration
+	every       time.Duration // the retry period
+	kicks       chan struct{}
+}
+
+func newSpreader(members *memberTable, o options) *spreader {
+	return &spreader{self: o.id, members: members, heardWithin: o.renewInterval + o.retryPeriod, every: o.retryPeriod,
+		kicks: make(chan struct{}, 1)}
+}
+
+// kick makes the spreading count again at once: a member Lease changed,
+// or a term of this member started or ended.
+func (s *spreader) kick() {
+	select {
+	case s.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// tally is how the leadership of a Group's elections lies, as this member
 // sees it.
-type load struct {
+type tally struct {
 	self   string
 	alive  []string       // the members alive, this one included, sorted
 	heard  []string       // the members to hand elections to: renewing, sorted
@@ -44,10 +70,10 @@ type load struct {
 	n      int            // elections
 }
 
-// load counts the leaders of elections at now.
-func (g *Group) load(elections map[string]*Elector, now time.Time) load {
-	l := load{self: g.o.id, alive: g.members.alive(now), counts: map[string]int{}, n: len(elections)}
-	l.heard = g.members.heardFrom(now, g.o.renewInterval+g.o.retryPeriod)
+// tally counts the leaders of elections, by key, at now.
+func (s *spreader) tally(elections map[string]*Elector, now time.Time) tally {
+	l := tally{self: s.self, alive: s.members.alive(now), counts: map[string]int{}, n: len(elections)}
+	l.heard = s.members.heardFrom(now, s.heardWithin)
 	if i, found := slices.BinarySearch(l.alive, l.self); !found {
 		l.alive = slices.Insert(l.alive, i, l.self) // before its own Lease is seen
 	}
@@ -66,7 +92,7 @@ func (g *Group) load(elections map[string]*Elector, now time.Time) load {
 }
 
 // share is the most elections a member should lead.
-func (l load) share() int {
+func (l tally) share() int {
 	k := len(l.alive)
 	return (l.n + k - 1) / k
 }
@@ -74,7 +100,7 @@ func (l load) share() int {
 // pick returns the member heard from, other than this one, that leads
 // the fewest elections, fewer than limit, and counts one more for it; ""
 // if there is none.
-func (l *load) pick(limit int) string {
+func (l *tally) pick(limit int) string {
 	best := ""
 	for _, id := range l.heard {
 		if id == l.self || l.counts[id] >= limit {
@@ -92,7 +118,7 @@ func (l *load) pick(limit int) string {
 
 // excess returns the handovers that bring this member down to its share:
 // successor by Elector.
-func (l *load) excess() map[*Elector]string {
+func (l *tally) excess() map[*Elector]string {
 	share := l.share()
 	moves := map[*Elector]string{}
 	for i := len(l.mine) - 1; i >= 0 && len(l.mine)-len(moves) > share; i-- {
@@ -105,25 +131,25 @@ func (l *load) excess() map[*Elector]string {
 	return moves
 }
 
-// spread keeps leadership spread until ctx ends, then waits for the
-// handovers it started.
-func (g *Group) spread(ctx context.Context, log logr.Logger) {
+// run keeps the leadership of the elections that electors returns spread
+// until ctx ends, then waits for the handovers it started.
+func (s *spreader) run(ctx context.Context, electors func() map[string]*Elector, log logr.Logger) {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
 		moving = map[*Elector]bool{}
 	)
 	defer wg.Wait()
-	tick := time.NewTicker(g.o.retryPeriod)
+	tick := time.NewTicker(s.every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-g.kicks:
+		case <-s.kicks:
 		}
-		l := g.load(g.Electors(), time.Now())
+		l := s.tally(electors(), time.Now())
 		mu.Lock()
 		l.mine = slices.DeleteFunc(l.mine, func(e *Elector) bool { return moving[e] })
 		moves := l.excess()
@@ -155,12 +181,12 @@ func (g *Group) spread(ctx context.Context, log logr.Logger) {
 // handOff names, for each election of running that this member leads, the
 // alive member that leads the fewest as the successor its release at
 // shutdown names.
-func (g *Group) handOff(running []*groupElection, now time.Time) {
+func (s *spreader) handOff(running []*Elector, now time.Time) {
 	elections := make(map[string]*Elector, len(running))
-	for _, ge := range running {
-		elections[ge.e.o.namespace+"/"+ge.e.election] = ge.e
+	for _, e := range running {
+		elections[e.o.namespace+"/"+e.election] = e
 	}
-	l := g.load(elections, now)
+	l := s.tally(elections, now)
 	for _, e := range l.mine {
 		if to := l.pick(l.n + 1); to != "" {
 			e.inbox.handOff(to)

@@ -25,10 +25,21 @@ type lockWatches struct {
 	// changed is called after each change a watch shows.
 	changed   func()
 	clientset any // the clientset: a fake one says it cannot stream lists
-	// shared, in a Group, are the Group's informers, which the lock
-	// objects follow instead of watching each on its own.
-	shared *sharedWatches
+	// follow, in a Group, follows an object through the Group's shared
+	// informers, which the lock objects follow instead of watching each
+	// on its own.
+	follow followFunc
 }
+
+// followFunc follows the object named name (every object for "") of
+// resource in namespace through a shared informer, listed and watched with
+// list and watchFn, whose objects are of obj's type (a Group's:
+// sharedwatch.go). It hands deliver every event of the object from now on
+// and, if the informer has synced, initial the object as it holds it now.
+// It returns whether the informer has synced (nil if it does not run: then
+// nothing is delivered) and the function that stops following.
+type followFunc func(namespace string, resource schema.GroupResource, obj runtime.Object, list listFunc, watchFn watchFunc,
+	name string, deliver func(obj any, deleted bool), initial func(obj any, present bool)) (synced func() bool, stop func())
 
 // Watch-driven election (WithWatch, on by default).
 //
@@ -79,9 +90,9 @@ type (
 	watchFunc = func(context.Context, metav1.ListOptions) (watch.Interface, error)
 )
 
-// run watches the object until ctx ends. client is the clientset that list
+// run watches the object until ctx ends. clientset is the clientset that list
 // and watchFn use: a fake one says that it cannot stream lists.
-func (c *lockCache[T, P]) run(ctx context.Context, client any, list listFunc, watchFn watchFunc) {
+func (c *lockCache[T, P]) run(ctx context.Context, clientset any, list listFunc, watchFn watchFunc) {
 	selector := fields.OneTermEqualSelector("metadata.name", c.name).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -94,7 +105,7 @@ func (c *lockCache[T, P]) run(ctx context.Context, client any, list listFunc, wa
 		},
 	}
 	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, client),
+		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, clientset),
 		ObjectType:    P(new(T)),
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { c.delivered(obj, false) },
@@ -108,16 +119,15 @@ func (c *lockCache[T, P]) run(ctx context.Context, client any, list listFunc, wa
 	informer.RunWithContext(ctx)
 }
 
-// follow follows the object through the Group's shared informer of its
-// namespace and resource until the returned function is called; list and
-// watchFn list and watch every object of the resource in the namespace.
-// Without a running Group, reads go to the API server.
-func (c *lockCache[T, P]) follow(s *sharedWatches, namespace string, list listFunc, watchFn watchFunc) (stop func()) {
-	in := s.informer(sharedKey{namespace: namespace, resource: c.gr}, P(new(T)), list, watchFn)
-	if in == nil {
-		return func() {}
+// follow follows the object through follow, a Group's shared informer of
+// its namespace and resource, until the returned function is called; list
+// and watchFn list and watch every object of the resource in the
+// namespace. Without a running Group, reads go to the API server.
+func (c *lockCache[T, P]) follow(follow followFunc, namespace string, list listFunc, watchFn watchFunc) (stop func()) {
+	synced, stop := follow(namespace, c.gr, P(new(T)), list, watchFn, c.name, c.delivered, c.initial)
+	if synced == nil {
+		return stop
 	}
-	synced, stop := in.follow(c.name, c.delivered, c.initial)
 	c.mu.Lock()
 	c.synced = synced
 	c.mu.Unlock()
