@@ -207,3 +207,47 @@ func TestPodEventsCarryTheUIDWhenLabellingFails(t *testing.T) {
 		}
 	})
 }
+
+// TestStoppedLeadingEventFollowsTheRelease: the Event of a term's end is
+// posted after the release, not beside it, so that it does not slow the
+// write the successor waits for.
+func TestStoppedLeadingEventFollowsTheRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := electortest.NewCluster()
+		entered, proceed := make(chan struct{}), make(chan struct{})
+		a := start(t, c, "a", LockLeases, WithEvents(true), WithBeforeRelease(func(context.Context, Status) error {
+			close(entered) // the release is next
+			<-proceed
+			return nil
+		}))
+		waitLeader(t, testTTL, a)
+		synctest.Wait()
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			a.stop(t)
+		}()
+		<-entered
+		synctest.Wait() // whatever was queued to be posted is posted by now
+		stoppedEvents := func() int {
+			n := 0
+			for _, e := range listEvents(t, c) {
+				if e.Reason == eventReasonStoppedLeading {
+					n++
+				}
+			}
+			return n
+		}
+		if n := stoppedEvents(); n != 0 {
+			t.Errorf("%d stopped-leading Events posted before the release", n)
+		}
+		close(proceed)
+		<-stopped
+		if rec := lockHolder(t, c.Client(), LockLeases); rec.HolderIdentity != "" {
+			t.Errorf("holder %q after stopping, want the lock released", rec.HolderIdentity)
+		}
+		if n := stoppedEvents(); n != 1 {
+			t.Errorf("%d stopped-leading Events after the release, want 1", n)
+		}
+	})
+}

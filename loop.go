@@ -470,12 +470,20 @@ func (l *loop) wrote(ctx context.Context, rec resourcelock.LeaderElectionRecord,
 }
 
 // endTerm ends the current term, if any: it reports not-leader, cancels the
-// term's context, waits for the started-leading callback and queues
-// stopped-leading.
+// term's context, waits for the started-leading callback, queues
+// stopped-leading and records the term's end as an Event.
 func (l *loop) endTerm() {
+	if lock, ended := l.closeTerm(); ended {
+		l.events.term(false, lock)
+	}
+}
+
+// closeTerm is endTerm without the Event: it returns the lock object the
+// Event is about, and whether a term ended.
+func (l *loop) closeTerm() (lock corev1.ObjectReference, ended bool) {
 	t := l.term
 	if t == nil {
-		return
+		return lock, false
 	}
 	l.term = nil
 	l.registry.lead(false)
@@ -487,10 +495,10 @@ func (l *loop) endTerm() {
 	l.publish()
 	<-t.done
 	l.log.Info("stopped leading")
-	l.events.term(false, t.lock)
 	if f := l.onStopped; f != nil && t.started {
 		l.queue.Push(f)
 	}
+	return t.lock, true
 }
 
 // resign steps down for req, handing the lock to its successor if it names
@@ -553,7 +561,13 @@ func (l *loop) stepDown(ctx context.Context, release, shutdown bool, successor s
 		// Chosen while the term's view of the candidates lasts.
 		successor = l.registry.successor(time.Now())
 	}
-	l.endTerm()
+	// The Event of the term's end is posted after the release, which it
+	// would otherwise race to the API server: the release is what the
+	// successor waits for.
+	lock, ended := l.closeTerm()
+	if ended {
+		defer l.events.term(false, lock)
+	}
 	if release && l.rec.ours() {
 		if d := l.o.releaseDelay; d > 0 {
 			// Not leader any more, as Status says; give applications that

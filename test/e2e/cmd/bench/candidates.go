@@ -9,6 +9,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	elector "github.com/k8s-elector/elector"
@@ -23,8 +24,13 @@ type bigResult struct {
 	// bench's watch from the SIGTERM to the new holder's, and the 409s.
 	lockWrites dist
 	// passedOver: the leader hands over to a successor that is stopped
-	// (SIGSTOP) → another leads, seconds. k8s-elector only.
-	passedOver dist
+	// (SIGSTOP): the release, on the bench's watch of the Lease → another
+	// leads, seconds; passedOverReq counts from the request (POST
+	// /resign?to=) instead. k8s-elector only.
+	passedOver, passedOverReq dist
+	// delivery: a write of the lock object's metadata → the bench's watch
+	// receives it, while the candidates watch it too, seconds.
+	delivery dist
 	// fromRelease: the release → the new holder, both on the bench's watch
 	// of the Lease, seconds.
 	fromRelease dist
@@ -154,27 +160,98 @@ func (b *bench) ourCandidates(ctx context.Context, mode string, n int) error {
 			return err
 		}
 	}
+	if mode == modeWatch {
+		if r.delivery, err = b.deliveries(ctx, lw, deliveryProbes); err != nil {
+			return err
+		}
+		b.logf("%d candidates: a lock write → the bench's watch: %s median, %s max", n, fmtSeconds(r.delivery.median()), fmtSeconds(r.delivery.max()))
+	}
 	for range b.bigReps {
-		took, err := b.passOver(ctx, g, ttl)
+		fromRelease, fromRequest, err := b.passOver(ctx, g, lw, ttl)
 		if err != nil {
 			return err
 		}
-		r.passedOver = append(r.passedOver, took.Seconds())
-		b.logf("%d candidates: handover to a stopped successor; another leads %s after", n, took.Round(time.Millisecond))
+		r.passedOver = append(r.passedOver, fromRelease.Seconds())
+		r.passedOverReq = append(r.passedOverReq, fromRequest.Seconds())
+		b.logf("%d candidates: handover to a stopped successor; another leads %s after the release, %s after the request", n,
+			fromRelease.Round(time.Millisecond), fromRequest.Round(time.Millisecond))
 	}
 	return nil
 }
 
+// probeAnnotation is the annotation the bench writes on a lock object to
+// time the delivery of a write to the watches of the object.
+const probeAnnotation = "bench.k8s-elector.io/probe"
+
+// deliveryProbes is how many writes deliveries times.
+const deliveryProbes = 10
+
+// deliveries times n writes of probeAnnotation on the lock object that lw
+// follows, each from just before its request to its arrival on lw, one
+// every 200 ms, and then removes the annotation. The record is left as it
+// is, so the electors see no change of holder or renewal: the write only
+// travels the way a release or an acquisition does, to every watch of the
+// object. A graceful handover is two of these one after the other (the
+// release, to the successor; the acquisition, to whoever watches), so
+// twice the median is its floor on this machine, at this many watchers.
+func (b *bench) deliveries(ctx context.Context, lw *leaseWatch, n int) (dist, error) {
+	leases := b.client.CoordinationV1().Leases(b.namespace)
+	write := func(value string) (time.Time, error) {
+		for {
+			l, err := leases.Get(ctx, lw.name, metav1.GetOptions{})
+			if err != nil {
+				return time.Time{}, err
+			}
+			if value == "" {
+				delete(l.Annotations, probeAnnotation)
+			} else {
+				if l.Annotations == nil {
+					l.Annotations = map[string]string{}
+				}
+				l.Annotations[probeAnnotation] = value
+			}
+			t0 := time.Now()
+			_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+			if apierrors.IsConflict(err) {
+				continue // a renewal came between: try again
+			}
+			return t0, err
+		}
+	}
+	var d dist
+	for i := range n {
+		value := fmt.Sprintf("%d-%d", time.Now().UnixNano(), i)
+		t0, err := write(value)
+		if err != nil {
+			return nil, fmt.Errorf("probe write: %w", err)
+		}
+		s, err := lw.next(ctx, t0, 10*time.Second, "the probe write "+value, func(s leaseState) bool { return s.probe == value })
+		if err != nil {
+			return nil, err
+		}
+		d = append(d, s.at.Sub(t0).Seconds())
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := write(""); err != nil {
+		return nil, fmt.Errorf("removing the probe: %w", err)
+	}
+	return d, nil
+}
+
 // passOver stops a follower (SIGSTOP), asks the leader to hand over to it
-// (POST /resign?to=), and returns how long until another member leads. The
-// follower runs again (SIGCONT) before it returns.
-func (b *bench) passOver(ctx context.Context, g *group, ttl time.Duration) (time.Duration, error) {
+// (POST /resign?to=), and returns how long until another member leads,
+// from the release as the bench's watch of the Lease received it (about
+// when the candidates did, and their window began) and from the request.
+// The follower runs again (SIGCONT) before it returns.
+func (b *bench) passOver(ctx context.Context, g *group, lw *leaseWatch, ttl time.Duration) (fromRelease, fromRequest time.Duration, err error) {
 	leader, err := g.stable(time.Minute)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := sleep(ctx, settle(ttl)); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	g.mu.Lock()
 	var frozen *member
@@ -186,27 +263,34 @@ func (b *bench) passOver(ctx context.Context, g *group, ttl time.Duration) (time
 	}
 	g.mu.Unlock()
 	if frozen == nil {
-		return 0, fmt.Errorf("no follower to stop:\n%s", g.describe())
+		return 0, 0, fmt.Errorf("no follower to stop:\n%s", g.describe())
 	}
 	if err := frozen.e.Signal(syscall.SIGSTOP); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer func() { _ = frozen.e.Signal(syscall.SIGCONT) }()
 	t0 := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+leader.e.Addr+"/resign?to="+url.QueryEscape(frozen.e.ID), nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("POST /resign?to=%s on %s: %w", frozen.e.ID, leader.e.ID, err)
+		return 0, 0, fmt.Errorf("POST /resign?to=%s on %s: %w", frozen.e.ID, leader.e.ID, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("POST /resign?to=%s on %s: %s", frozen.e.ID, leader.e.ID, resp.Status)
+		return 0, 0, fmt.Errorf("POST /resign?to=%s on %s: %s", frozen.e.ID, leader.e.ID, resp.Status)
 	}
 	_, at, err := g.newLeader(leader, t0, 3*ttl, "another leader after the handover to the stopped "+frozen.e.ID)
-	return at.Sub(t0), err
+	if err != nil {
+		return 0, 0, err
+	}
+	released, err := lw.next(ctx, t0, 10*time.Second, "the release to the stopped "+frozen.e.ID, func(s leaseState) bool { return s.holder == "" })
+	if err != nil {
+		return 0, 0, err
+	}
+	return at.Sub(released.at), at.Sub(t0), nil
 }
 
 // clientGoHandovers measures plain client-go's graceful handover in an

@@ -121,6 +121,17 @@ func (b *bench) failovers(ctx context.Context, mode string) error {
 					return err
 				}
 			}
+			if mode == modeWatch && ttl == defaultTTL {
+				if _, err := g.stable(ttl*3 + 30*time.Second); err != nil {
+					return err
+				}
+				d, err := b.deliveries(ctx, lw, deliveryProbes)
+				if err != nil {
+					return err
+				}
+				r.delivery = d
+				b.logf("TTL %s: a lock write → the bench's watch: %s median, %s max", ttl, fmtSeconds(d.median()), fmtSeconds(d.max()))
+			}
 			var exits []<-chan time.Duration
 			kinds := slices.Repeat([]syscall.Signal{syscall.SIGTERM}, b.gracefulRep)
 			kinds = append(kinds, slices.Repeat([]syscall.Signal{syscall.SIGKILL}, b.crashReps)...)

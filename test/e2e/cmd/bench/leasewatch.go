@@ -17,6 +17,7 @@ import (
 type leaseState struct {
 	holder string
 	renew  time.Time // spec.renewTime
+	probe  string    // the bench's probeAnnotation (deliveries)
 	at     time.Time // when the bench received it
 }
 
@@ -96,8 +97,8 @@ func (w *leaseWatch) run(ctx context.Context, b *bench) {
 	}
 }
 
-// add records the state of l (nil: deleted) if its holder or renew time
-// differs from the last one seen.
+// add records the state of l (nil: deleted) if its holder, renew time or
+// probe differs from the last one seen.
 func (w *leaseWatch) add(l *coordinationv1.Lease) {
 	s := leaseState{at: time.Now()}
 	if l != nil {
@@ -107,10 +108,11 @@ func (w *leaseWatch) add(l *coordinationv1.Lease) {
 		if r := l.Spec.RenewTime; r != nil {
 			s.renew = r.Time
 		}
+		s.probe = l.Annotations[probeAnnotation]
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if n := len(w.seen); n > 0 && w.seen[n-1].holder == s.holder && w.seen[n-1].renew.Equal(s.renew) {
+	if n := len(w.seen); n > 0 && w.seen[n-1].holder == s.holder && w.seen[n-1].renew.Equal(s.renew) && w.seen[n-1].probe == s.probe {
 		return
 	}
 	w.seen = append(w.seen, s)

@@ -43,6 +43,7 @@ type modeResult struct {
 	firstLeaderUp          dist // from the first leader's first status to its is_leader:true
 	shutdown               dist // SIGTERM to exit of a leader
 	graceful, crash        map[time.Duration]dist
+	delivery               dist // a lock write → the bench's watch, group of 3 at the default TTL (deliveries)
 	crashPast              map[time.Duration]dist // crash failover less what was left of the lease at the SIGKILL
 	crashReport            dist                   // from the new holder on the Lease watch to its is_leader:true
 	steady                 map[time.Duration]steady
@@ -207,6 +208,16 @@ func distCell(d dist) (cell, bool) {
 	return cell{d.median(), fmt.Sprintf("%s (max %s)", fmtSeconds(d.median()), fmtSeconds(d.max()))}, true
 }
 
+// twiceCell is twice distCell's figures: the floor of a handover from the
+// deliveries of single writes (deliveries).
+func twiceCell(d dist) (cell, bool) {
+	two := make(dist, len(d))
+	for i, v := range d {
+		two[i] = 2 * v
+	}
+	return distCell(two)
+}
+
 func rateCell(v float64) cell {
 	if v > -0.05 && v < 0.05 {
 		v = 0 // no "-0.0" from noise
@@ -263,6 +274,8 @@ func (b *bench) rows() *table {
 			func(r *modeResult) (cell, bool) { return distCell(r.graceful[ttl]) }, tg)
 		if ttl == defaultTTL {
 			t.withRef(func(r *refResult) (cell, bool) { return distCell(r.graceful) })
+			t.add(fmt.Sprintf("  its floor: 2 × a lock write → its delivery to a watch, median (max) of %d, fleet of 3", deliveryProbes),
+				func(r *modeResult) (cell, bool) { return twiceCell(r.delivery) }, target{})
 		}
 	}
 	for _, ttl := range b.failoverTTL {
@@ -435,6 +448,8 @@ func (b *bench) bigRows(t *table, n int) {
 		}),
 	})
 	ref(failover)
+	t.add(fmt.Sprintf("  its floor: 2 × a lock write → its delivery to a watch, median (max) of %d", deliveryProbes),
+		of(func(x *bigResult) (cell, bool) { return twiceCell(x.delivery) }), target{})
 	fromRelease := func(x *bigResult) (cell, bool) { return distCell(x.fromRelease) }
 	t.add(fmt.Sprintf("%s, the release → the new holder, on the bench's watch of the Lease, %s", big, reps(b.bigReps)), of(fromRelease), target{})
 	ref(fromRelease)
@@ -467,7 +482,9 @@ func (b *bench) bigRows(t *table, n int) {
 		}),
 	}, false)
 	ref(lockWrites)
-	t.add(fmt.Sprintf("%s, handover to a stopped successor → another leads, %s", big, reps(b.bigReps)),
+	t.add(fmt.Sprintf("%s, handover to a stopped successor: from the request → another leads, %s", big, reps(b.bigReps)),
+		of(func(x *bigResult) (cell, bool) { return distCell(x.passedOverReq) }), target{})
+	t.add(fmt.Sprintf("%s, handover to a stopped successor: the release → another leads, %s", big, reps(b.bigReps)),
 		of(func(x *bigResult) (cell, bool) { return distCell(x.passedOver) }), target{
 			text: fmt.Sprintf("≤ window + 50 ms = %s (watch)", fmtSeconds((successorWindow + 50*time.Millisecond).Seconds())),
 			check: only(watchOnly, func(r *modeResult) bool {

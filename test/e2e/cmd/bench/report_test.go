@@ -395,7 +395,7 @@ func TestRowsTargets(t *testing.T) {
 		rssFollow  = "idle RSS, follower (max of 2), after ≥ 1m0s idle, TTL 10s"
 		p99        = "GET / latency p99 (client side)"
 		bigFleet   = "scale: 1 election, 50 candidates, TTL 10s, API req/min, whole fleet (per candidate)"
-		passedOver = "scale: 1 election, 50 candidates, TTL 10s, handover to a stopped successor → another leads, median (max) of 3"
+		passedOver = "scale: 1 election, 50 candidates, TTL 10s, handover to a stopped successor: the release → another leads, median (max) of 3"
 		lockWrites = "scale: 1 election, 50 candidates, TTL 10s, lock writes per graceful failover (409s included), median (max) of 3"
 		handover   = "command: graceful handover (SIGTERM → the new leader's command starts), TTL 10s, median (max) of 5"
 		cpu        = "command: leaders' CPU (utime+stime), 2 with a sleeping command vs 2 without, TTL 10s, 1m0s"
