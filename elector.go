@@ -204,12 +204,23 @@ func (e *Elector) Run(ctx context.Context) error {
 	}
 	defer e.running.Store(false)
 	ctx, log := e.o.runLogger(ctx, "election", e.o.namespace+"/"+e.election)
-	// The parts start in this order and stop in the reverse one: the
-	// callbacks' queue, the background work (Events), the watches, the
-	// gate, then the loop. Those that must outlive Run's context (a
-	// release, the last Events) run on a context that ends only when they
-	// are stopped.
-	var w workers
+	l, stop := e.start(ctx, log)
+	err := l.run(ctx)
+	stop()
+	log.Info("stopped")
+	return err
+}
+
+// start starts the parts of Run around its loop, and returns the loop and
+// the function that stops them once the loop has returned. The parts start
+// in this order and stop in the reverse one: the callbacks' queue, the
+// background work (Events), the watches, the gate, then the loop. Those
+// that must outlive Run's context (a release, the last Events) run on a
+// context that ends only when they are stopped. (Kept out of Run, so that
+// what a Run parked in its loop keeps on its stack is small: a Group runs
+// a thousand.)
+func (e *Elector) start(ctx context.Context, log logr.Logger) (*loop, func()) {
+	w := &workers{}
 	l, bg, watches := e.newLoop(log)
 	w.stops = append(w.stops, l.queue.Close) // its worker runs only while callbacks wait
 	flushBy := w.background(ctx, bg)
@@ -223,13 +234,12 @@ func (e *Elector) Run(ctx context.Context) error {
 		w.start(ctx, true, func(ctx context.Context) { e.gate.run(ctx, log) }, nil)
 	}
 	e.logJoining(log)
-	err := l.run(ctx)
-	l.done = true
-	l.publish() // ends /watch streams and Observe channels
-	*flushBy = l.flushBy
-	w.stop()
-	log.Info("stopped")
-	return err
+	return l, func() {
+		l.done = true
+		l.publish() // ends /watch streams and Observe channels
+		*flushBy = l.flushBy
+		w.stop()
+	}
 }
 
 // Observe returns a channel that receives this Elector's Status: the current
