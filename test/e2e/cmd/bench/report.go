@@ -43,7 +43,7 @@ type modeResult struct {
 	firstLeaderUp          dist // from the first leader's first status to its is_leader:true
 	shutdown               dist // SIGTERM to exit of a leader
 	graceful, crash        map[time.Duration]dist
-	delivery               dist // a lock write → the bench's watch, group of 3 at the default TTL (deliveries)
+	delivery               dist                   // a lock write → the bench's watch, group of 3 at the default TTL (deliveries)
 	crashPast              map[time.Duration]dist // crash failover less what was left of the lease at the SIGKILL
 	crashReport            dist                   // from the new holder on the Lease watch to its is_leader:true
 	steady                 map[time.Duration]steady
@@ -681,7 +681,7 @@ func (b *bench) report() report {
 	notes = slices.Insert(notes, len(notes)-1, b.commandNotes()...)
 	notes = slices.Insert(notes, len(notes)-1, b.scaleNotes()...)
 	if d := b.writeRTT; len(d) > 0 {
-		notes = slices.Insert(notes, len(notes)-1, fmt.Sprintf("The floor of a graceful handover: it is two Lease writes, the release and the successor's acquisition, with a watch delivery between them. A Lease update's round trip from the bench's own client, one after another, took %s median (max %s) of %d.", fmtSeconds(d.median()), fmtSeconds(d.max()), len(d)))
+		notes = slices.Insert(notes, len(notes)-1, fmt.Sprintf("The floor of a graceful handover: it is two Lease writes, the release and the successor's acquisition, with a watch delivery between them. A Lease update's round trip from the bench's own client, one after another, took %s median (max %s) of %d. The rows 'its floor' time a write of an annotation of the bench's on the lock object itself, from its request to its arrival on the bench's watch, while the candidates watch the object too (200 ms apart, from the bench, which is busy: a write from a process idle since its last renewal takes longer), and double it.", fmtSeconds(d.median()), fmtSeconds(d.max()), len(d)))
 	}
 	for _, n := range notes {
 		fmt.Fprintf(&f, "- %s\n", n)
