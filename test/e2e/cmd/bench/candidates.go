@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -236,6 +240,33 @@ func (b *bench) deliveries(ctx context.Context, lw *leaseWatch, n int) (dist, er
 	}
 	if _, err := write(""); err != nil {
 		return nil, fmt.Errorf("removing the probe: %w", err)
+	}
+	return d, nil
+}
+
+// idleWrites runs the idle probe (cmd/bench/internal/idleprobe): n
+// updates of a Lease of its own, each after gap idle, from a process that
+// does nothing else, as the writes of a graceful handover come from
+// processes idle since their last renewal; it returns their round trips.
+func (b *bench) idleWrites(ctx context.Context, n int, gap time.Duration) (dist, error) {
+	cmd := exec.CommandContext(ctx, b.idleProbe, "-kubeconfig="+b.kubecfg, "-namespace="+b.namespace, "-name=idle-probe",
+		fmt.Sprintf("-n=%d", n), "-gap="+gap.String())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("idle probe: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var d dist
+	for line := range strings.FieldsSeq(string(out)) {
+		v, err := strconv.ParseFloat(line, 64)
+		if err != nil {
+			return nil, fmt.Errorf("idle probe: %q: %w", line, err)
+		}
+		d = append(d, v)
+	}
+	if len(d) != n {
+		return nil, fmt.Errorf("idle probe: %d round trips, want %d", len(d), n)
 	}
 	return d, nil
 }

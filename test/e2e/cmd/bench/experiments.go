@@ -131,6 +131,10 @@ func (b *bench) failovers(ctx context.Context, mode string) error {
 				}
 				r.delivery = d
 				b.logf("TTL %s: a lock write → the bench's watch: %s median, %s max", ttl, fmtSeconds(d.median()), fmtSeconds(d.max()))
+				if r.idleWrite, err = b.idleWrites(ctx, deliveryProbes, b.renewInterval(ttl)); err != nil {
+					return err
+				}
+				b.logf("TTL %s: a Lease update after %s idle: %s median, %s max", ttl, b.renewInterval(ttl), fmtSeconds(r.idleWrite.median()), fmtSeconds(r.idleWrite.max()))
 			}
 			var exits []<-chan time.Duration
 			kinds := slices.Repeat([]syscall.Signal{syscall.SIGTERM}, b.gracefulRep)

@@ -126,6 +126,7 @@ type bench struct {
 	cp               *controlplane.ControlPlane // the local control plane; nil with -kubeconfig
 	worker           string                     // the library scale program
 	minimal          string                     // the reference program, client-go's leaderelection alone
+	idleProbe        string                     // times Lease updates from an idle process (cmd/bench/internal/idleprobe)
 	kubecfg          string                     // kubeconfig file for the electors
 	admin            *rest.Config
 	client           kubernetes.Interface
@@ -256,6 +257,10 @@ func run(ctx context.Context, args []string) error {
 		b.minimal = filepath.Join(tmp, "minimal")
 		b.logf("building the reference program")
 		if buildErr = fleet.BuildStripped(filepath.Join(root, "test", "e2e"), "./cmd/bench/internal/minimal", b.minimal); buildErr != nil {
+			return
+		}
+		b.idleProbe = filepath.Join(tmp, "idleprobe")
+		if buildErr = fleet.BuildStripped(filepath.Join(root, "test", "e2e"), "./cmd/bench/internal/idleprobe", b.idleProbe); buildErr != nil {
 			return
 		}
 		b.child = filepath.Join(tmp, "benchchild")

@@ -44,6 +44,7 @@ type modeResult struct {
 	shutdown               dist // SIGTERM to exit of a leader
 	graceful, crash        map[time.Duration]dist
 	delivery               dist                   // a lock write → the bench's watch, group of 3 at the default TTL (deliveries)
+	idleWrite              dist                   // a Lease update's round trip from a process idle for a renew interval (idleWrites)
 	crashPast              map[time.Duration]dist // crash failover less what was left of the lease at the SIGKILL
 	crashReport            dist                   // from the new holder on the Lease watch to its is_leader:true
 	steady                 map[time.Duration]steady
@@ -276,6 +277,8 @@ func (b *bench) rows() *table {
 			t.withRef(func(r *refResult) (cell, bool) { return distCell(r.graceful) })
 			t.add(fmt.Sprintf("  its floor: 2 × a lock write → its delivery to a watch, median (max) of %d, fleet of 3", deliveryProbes),
 				func(r *modeResult) (cell, bool) { return twiceCell(r.delivery) }, target{})
+			t.add(fmt.Sprintf("  its floor from idle processes: 2 × a Lease update after %s idle, median (max) of %d", fmtSeconds(b.renewInterval(ttl).Seconds()), deliveryProbes),
+				func(r *modeResult) (cell, bool) { return twiceCell(r.idleWrite) }, target{})
 		}
 	}
 	for _, ttl := range b.failoverTTL {
