@@ -375,6 +375,15 @@ func (b *bench) groupOneRows(t *table) {
 		}
 		return cell{}, false
 	}, target{})
+	// A limit below what the program needs makes the collector run all the
+	// time: its CPU, beside the run without a limit, says what the RSS cost.
+	t.add(label+fmt.Sprintf("CPU s/min of the process, without a limit / with GOMEMLIMIT=%dMiB", groupMemoryLimitMiB), func(m *modeResult) (cell, bool) {
+		s, l := m.groupOne, m.groupOneLimited
+		if s == nil || l == nil || s.failed != "" || l.failed != "" {
+			return cell{}, false
+		}
+		return cell{l.worker.perMin, fmt.Sprintf("%s / %s", cpuCell(s.worker).text, cpuCell(l.worker).text)}, true
+	}, target{})
 	t.add(label+"open watches on the API server (apiserver_longrunning_requests, less the baseline)",
 		of(func(s *scaleResult) (cell, bool) { return cell{s.watches, fmt.Sprintf("%.0f", s.watches)}, true }),
 		target{text: "1 (Leases, one namespace)", check: check(func(s *scaleResult) bool { return s.watches <= 1 })})
