@@ -130,6 +130,10 @@ func TestBadInput(t *testing.T) {
 		{"ready failures zero", append(ok, "-ready-url=http://127.0.0.1:8080/ready", "-ready-failures=0"), "-ready-failures=0 is too few: want 1 or more"},
 		{"remote notify URL", append(ok, "-notify-url=https://example.com/hook"), `notify URL: "https://example.com/hook" is not on this host`},
 		{"kubeconfig and command problems together", []string{"-kubeconfig=/nonexistent", "-election=example", "--", "no-such-command-k8s-elector"}, "cannot be run"},
+		{"negative priority", append(ok, "-priority=-1"), "priority -1 is out of range: want 0 (the default) to 1000000"},
+		{"priority too high", append(ok, "-priority=1000001"), "priority 1000001 is out of range"},
+		{"priority garbage", append(ok, "-priority=high"), `invalid value "high" for flag -priority`},
+		{"-to without handover", append(ok, "-to=b"), "-to is a flag of the handover subcommand: k8s-elector handover -election=NAME -to=ID"},
 		{"status file in a missing directory", append(ok, "-status-file=/nonexistent/status.json"), "status file /nonexistent/status.json cannot be written: directory /nonexistent: no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
