@@ -198,6 +198,9 @@ const deliveryProbes = 10
 // object. A graceful handover is two of these one after the other (the
 // release, to the successor; the acquisition, to whoever watches), so
 // twice the median is its floor on this machine, at this many watchers.
+// Each probe write is a state of lw of its own, with the holder and renew
+// time of the one before: call it only between the measurements that
+// read lw's states, never during one.
 func (b *bench) deliveries(ctx context.Context, lw *leaseWatch, n int) (dist, error) {
 	leases := b.client.CoordinationV1().Leases(b.namespace)
 	write := func(value string) (time.Time, error) {
