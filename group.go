@@ -57,7 +57,8 @@ type Group struct {
 	members *memberTable
 	metrics *metricFamilies
 	running atomic.Bool
-	spread  *spreader // with WithSpread; else nil
+	spread  *spreader   // with WithSpread; else nil
+	parts   *groupParts // what every election of the Group borrows
 
 	mu        sync.Mutex
 	elections map[string]*groupElection
@@ -119,6 +120,7 @@ func NewGroup(name string, opts ...Option) (*Group, error) {
 	if o.spread {
 		g.spread = newSpreader(g.members, o)
 	}
+	g.parts = &groupParts{client: c, metrics: g.metrics.add, follow: g.shared.follow, members: g.members.leases, termChanged: g.kick}
 	return g, nil
 }
 
@@ -129,8 +131,7 @@ func NewGroup(name string, opts ...Option) (*Group, error) {
 // WithWatch, WithPriority and WithSpread are the Group's.
 func (g *Group) Add(election string, opts ...Option) (*Elector, error) {
 	all := append(slices.Clone(g.opts), opts...)
-	parts := &groupParts{client: g.client, metrics: g.metrics.add, follow: g.shared.follow, members: g.members.leases, termChanged: g.kick}
-	all = append(all, optionFunc(func(o *options) { o.group = parts }))
+	all = append(all, optionFunc(func(o *options) { o.group = g.parts }))
 	e, err := New(election, all...)
 	if err != nil {
 		return nil, err
