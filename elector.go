@@ -382,8 +382,12 @@ func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, lockWatch
 			watches.follow = o.group.follow
 		}
 	}
+	var limit *requestLimit
+	if o.group != nil {
+		limit = o.group.requests
+	}
 	l.rec = &observed{
-		lock: newObjectLock(o.lockType, o.namespace, e.election, o.id, e.client, watches),
+		lock: newObjectLock(o.lockType, o.namespace, e.election, o.id, e.client, watches, limit),
 		kind: lockTypeOf(o.lockType).kind, id: o.id, ttl: o.ttl, timeout: o.requestTimeout(),
 		log: log, metrics: e.metrics,
 	}

@@ -604,7 +604,7 @@ func testLoop(t *testing.T, id string, lock LockType, client client) *loop {
 	return &loop{
 		id: id, o: &o, log: logr.Discard(), queue: q, views: vs, inbox: newInbox(),
 		metrics: newMetrics("default/"+testElection, id, vs, false),
-		rec: &observed{lock: newObjectLock(lock, "default", testElection, id, client, nil), kind: lockTypeOf(lock).kind,
+		rec: &observed{lock: newObjectLock(lock, "default", testElection, id, client, nil, nil), kind: lockTypeOf(lock).kind,
 			id: id, ttl: testTTL, timeout: time.Second, log: logr.Discard()},
 	}
 }

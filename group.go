@@ -120,7 +120,8 @@ func NewGroup(name string, opts ...Option) (*Group, error) {
 	if o.spread {
 		g.spread = newSpreader(g.members, o)
 	}
-	g.parts = &groupParts{client: c, metrics: g.metrics.add, follow: g.shared.follow, members: g.members.leases, termChanged: g.kick}
+	g.parts = &groupParts{client: c, metrics: g.metrics.add, follow: g.shared.follow, members: g.members.leases, termChanged: g.kick,
+		requests: newRequestLimit(groupRequestLimit)}
 	return g, nil
 }
 

@@ -26,7 +26,7 @@ type lockRow struct {
 	deprecated bool
 	// open builds the lock on one object of a single-object type, whose
 	// resource is gr.
-	open func(gr schema.GroupResource, ns, name string, client client, w *lockWatches) objectLock
+	open func(gr schema.GroupResource, ns, name string, client client, w *lockWatches, limit *requestLimit) objectLock
 }
 
 // lockTypeOf returns the row of t; validate accepts no other type.
@@ -36,9 +36,9 @@ func lockTypeOf(t LockType) lockRow {
 			kind:     "lease",
 			ref:      corev1.ObjectReference{Kind: "Lease", APIVersion: "coordination.k8s.io/v1"},
 			resource: coordinationv1.Resource("leases"),
-			open: func(gr schema.GroupResource, ns, name string, client client, w *lockWatches) objectLock {
+			open: func(gr schema.GroupResource, ns, name string, client client, w *lockWatches, limit *requestLimit) objectLock {
 				c := client.CoordinationV1().Leases(ns)
-				return newKindLock(w, ns, name, gr, c, leaseCodec{},
+				return newKindLock(w, limit, ns, name, gr, c, leaseCodec{},
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
 			},
 		}
@@ -46,9 +46,9 @@ func lockTypeOf(t LockType) lockRow {
 			kind:     "configmap",
 			ref:      corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1"},
 			resource: corev1.Resource("configmaps"),
-			open: func(gr schema.GroupResource, ns, name string, client client, w *lockWatches) objectLock {
+			open: func(gr schema.GroupResource, ns, name string, client client, w *lockWatches, limit *requestLimit) objectLock {
 				c := client.CoreV1().ConfigMaps(ns)
-				return newKindLock(w, ns, name, gr, c, annotationCodec[*corev1.ConfigMap]{},
+				return newKindLock(w, limit, ns, name, gr, c, annotationCodec[*corev1.ConfigMap]{},
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
 			},
 		}
@@ -57,9 +57,9 @@ func lockTypeOf(t LockType) lockRow {
 			ref:        corev1.ObjectReference{Kind: "Endpoints", APIVersion: "v1"},
 			resource:   corev1.Resource("endpoints"),
 			deprecated: true,
-			open: func(gr schema.GroupResource, ns, name string, client client, w *lockWatches) objectLock {
+			open: func(gr schema.GroupResource, ns, name string, client client, w *lockWatches, limit *requestLimit) objectLock {
 				c := client.CoreV1().Endpoints(ns)
-				return newKindLock(w, ns, name, gr, c, annotationCodec[*corev1.Endpoints]{},
+				return newKindLock(w, limit, ns, name, gr, c, annotationCodec[*corev1.Endpoints]{},
 					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) }, c.Watch)
 			},
 		}
@@ -83,18 +83,20 @@ func lockTypeOf(t LockType) lockRow {
 }
 
 // newObjectLock builds the lock for lock type t on the object ns/name. With
-// w, the lock objects are watched by the runs it adds to w. It does no I/O.
-func newObjectLock(t LockType, ns, name, id string, client client, w *lockWatches) objectLock {
+// w, the lock objects are watched by the runs it adds to w; with limit, its
+// requests go through it (a Group's). It does no I/O.
+func newObjectLock(t LockType, ns, name, id string, client client, w *lockWatches, limit *requestLimit) objectLock {
 	row := lockTypeOf(t)
 	if row.old != "" {
-		return &migrationLock{id: id, old: newObjectLock(row.old, ns, name, id, client, w), lease: newObjectLock(LockLeases, ns, name, id, client, w)}
+		return &migrationLock{id: id, old: newObjectLock(row.old, ns, name, id, client, w, limit),
+			lease: newObjectLock(LockLeases, ns, name, id, client, w, limit)}
 	}
-	return row.open(row.resource, ns, name, client, w)
+	return row.open(row.resource, ns, name, client, w, limit)
 }
 
-func newKindLock[T any, P objectPtr[T]](w *lockWatches, ns, name string, gr schema.GroupResource,
+func newKindLock[T any, P objectPtr[T]](w *lockWatches, limit *requestLimit, ns, name string, gr schema.GroupResource,
 	client objectClient[T], codec recordCodec[P], list listFunc, watchFn watchFunc) *kindLock[T, P] {
-	l := &kindLock[T, P]{namespace: ns, name: name, client: client, codec: codec}
+	l := &kindLock[T, P]{namespace: ns, name: name, client: limited(client, limit), codec: codec}
 	switch {
 	case w != nil && w.follow != nil:
 		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}

@@ -266,6 +266,8 @@ type groupParts struct {
 	members func() map[string]*coordinationv1.Lease
 	// termChanged is called when a term of this candidate starts or ends.
 	termChanged func()
+	// requests bounds the lock requests in flight of all the elections.
+	requests *requestLimit
 }
 
 // applyOptions applies opts, in order, to the defaults, and reports the

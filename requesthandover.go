@@ -37,7 +37,7 @@ func RequestHandover(ctx context.Context, client kubernetes.Interface, lockType 
 	if !slices.Contains(lockTypes(), lockType) {
 		return "", fmt.Errorf("lock type %q is not one of %v", lockType, lockTypes())
 	}
-	lock := newObjectLock(lockType, namespace, election, "", client, nil)
+	lock := newObjectLock(lockType, namespace, election, "", client, nil, nil)
 	name := namespace + "/" + election
 	id := strconv.FormatUint(rand.Uint64(), 36)
 	req, _ := json.Marshal(handoverRequest{ID: id, To: to})

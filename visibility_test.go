@@ -68,7 +68,7 @@ func plainFollower(t *testing.T, c *electortest.Cluster, lock LockType, id strin
 		}
 		return false, nil, nil
 	})
-	var rl resourcelock.Interface = plainLock{objectLock: newObjectLock(lock, "default", testElection, id, client, nil), id: id}
+	var rl resourcelock.Interface = plainLock{objectLock: newObjectLock(lock, "default", testElection, id, client, nil, nil), id: id}
 	if lock == LockLeases {
 		rl = &resourcelock.LeaseLock{
 			LeaseMeta:  metav1.ObjectMeta{Namespace: "default", Name: testElection},
