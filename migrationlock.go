@@ -2,6 +2,7 @@ package elector
 
 import (
 	"context"
+	"encoding/binary"
 	"slices"
 	"time"
 
@@ -61,7 +62,11 @@ func (m *migrationLock) join(r, lr lockRead) lockRead {
 	return r
 }
 
-func joinRaw(old, lease []byte) []byte { return slices.Concat(old, []byte(","), lease) }
+// joinRaw joins the forms of the two objects; the length of the first
+// keeps the join unambiguous.
+func joinRaw(old, lease []byte) []byte {
+	return slices.Concat(binary.AppendUvarint(nil, uint64(len(old))), old, lease)
+}
 
 func (m *migrationLock) create(ctx context.Context, rec resourcelock.LeaderElectionRecord) (lockRead, error) {
 	r, err := m.old.create(ctx, rec)
