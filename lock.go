@@ -93,7 +93,7 @@ func (l *kindLock[T, P]) get(ctx context.Context) (lockRead, error) {
 		return r, err
 	}
 	obj, err := l.client.Get(ctx, l.name, metav1.GetOptions{})
-	seen := l.cache.wrote(obj, err)
+	seen := l.cache.wrote(l.own(obj, err), err)
 	if err != nil {
 		return lockRead{}, err
 	}
@@ -117,7 +117,7 @@ func (l *kindLock[T, P]) create(ctx context.Context, rec resourcelock.LeaderElec
 	obj.SetName(l.name)
 	l.codec.encode(obj, rec)
 	created, err := l.client.Create(ctx, obj, metav1.CreateOptions{})
-	l.cache.wrote(created, err)
+	l.cache.wrote(l.own(created, err), err)
 	if err != nil {
 		return lockRead{}, err
 	}
@@ -136,7 +136,7 @@ func (l *kindLock[T, P]) update(ctx context.Context, rec resourcelock.LeaderElec
 	setSuccessor(obj, rec, x.successor)
 	answerRequest(obj, x.refused)
 	updated, err := l.client.Update(ctx, obj, metav1.UpdateOptions{})
-	l.cache.wrote(updated, err)
+	l.cache.wrote(l.own(updated, err), err)
 	if err != nil {
 		return lockRead{}, err
 	}
@@ -151,7 +151,7 @@ func (l *kindLock[T, P]) annotate(ctx context.Context, key, value string) (lockR
 	obj := P(&cp)
 	editAnnotations(obj, func(ann map[string]string) { ann[key] = value })
 	updated, err := l.client.Update(ctx, obj, metav1.UpdateOptions{})
-	l.cache.wrote(updated, err)
+	l.cache.wrote(l.own(updated, err), err)
 	if err != nil {
 		return lockRead{}, err
 	}
@@ -163,6 +163,16 @@ func (l *kindLock[T, P]) visibleOf(rec resourcelock.LeaderElectionRecord) []byte
 	l.codec.encode(obj, rec)
 	_, visible, _, _ := l.codec.decode(obj, l.describe())
 	return visible
+}
+
+// own takes an object the API server answered with, if err is nil, as the
+// informers take theirs: without the managed fields, which the election
+// never reads (stripManagedFields).
+func (l *kindLock[T, P]) own(obj *T, err error) P {
+	if err == nil {
+		P(obj).SetManagedFields(nil)
+	}
+	return obj
 }
 
 func (l *kindLock[T, P]) describe() string { return l.namespace + "/" + l.name }

@@ -111,6 +111,7 @@ func (s *sharedWatches) informer(key sharedKey, obj runtime.Object, list listFun
 	in.store, in.ctrl = cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, s.clientset),
 		ObjectType:    obj,
+		Transform:     stripManagedFields,
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { in.hand(obj, false) },
 			UpdateFunc: func(_, obj any) { in.hand(obj, false) },

@@ -68,7 +68,10 @@ type objectPtr[T any] interface {
 	runtime.Object
 }
 
-// lockCache holds one lock object as last seen.
+// lockCache holds one lock object as last seen. The objects it holds are
+// shared, with the informer that delivered them and with the lock that read
+// them, and never changed: a write builds a copy (kindLock.update), and
+// every edit of it replaces what it changes.
 type lockCache[T any, P objectPtr[T]] struct {
 	gr   schema.GroupResource
 	name string
@@ -107,6 +110,7 @@ func (c *lockCache[T, P]) run(ctx context.Context, clientset any, list listFunc,
 	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
 		ListerWatcher: cache.ToListWatcherWithWatchListSemantics(lw, clientset),
 		ObjectType:    P(new(T)),
+		Transform:     stripManagedFields,
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { c.delivered(obj, false) },
 			UpdateFunc: func(_, obj any) { c.delivered(obj, false) },
@@ -187,6 +191,17 @@ func (c *lockCache[T, P]) delivered(obj any, deleted bool) {
 	}
 }
 
+// stripManagedFields is the informers' transform: it drops the objects'
+// managed fields, which the election never reads, before they are stored.
+// The API server keeps an object's managed fields when an update leaves
+// them out.
+func stripManagedFields(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // older reports whether a is an earlier version of the object than b.
 // resourceVersions that do not compare (not from etcd) are not older.
 func older(a, b metav1.Object) bool {
@@ -197,7 +212,8 @@ func older(a, b metav1.Object) bool {
 	return err == nil && n < 0
 }
 
-// get returns a copy of the cached object and when it arrived; ok is false
+// get returns the cached object (nil while absent) and when it arrived; ok
+// is false
 // when the read must go to the API server (no watch, no complete watch yet,
 // or a refresh is due).
 func (c *lockCache[T, P]) get() (obj P, at time.Time, ok bool) {
@@ -209,10 +225,7 @@ func (c *lockCache[T, P]) get() (obj P, at time.Time, ok bool) {
 	if c.refresh || c.synced == nil || !c.synced() {
 		return nil, time.Time{}, false
 	}
-	if c.obj == nil {
-		return nil, c.at, true
-	}
-	return c.obj.DeepCopyObject().(P), c.at, true
+	return c.obj, c.at, true
 }
 
 // wrote records the outcome of a request to the API server, and returns
@@ -232,7 +245,7 @@ func (c *lockCache[T, P]) wrote(obj P, err error) time.Time {
 		if c.obj != nil && c.obj.GetUID() == obj.GetUID() && c.obj.GetResourceVersion() == obj.GetResourceVersion() {
 			seen = c.at // a read of what the watch already delivered
 		}
-		c.obj, c.at, c.refresh = obj.DeepCopyObject().(P), seen, false
+		c.obj, c.at, c.refresh = obj, seen, false
 		return seen
 	case apierrors.IsNotFound(err):
 		c.obj, c.at, c.refresh = nil, now, false
