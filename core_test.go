@@ -11,8 +11,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/k8s-elector/elector/electortest"
 	"github.com/k8s-elector/elector/internal/testkit"
 )
@@ -178,7 +176,7 @@ func TestCancelWithRenewalInFlightStartsNoTerm(t *testing.T) {
 		if got := a.log.terms(); !slices.Equal(got, []string{"started", "stopped"}) {
 			t.Errorf("callbacks = %v, want one term", got)
 		}
-		if n := testutil.ToFloat64(a.e.metrics.transitions); n != 1 {
+		if n := metricValue(t, a.e, "k8s_elector_leadership_transitions_total"); n != 1 {
 			t.Errorf("leadership transitions = %v, want 1", n)
 		}
 		if i, j := strings.LastIndex(logs.String(), "became leader"), strings.Index(logs.String(), "stopped leading"); i > j {

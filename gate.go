@@ -83,7 +83,7 @@ func (g *gate) run(ctx context.Context, log logr.Logger) {
 		}
 		t.Reset(g.period)
 		if err == nil {
-			g.metrics.gateChecks.WithLabelValues("ready").Inc()
+			g.metrics.gateChecked(true)
 			if failed > 0 || lastErr != "" {
 				log.Info("the application is ready: campaigning")
 			}
@@ -91,7 +91,7 @@ func (g *gate) run(ctx context.Context, log logr.Logger) {
 			g.set(true)
 			continue
 		}
-		g.metrics.gateChecks.WithLabelValues("not_ready").Inc()
+		g.metrics.gateChecked(false)
 		failed++
 		if err.Error() != lastErr {
 			lastErr = err.Error()

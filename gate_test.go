@@ -10,8 +10,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/k8s-elector/elector/electortest"
 	"github.com/k8s-elector/elector/internal/testkit"
 )
@@ -139,7 +137,7 @@ func TestGateLeaderStepsDownAfterItsFailures(t *testing.T) {
 		if s := a.e.Status(); s.Candidate == nil || *s.Candidate {
 			t.Errorf("a's candidate %v after stepping down, want false", s.Candidate)
 		}
-		if got := testutil.ToFloat64(a.e.metrics.gateChecks.WithLabelValues("not_ready")); got < defaultGateFailures+2 {
+		if got := metricValue(t, a.e, "k8s_elector_candidacy_checks_total", "result", "not_ready"); got < defaultGateFailures+2 {
 			t.Errorf("not_ready checks %v, want at least %d", got, defaultGateFailures+2)
 		}
 		// b's application fails too: b steps down, and nobody leads.

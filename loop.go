@@ -453,7 +453,7 @@ func (l *loop) wrote(ctx context.Context, rec resourcelock.LeaderElectionRecord,
 	if g := l.o.group; g != nil {
 		g.termChanged()
 	}
-	l.metrics.transitions.Inc()
+	l.metrics.started()
 	l.log.Info("became leader", "leaderTransitions", rec.LeaderTransitions)
 	l.publish()
 	l.events.term(true, t.lock)

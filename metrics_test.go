@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/k8s-elector/elector/electortest"
 )
@@ -45,13 +44,13 @@ func TestMetricsFollowTheElection(t *testing.T) {
 		if got := gauge(follower); got != 0 {
 			t.Errorf("follower's is_leader = %v, want 0", got)
 		}
-		if got := testutil.ToFloat64(leader.e.metrics.transitions); got != 1 {
+		if got := metricValue(t, leader.e, "k8s_elector_leadership_transitions_total"); got != 1 {
 			t.Errorf("leader's transitions = %v, want 1", got)
 		}
-		if got := testutil.ToFloat64(leader.e.metrics.requests.WithLabelValues("renew", "success")); got < 1 {
+		if got := metricValue(t, leader.e, "k8s_elector_lock_requests_total", "operation", "renew", "result", "success"); got < 1 {
 			t.Errorf("leader's successful renewals = %v, want at least 1", got)
 		}
-		if got := testutil.ToFloat64(follower.e.metrics.requests.WithLabelValues("get", "success")); got < 1 {
+		if got := metricValue(t, follower.e, "k8s_elector_lock_requests_total", "operation", "get", "result", "success"); got < 1 {
 			t.Errorf("follower's successful reads = %v, want at least 1", got)
 		}
 
@@ -77,10 +76,43 @@ func TestMetricsFollowTheElection(t *testing.T) {
 		if got := gauge(leader); got != 0 {
 			t.Errorf("stopped leader's is_leader = %v, want 0", got)
 		}
-		if got := testutil.ToFloat64(leader.e.metrics.requests.WithLabelValues("release", "success")); got != 1 {
+		if got := metricValue(t, leader.e, "k8s_elector_lock_requests_total", "operation", "release", "result", "success"); got != 1 {
 			t.Errorf("stopped leader's releases = %v, want 1", got)
 		}
 	})
+}
+
+// metricValue returns the value of the counter or gauge name of e's
+// metrics whose labels include labels (name, value, ...); 0 if it has none.
+func metricValue(t *testing.T, e *Elector, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := e.Metrics().Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			matches := 0
+			for _, l := range m.GetLabel() {
+				for i := 0; i+1 < len(labels); i += 2 {
+					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+						matches++
+					}
+				}
+			}
+			if matches < len(labels)/2 {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
 }
 
 func TestMetricsAreNotRegisteredGlobally(t *testing.T) {
