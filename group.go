@@ -41,7 +41,8 @@ import (
 //
 // Built from WithRESTConfig with no QPS or RateLimiter in it, the Group's
 // client has no client-side rate limit: its leaders' renewals would outrun
-// client-go's default of 5 requests a second.
+// client-go's default of 5 requests a second. Whatever its client, a Group
+// sends at most 64 lock requests at once.
 //
 // Every member of a Group must run it with the same name, and be a
 // candidate in the same elections: a leader names its successor among the

@@ -213,9 +213,8 @@ func older(a, b metav1.Object) bool {
 }
 
 // get returns the cached object (nil while absent) and when it arrived; ok
-// is false
-// when the read must go to the API server (no watch, no complete watch yet,
-// or a refresh is due).
+// is false when the read must go to the API server (no watch, no complete
+// watch yet, or a refresh is due).
 func (c *lockCache[T, P]) get() (obj P, at time.Time, ok bool) {
 	if c == nil {
 		return nil, time.Time{}, false
