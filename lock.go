@@ -72,7 +72,7 @@ type objectClient[T any] interface {
 type kindLock[T any, P objectPtr[T]] struct {
 	namespace string
 	name      string
-	client    objectClient[T]
+	api       objectClient[T]
 	codec     recordCodec[P]
 	cache     *lockCache[T, P] // nil without the watch
 
@@ -92,7 +92,7 @@ func (l *kindLock[T, P]) get(ctx context.Context) (lockRead, error) {
 		r.cached = true
 		return r, err
 	}
-	obj, err := l.client.Get(ctx, l.name, metav1.GetOptions{})
+	obj, err := l.api.Get(ctx, l.name, metav1.GetOptions{})
 	seen := l.cache.wrote(l.own(obj, err), err)
 	if err != nil {
 		return lockRead{}, err
@@ -116,7 +116,7 @@ func (l *kindLock[T, P]) create(ctx context.Context, rec resourcelock.LeaderElec
 	obj.SetNamespace(l.namespace)
 	obj.SetName(l.name)
 	l.codec.encode(obj, rec)
-	created, err := l.client.Create(ctx, obj, metav1.CreateOptions{})
+	created, err := l.api.Create(ctx, obj, metav1.CreateOptions{})
 	l.cache.wrote(l.own(created, err), err)
 	if err != nil {
 		return lockRead{}, err
@@ -135,7 +135,7 @@ func (l *kindLock[T, P]) update(ctx context.Context, rec resourcelock.LeaderElec
 	l.codec.encode(obj, rec)
 	setSuccessor(obj, rec, x.successor)
 	answerRequest(obj, x.refused)
-	updated, err := l.client.Update(ctx, obj, metav1.UpdateOptions{})
+	updated, err := l.api.Update(ctx, obj, metav1.UpdateOptions{})
 	l.cache.wrote(l.own(updated, err), err)
 	if err != nil {
 		return lockRead{}, err
@@ -150,7 +150,7 @@ func (l *kindLock[T, P]) annotate(ctx context.Context, key, value string) (lockR
 	cp := *l.obj
 	obj := P(&cp)
 	editAnnotations(obj, func(ann map[string]string) { ann[key] = value })
-	updated, err := l.client.Update(ctx, obj, metav1.UpdateOptions{})
+	updated, err := l.api.Update(ctx, obj, metav1.UpdateOptions{})
 	l.cache.wrote(l.own(updated, err), err)
 	if err != nil {
 		return lockRead{}, err

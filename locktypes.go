@@ -95,8 +95,8 @@ func newObjectLock(t LockType, ns, name, id string, client client, w *lockWatche
 }
 
 func newKindLock[T any, P objectPtr[T]](w *lockWatches, limit *requestLimit, ns, name string, gr schema.GroupResource,
-	client objectClient[T], codec recordCodec[P], list listFunc, watchFn watchFunc) *kindLock[T, P] {
-	l := &kindLock[T, P]{namespace: ns, name: name, client: limited(client, limit), codec: codec}
+	api objectClient[T], codec recordCodec[P], list listFunc, watchFn watchFunc) *kindLock[T, P] {
+	l := &kindLock[T, P]{namespace: ns, name: name, api: limited(api, limit), codec: codec}
 	switch {
 	case w != nil && w.follow != nil:
 		l.cache = &lockCache[T, P]{gr: gr, name: name, changed: w.changed, refresh: true}

@@ -53,35 +53,35 @@ func (r *requestLimit) do(ctx context.Context, f func()) error {
 
 // limitedClient sends a typed client's requests through a requestLimit.
 type limitedClient[T any] struct {
-	client objectClient[T]
-	limit  *requestLimit
+	api   objectClient[T]
+	limit *requestLimit
 }
 
-// limited returns client with its requests sent through limit; client
-// itself if limit is nil.
-func limited[T any](client objectClient[T], limit *requestLimit) objectClient[T] {
+// limited returns api with its requests sent through limit; api itself if
+// limit is nil.
+func limited[T any](api objectClient[T], limit *requestLimit) objectClient[T] {
 	if limit == nil {
-		return client
+		return api
 	}
-	return limitedClient[T]{client: client, limit: limit}
+	return limitedClient[T]{api: api, limit: limit}
 }
 
 func (c limitedClient[T]) Get(ctx context.Context, name string, opts metav1.GetOptions) (obj *T, err error) {
-	if lerr := c.limit.do(ctx, func() { obj, err = c.client.Get(ctx, name, opts) }); lerr != nil {
+	if lerr := c.limit.do(ctx, func() { obj, err = c.api.Get(ctx, name, opts) }); lerr != nil {
 		return nil, lerr
 	}
 	return obj, err
 }
 
 func (c limitedClient[T]) Create(ctx context.Context, o *T, opts metav1.CreateOptions) (obj *T, err error) {
-	if lerr := c.limit.do(ctx, func() { obj, err = c.client.Create(ctx, o, opts) }); lerr != nil {
+	if lerr := c.limit.do(ctx, func() { obj, err = c.api.Create(ctx, o, opts) }); lerr != nil {
 		return nil, lerr
 	}
 	return obj, err
 }
 
 func (c limitedClient[T]) Update(ctx context.Context, o *T, opts metav1.UpdateOptions) (obj *T, err error) {
-	if lerr := c.limit.do(ctx, func() { obj, err = c.client.Update(ctx, o, opts) }); lerr != nil {
+	if lerr := c.limit.do(ctx, func() { obj, err = c.api.Update(ctx, o, opts) }); lerr != nil {
 		return nil, lerr
 	}
 	return obj, err
