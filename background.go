@@ -27,6 +27,9 @@ type backgroundWorker interface {
 // by then: the standby label and the stopped-leading Events must still be
 // sent.
 func startBackground(ctx context.Context, bg []backgroundWorker) (stop func(by time.Time)) {
+	if len(bg) == 0 {
+		return func(time.Time) {} // a Group's election without Events has none
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, w := range bg {

@@ -193,22 +193,43 @@ func (e *Elector) CurrentTerm() (context.Context, bool) {
 // and retried, since an operator can fix them (RBAC, a foreign object in the
 // way) while Run keeps going; Run returns an error only for what retrying
 // cannot fix, such as a second concurrent Run. Every goroutine Run starts has
-// exited when it returns, but for a candidacy check that ignores its
-// context: Run does not wait for it.
+// done its work when it returns, but for a candidacy check that ignores its
+// context: Run does not wait for it. The election has no goroutine of its
+// own while nothing is due: one runs its steps when an input arrives (the
+// watch, a timer, Resign), and ends when they are done.
 func (e *Elector) Run(ctx context.Context) error {
+	if err := e.claim(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	e.launch(ctx, func() { close(done) })
+	<-done
+	return nil
+}
+
+// claim marks the Elector as running, or says why it cannot run.
+func (e *Elector) claim() error {
 	if e.views == nil {
 		return errNotBuilt
 	}
 	if !e.running.CompareAndSwap(false, true) {
 		return errAlreadyRunning
 	}
-	defer e.running.Store(false)
+	return nil
+}
+
+// launch starts a Run that the caller has claimed, without waiting for it:
+// ended is called once it has stopped. A Group launches its elections so,
+// without a goroutine for each.
+func (e *Elector) launch(ctx context.Context, ended func()) {
 	ctx, log := e.o.runLogger(ctx, "election", e.o.namespace+"/"+e.election)
 	l, stop := e.start(ctx, log)
-	err := l.run(ctx)
-	stop()
-	log.Info("stopped")
-	return err
+	l.drive(ctx, func() {
+		stop()
+		log.Info("stopped")
+		e.running.Store(false)
+		ended()
+	})
 }
 
 // start starts the parts of Run around its loop, and returns the loop and
@@ -216,9 +237,7 @@ func (e *Elector) Run(ctx context.Context) error {
 // in this order and stop in the reverse one: the callbacks' queue, the
 // background work (Events), the watches, the gate, then the loop. Those
 // that must outlive Run's context (a release, the last Events) run on a
-// context that ends only when they are stopped. (Kept out of Run, so that
-// what a Run parked in its loop keeps on its stack is small: a Group runs
-// a thousand.)
+// context that ends only when they are stopped.
 func (e *Elector) start(ctx context.Context, log logr.Logger) (*loop, func()) {
 	w := &workers{}
 	l, bg, watches := e.newLoop(log)
@@ -364,7 +383,7 @@ func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, lockWatch
 	o := &e.o
 	l := &loop{
 		id: o.id, o: o, log: log, queue: serial.New(), views: e.views, metrics: e.metrics,
-		inbox: e.inbox, gate: e.gate,
+		inbox: e.inbox, gate: e.gate, driver: &driver{},
 		lockRef:   lockRef(o.lockType, o.namespace, e.election),
 		onStarted: o.onStarted, onStopped: o.onStopped, onNewLeader: o.onNewLeader,
 		ahead: o.ahead(),
@@ -377,6 +396,7 @@ func (e *Elector) newLoop(log logr.Logger) (*loop, []backgroundWorker, lockWatch
 			case l.changed <- struct{}{}:
 			default:
 			}
+			l.driver.wake()
 		}}
 		if o.group != nil {
 			watches.follow = o.group.follow

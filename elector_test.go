@@ -602,7 +602,7 @@ func testLoop(t *testing.T, id string, lock LockType, client client) *loop {
 	o.id, o.lockType, o.ttl, o.renewDeadline, o.retryPeriod = id, lock, testTTL, testTTL/renewDeadlineDivisor, testRetry
 	vs := newViews(id)
 	return &loop{
-		id: id, o: &o, log: logr.Discard(), queue: q, views: vs, inbox: newInbox(),
+		id: id, o: &o, log: logr.Discard(), queue: q, views: vs, inbox: newInbox(), driver: &driver{},
 		metrics: newMetrics("default/"+testElection, id, vs, false),
 		rec: &observed{lock: newObjectLock(lock, "default", testElection, id, client, nil, nil), kind: lockTypeOf(lock).kind,
 			id: id, ttl: testTTL, timeout: time.Second, log: logr.Discard()},

@@ -303,13 +303,12 @@ func (g *Group) memberRegistry(leases coordinationv1client.LeaseInterface, log l
 func (g *Group) start(ge *groupElection) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(g.run.ctx))
 	ge.cancel, ge.done = cancel, make(chan struct{})
-	log := g.run.log
-	go func() {
-		defer close(ge.done)
-		if err := ge.e.Run(ctx); err != nil {
-			log.Error(err, "election stopped", "election", ge.e.o.namespace+"/"+ge.e.election)
-		}
-	}()
+	if err := ge.e.claim(); err != nil {
+		g.run.log.Error(err, "election not started", "election", ge.e.o.namespace+"/"+ge.e.election)
+		close(ge.done)
+		return
+	}
+	ge.e.launch(ctx, func() { close(ge.done) })
 }
 
 // stopElection stops ge's Run, if it runs, and waits for it.

@@ -3,6 +3,7 @@ package elector
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,6 +16,8 @@ var ErrNotLeader = errors.New("elector: not leader")
 // gate's answer changed).
 type inbox struct {
 	wake chan struct{} // buffered: a pending wake-up
+	// woken is called after each wake-up: the running loop's driver.
+	woken atomic.Pointer[func()]
 
 	mu     sync.Mutex
 	resign *resignRequest
@@ -39,6 +42,19 @@ func (b *inbox) poke() {
 	case b.wake <- struct{}{}:
 	default:
 	}
+	if f := b.woken.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// notify makes poke call f, the driver of the loop that runs, or nothing
+// when f is nil.
+func (b *inbox) notify(f func()) {
+	if f == nil {
+		b.woken.Store(nil)
+		return
+	}
+	b.woken.Store(&f)
 }
 
 // ask queues req, or returns the request already pending.

@@ -16,10 +16,11 @@ import (
 	"github.com/k8s-elector/elector/internal/serial"
 )
 
-// loop is one Run's election: the one goroutine that owns the record as
-// last seen, the term and the timers, and decides every read and write of
-// the lock. The watch, the candidacy gate and Resign are inputs to it
-// (changed, inbox); nothing else reaches into its state.
+// loop is one Run's election: it owns the record as last seen, the term
+// and the timers, and decides every read and write of the lock, one turn at
+// a time (its driver never runs two at once). The watch, the candidacy gate
+// and Resign are inputs to it (changed, inbox); nothing else reaches into
+// its state.
 //
 // Its states follow from the record and the term:
 //   - following: the record is not ours. It reads the lock every retry
@@ -50,6 +51,8 @@ type loop struct {
 	lockRef  corev1.ObjectReference
 	ahead    time.Duration // how long before validUntil a term ends: options.ahead
 	changed  chan struct{} // the watch showed a change; nil without the watch
+	driver   *driver       // runs the loop's turns; every input wakes it
+	timer    *time.Timer   // wakes the driver at next
 
 	onStarted   func(context.Context)
 	onStopped   func()
@@ -85,17 +88,42 @@ const kickSpread = 50 * time.Millisecond
 // 25ms and a write, within the 50ms the handover promises.
 const passOverSpread = kickSpread / 2
 
-// run runs the election until ctx ends; it steps down before it returns.
-func (l *loop) run(ctx context.Context) error {
+// drive starts the election, which runs until ctx ends, steps down, and
+// then calls finished; drive returns at once. The loop has no goroutine of
+// its own: its driver runs its turns on a goroutine while an input is due
+// (drive.go).
+func (l *loop) drive(ctx context.Context, finished func()) {
 	l.publish()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	l.timer = time.AfterFunc(time.Hour, l.driver.wake) // set at each turn's end
+	stopWake := context.AfterFunc(ctx, l.driver.wake)
+	l.inbox.notify(l.driver.wake)
+	l.driver.start(func() bool {
+		if !l.turn(ctx) {
+			return false
+		}
+		l.timer.Stop()
+		stopWake()
+		l.inbox.notify(nil)
+		finished()
+		return true
+	})
+}
+
+// closed is a closed channel: a step that is due.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// turn takes the loop's inputs one at a time, as a loop around a select
+// would, until none is due; then it sets the timer for the next step and
+// returns false. Once ctx has ended, it steps down and returns true.
+func (l *loop) turn(ctx context.Context) (finished bool) {
 	for {
-		var ended <-chan struct{}
+		var ended, due <-chan struct{}
 		if l.term != nil {
 			ended = l.term.ctx.Done()
 		}
-		timer.Reset(time.Until(l.next))
+		if !time.Now().Before(l.next) {
+			due = closed
+		}
 		select {
 		case <-ctx.Done():
 		case <-l.changed:
@@ -109,13 +137,16 @@ func (l *loop) run(ctx context.Context) error {
 				l.next = time.Now() // the gate may have opened
 			}
 			l.registry.kick()
-		case <-timer.C:
+		case <-due:
 			l.attempt(ctx)
+		default:
+			l.timer.Reset(time.Until(l.next))
+			return false
 		}
 		if ctx.Err() != nil {
 			l.log.Info("stopping")
 			l.stepDown(ctx, l.o.releaseOnCancel, true, l.inbox.handOffTo())
-			return nil
+			return true
 		}
 		if req := l.inbox.take(); req != nil {
 			l.resign(ctx, req)
@@ -446,6 +477,7 @@ func (l *loop) wrote(ctx context.Context, rec resourcelock.LeaderElectionRecord,
 	t.lock.UID = uid
 	t.token = Term{LockUID: string(uid), LeaderTransitions: rec.LeaderTransitions, t: t}
 	t.ctx, t.cancel = context.WithCancel(context.WithValue(ctx, termKey{}, t))
+	context.AfterFunc(t.ctx, l.driver.wake)        // the term's end is an input
 	t.expire = time.AfterFunc(time.Hour, t.cancel) // set by extend
 	t.extend(since, lease, validUntil)
 	l.term = t
