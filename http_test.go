@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/k8s-elector/elector/electortest"
@@ -61,12 +62,16 @@ func TestGETRootAnswersTheSeedJSON(t *testing.T) {
 				t.Errorf("body does not start with is_leader: %s", rec.Body)
 			}
 			lock := lockHolder(t, c.Client(), LockLeases)
+			lease, err := c.Client().CoordinationV1().Leases("default").Get(t.Context(), testElection, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
 			want := map[string]any{
 				"is_leader":          cand == leader,
 				"leader":             leader.id,
 				"node":               cand.id,
 				"timestamp":          time.Now().UTC().Format(time.RFC3339),
-				"lock_uid":           "uid-1",
+				"lock_uid":           string(lease.UID),
 				"leader_transitions": float64(lock.LeaderTransitions),
 				"acquire_time":       lock.AcquireTime.UTC().Format(jsonTime),
 				"renew_time":         lock.RenewTime.UTC().Format(jsonTime),
