@@ -237,14 +237,24 @@ func (c *lockCache[T, P]) wrote(obj P, err error) time.Time {
 		return now
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch {
+	case err == nil && c.obj != nil && older(obj, c.obj):
+		// The watch delivered a later version before this answer came
+		// (another candidate's write that followed ours): the cache never
+		// goes back, and the loop reads what it holds.
+		c.refresh = false
+		c.mu.Unlock()
+		if c.changed != nil {
+			c.changed()
+		}
+		return now
 	case err == nil:
 		seen := now
 		if c.obj != nil && c.obj.GetUID() == obj.GetUID() && c.obj.GetResourceVersion() == obj.GetResourceVersion() {
 			seen = c.at // a read of what the watch already delivered
 		}
 		c.obj, c.at, c.refresh = obj, seen, false
+		c.mu.Unlock()
 		return seen
 	case apierrors.IsNotFound(err):
 		c.obj, c.at, c.refresh = nil, now, false
@@ -255,5 +265,6 @@ func (c *lockCache[T, P]) wrote(obj P, err error) time.Time {
 		// that cannot read does not write either.
 		c.refresh = true
 	}
+	c.mu.Unlock()
 	return now
 }

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/k8s-elector/elector/electortest"
@@ -259,4 +260,38 @@ func TestDeletedLockWaitIsAtMostOneTTL(t *testing.T) {
 				leader.id, took, testTTL, ceiling)
 		}
 	})
+}
+
+// TestLockCacheKeepsALaterDelivery: the answer to a request of ours that
+// comes after the watch delivered a later version of the object (another
+// candidate's write that followed ours, as the successor's acquisition
+// follows a release) does not take the cache back, and the loop is woken
+// to read the later version. Taken back, the cache held the release until
+// the next read from the API server, a retry period later, and the lease
+// of the successor counted from then.
+func TestLockCacheKeepsALaterDelivery(t *testing.T) {
+	woken := 0
+	c := &lockCache[coordinationv1.Lease, *coordinationv1.Lease]{name: "l", changed: func() { woken++ }, refresh: true}
+	c.synced = func() bool { return true }
+	lease := func(rv, holder string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "l", UID: "u", ResourceVersion: rv},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder}}
+	}
+	release, acquisition := lease("10", ""), lease("11", "b")
+	c.delivered(release, false)
+	c.delivered(acquisition, false)
+	woken = 0
+	c.wrote(release, nil) // the answer to our release, late
+	if got, _, ok := c.get(); !ok || got != acquisition {
+		t.Errorf("cache holds %v (ok %v) after a late answer, want the later acquisition", got, ok)
+	}
+	if woken != 1 {
+		t.Errorf("loop woken %d times by the late answer, want 1", woken)
+	}
+	// An answer that is the latest version replaces what the cache holds.
+	renewal := lease("12", "b")
+	c.wrote(renewal, nil)
+	if got, _, _ := c.get(); got != renewal {
+		t.Errorf("cache holds %v after the latest answer, want it", got)
+	}
 }
