@@ -25,9 +25,9 @@ type leaseCodec struct{}
 //     holder's name.
 //
 // Both are built by hand rather than marshalled: decode runs at every
-// renewal and every change the watch shows, on the election's goroutine,
-// and encoding/json's reflection would grow that goroutine's stack each
-// time (a Group runs a thousand).
+// renewal and every change the watch shows, and encoding/json's reflection
+// cost CPU and grew the stack it ran on each time (a Group runs a
+// thousand elections).
 func (leaseCodec) decode(l *coordinationv1.Lease, _ string) (resourcelock.LeaderElectionRecord, []byte, []byte, error) {
 	rec := *resourcelock.LeaseSpecToLeaderElectionRecord(&l.Spec)
 	return rec, visibleForm(rec), preciseForm(l.Spec), nil
