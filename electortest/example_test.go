@@ -47,11 +47,17 @@ func ExampleCluster() {
 	for begin := time.Now(); !settled() && time.Since(begin) < 10*time.Second; {
 		time.Sleep(10 * time.Millisecond)
 	}
+	var uid string // the lock's, which the fencing token carries
+	if lease, err := cluster.Client().CoordinationV1().Leases("default").Get(ctx, "my-app", metav1.GetOptions{}); err != nil {
+		fmt.Println(err)
+	} else {
+		uid = string(lease.UID)
+	}
 	leaders := 0
 	for _, e := range candidates {
 		if s := e.Status(); s.IsLeader {
 			leaders++
-			fmt.Printf("token: lock_uid %q, leader_transitions %d\n", s.LockUID, s.LeaderTransitions)
+			fmt.Printf("token: lock_uid is the Lease's UID: %v, leader_transitions %d\n", s.LockUID == uid, s.LeaderTransitions)
 		}
 	}
 	fmt.Println("leaders:", leaders)
@@ -60,7 +66,7 @@ func ExampleCluster() {
 	cancel()
 	wg.Wait()
 	// Output:
-	// token: lock_uid "uid-1", leader_transitions 0
+	// token: lock_uid is the Lease's UID: true, leader_transitions 0
 	// leaders: 1
 	// both name the same leader: true
 }
